@@ -1,0 +1,1 @@
+"""The core: alert lifecycle, location choice, dispatch and escalation policy. No transport imports."""

@@ -1,0 +1,82 @@
+"""The engine: a loop of idempotent "process everything due" steps, woken by NOTIFY or a bounded poll."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+from typing import Protocol
+
+import asyncpg
+
+from alertd.service.context import Context
+
+log = logging.getLogger("alertd.engine")
+
+
+class Module(Protocol):
+    name: str
+
+    async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
+        """Do everything due at `now`; return how much was done."""
+
+    async def next_due(self, pool: asyncpg.Pool) -> datetime | None:
+        """When this module next has work (None: nothing scheduled)."""
+
+
+class Engine:
+    def __init__(self, pool: asyncpg.Pool, ctx: Context, modules: list[Module], dsn: str) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        self.ctx = ctx
+        self.modules = modules
+        self._wake = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+
+    async def run_once(self, now: datetime | None = None) -> dict[str, int]:
+        """One cycle over every module; each runs until it has nothing more due."""
+        done = {}
+        for module in self.modules:
+            total = 0
+            while True:
+                n = await module.process_due(self.pool, now or self.ctx.clock.now())
+                total += n
+                if n == 0:
+                    break
+            done[module.name] = total
+        return done
+
+    def wake(self, *_args) -> None:
+        self._wake.set()
+
+    async def _sleep_s(self) -> float:
+        """Sleep until the earliest due work, at most the poll interval."""
+        poll = self.ctx.settings.engine_poll_s
+        now = self.ctx.clock.now()
+        soonest = poll
+        for module in self.modules:
+            due = await module.next_due(self.pool)
+            if due is not None:
+                soonest = min(soonest, max(0.0, (due - now).total_seconds()))
+        return soonest
+
+    async def run(self) -> None:
+        """Run until cancelled. A failing cycle is logged and retried; the database stays the truth."""
+        self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener("alertd_wake", self.wake)
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.run_once()
+                    timeout = await self._sleep_s()
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("engine cycle failed", extra={"fields": {"error": str(exc)}})
+                    timeout = self.ctx.settings.engine_poll_s
+                if timeout > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._listener.close()

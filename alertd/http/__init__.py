@@ -1,0 +1,1 @@
+"""HTTP: the aiohttp application (phone app channel, officer API, console feed, operations endpoints)."""

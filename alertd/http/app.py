@@ -1,0 +1,92 @@
+"""create_app(settings): every long-lived resource is a cleanup_ctx under a typed AppKey."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from alertd.clock import Clock, SystemClock
+from alertd.engine import Engine
+from alertd.engine.deadlines import Deadlines
+from alertd.engine.outbox import Outbox
+from alertd.http import events, officer, ops, phone
+from alertd.http.errors import error_middleware
+from alertd.http.events import Hub
+from alertd.http.keys import BROKER, CTX, ENGINE, HUB, METRICS, NOTIFIERS, POOL, RUN_ENGINE
+from alertd.http.metrics import Metrics
+from alertd.mqtt.client import BrokerConnection
+from alertd.notifiers import Registry
+from alertd.notifiers.console import ConsoleNotifier
+from alertd.notifiers.log import LogNotifier
+from alertd.service.context import Context
+from alertd.settings import Settings
+from alertd.store.db import create_pool
+
+log = logging.getLogger("alertd")
+
+
+def build_registry(app: web.Application) -> Registry:
+    settings = app[CTX].settings
+    registry = Registry()
+    registry.register("log", LogNotifier("log"))
+    registry.register("console", ConsoleNotifier(app[POOL]))
+    if not settings.twilio_configured:
+        log.warning("Twilio is not configured: SMS to responders goes to the log")
+        registry.register("sms", LogNotifier("sms"))
+    return registry
+
+
+async def _pool(app: web.Application):
+    s = app[CTX].settings
+    app[POOL] = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
+    yield
+    await app[POOL].close()
+
+
+async def _broker(app: web.Application):
+    app[BROKER] = BrokerConnection(app[CTX].settings)
+    await app[BROKER].start()
+    yield
+    await app[BROKER].stop()
+
+
+async def _hub(app: web.Application):
+    app[HUB] = Hub(app[POOL], app[CTX].settings.database_url)
+    await app[HUB].start()
+    yield
+    await app[HUB].stop()
+
+
+async def _engine(app: web.Application):
+    ctx, metrics = app[CTX], app[METRICS]
+    app[NOTIFIERS] = build_registry(app)
+
+    def observe(lateness: float, kind: str) -> None:
+        metrics.deadline_lateness.observe(max(0.0, lateness))
+        metrics.escalations.labels(kind).inc()
+
+    deadlines = Deadlines(ctx, observe=observe)
+    app[ENGINE] = Engine(app[POOL], ctx, [deadlines, Outbox(ctx, app[NOTIFIERS])], ctx.settings.database_url)
+    task = None
+    if app[RUN_ENGINE]:
+        task = asyncio.create_task(app[ENGINE].run(), name="alertd-engine")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bool = True) -> web.Application:
+    """The whole service. Tests pass a FakeClock and run_engine=False to drive the engine by hand."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=256 * 1024)
+    app[CTX] = Context(settings=settings, clock=clock or SystemClock())
+    app[METRICS] = Metrics()
+    app[RUN_ENGINE] = run_engine
+    app.cleanup_ctx.extend([_pool, _broker, _hub, _engine])
+    for module in (phone, officer, events, ops):
+        app.add_routes(module.routes)
+    return app

@@ -1,0 +1,126 @@
+"""The live console feed: `GET /v1/events` WebSocket, fed by LISTEN/NOTIFY so every instance sees every change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import WSMsgType, web
+
+from alertd.auth import Principal
+from alertd.http.keys import HUB, POOL
+from alertd.http.security import principal
+from alertd.store import queries
+
+log = logging.getLogger("alertd.events")
+routes = web.RouteTableDef()
+
+
+@dataclass(eq=False)
+class Subscriber:
+    who: Principal
+    queue: asyncio.Queue
+
+
+class Hub:
+    """One LISTEN connection per instance, fanned out to the WebSockets allowed to see each change."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        self.subscribers: weakref.WeakSet[Subscriber] = weakref.WeakSet()
+        self._conn: asyncpg.Connection | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        self._conn = await asyncpg.connect(self.dsn)
+        await self._conn.add_listener("alertd_events", self._on_notify)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._conn is not None:
+            await self._conn.close()
+
+    def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._route(json.loads(payload)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _route(self, message: dict) -> None:
+        if not self.subscribers:
+            return
+        if message.get("type") == "notification":
+            recipient = message.get("recipient", "")
+            for sub in list(self.subscribers):
+                if recipient == sub.who.responder_id or (
+                        recipient.startswith("supervisor:") and sub.who.role in ("supervisor", "admin")):
+                    sub.queue.put_nowait({"type": "notification", **message})
+            return
+        async with self.pool.acquire() as conn:
+            audience = await conn.fetchrow(queries.alert_audience, uuid.UUID(message["alert_id"]))
+        for sub in list(self.subscribers):
+            if self.may_see(sub.who, audience):
+                sub.queue.put_nowait({"type": "event", "event": message})
+
+    @staticmethod
+    def may_see(who: Principal, audience) -> bool:
+        if who.role == "admin":
+            return True
+        if audience is None:
+            return False
+        if who.role == "supervisor" and who.region and audience["region"] == who.region:
+            return True
+        return who.responder_id in audience["responders"]
+
+
+@routes.get("/v1/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    who = await principal(request, "officer", "supervisor", "admin")
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    hub: Hub = request.app[HUB]
+    sub = Subscriber(who, asyncio.Queue(maxsize=10_000))
+    hub.subscribers.add(sub)
+    try:
+        since = request.query.get("since")
+        if since is not None and since.isdigit():
+            scope = None if who.role == "admin" else who.responder_id
+            async with request.app[POOL].acquire() as conn:
+                missed = await conn.fetch(queries.events_since, int(since), scope)
+            for row in missed:
+                await ws.send_json({"type": "event", "replay": True, "event": {
+                    "id": row["id"], "alert_id": str(row["alert_id"]), "type": row["type"],
+                    "dispatch_id": str(row["dispatch_id"]) if row["dispatch_id"] else None,
+                    "responder_id": row["responder_id"]}})
+        await ws.send_json({"type": "ready"})
+        reader = asyncio.create_task(_drain(ws))
+        try:
+            while not ws.closed:
+                getter = asyncio.create_task(sub.queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                await ws.send_json(getter.result())
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+    finally:
+        hub.subscribers.discard(sub)
+        await ws.close()
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the client sends, until it closes."""
+    async for msg in ws:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            break

@@ -1,0 +1,21 @@
+"""Typed keys for what the application holds."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from alertd.engine import Engine
+from alertd.http.metrics import Metrics
+from alertd.mqtt.client import BrokerConnection
+from alertd.notifiers import Registry
+from alertd.service.context import Context
+
+CTX = web.AppKey("ctx", Context)
+POOL = web.AppKey("pool", asyncpg.Pool)
+BROKER = web.AppKey("broker", BrokerConnection)
+ENGINE = web.AppKey("engine", Engine)
+NOTIFIERS = web.AppKey("notifiers", Registry)
+METRICS = web.AppKey("metrics", Metrics)
+HUB = web.AppKey("hub", object)
+RUN_ENGINE = web.AppKey("run_engine", bool)

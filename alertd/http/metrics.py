@@ -1,0 +1,40 @@
+"""Prometheus metrics: process counters plus database gauges read at scrape time (true across instances)."""
+
+from __future__ import annotations
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from alertd.store import queries
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.alerts_received = Counter("alertd_alerts_received", "Alerts received by this instance",
+                                       ["channel", "outcome"], registry=r)
+        self.escalations = Counter("alertd_escalations", "Missed deadlines this instance escalated",
+                                   ["kind"], registry=r)
+        self.deadline_lateness = Histogram(
+            "alertd_deadline_lateness_seconds", "How late after its deadline a missed dispatch was escalated",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
+        self.alerts = Gauge("alertd_alerts", "Alerts by status", ["status"], registry=r)
+        self.dispatches = Gauge("alertd_dispatches", "Dispatches by kind and status", ["kind", "status"], registry=r)
+        self.outbox_depth = Gauge("alertd_outbox_depth", "Outbox messages not yet sent", ["channel", "status"],
+                                  registry=r)
+
+    async def render(self, pool: asyncpg.Pool) -> bytes:
+        async with pool.acquire() as conn:
+            alerts = await conn.fetch(queries.metrics_alerts)
+            dispatches = await conn.fetch(queries.metrics_dispatches)
+            outbox = await conn.fetch(queries.outbox_depth)
+        for gauge in (self.alerts, self.dispatches, self.outbox_depth):
+            gauge.clear()
+        for row in alerts:
+            self.alerts.labels(row["status"]).set(row["n"])
+        for row in dispatches:
+            self.dispatches.labels(row["kind"], row["status"]).set(row["n"])
+        for row in outbox:
+            self.outbox_depth.labels(row["channel"], row["status"]).set(row["n"])
+        return generate_latest(self.registry)

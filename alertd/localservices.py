@@ -1,0 +1,164 @@
+"""Throwaway PostgreSQL+PostGIS and Mosquitto servers in a folder, on free ports (tests and `alertd demo`)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A local server could not be found or started."""
+
+
+def free_port(preferred: int | None = None) -> int:
+    """The preferred port if nothing listens on it, else one the kernel picks."""
+    if preferred is not None:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ServiceError(f"nothing answered on port {port} within {timeout}s")
+
+
+def postgres_bindir() -> Path:
+    """The bin folder of an installed PostgreSQL that has PostGIS."""
+    root = Path("/usr/lib/postgresql")
+    versions = sorted((p for p in root.glob("*") if p.name.isdigit()), key=lambda p: int(p.name), reverse=True)
+    for v in versions:
+        if Path(f"/usr/share/postgresql/{v.name}/extension/postgis.control").exists():
+            return v / "bin"
+    raise ServiceError(
+        "no PostgreSQL with PostGIS found: run scripts/setup.sh (installs postgresql-15-postgis-3)"
+    )
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster in `directory`; as root it runs as the postgres user (PostgreSQL refuses root)."""
+
+    def __init__(self, directory: Path, port: int | None = None, *, durable: bool = True) -> None:
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.durable = durable
+        self.bindir = postgres_bindir()
+        self.datadir = self.directory / "pgdata"
+        self.user = "postgres"
+
+    @property
+    def run_as(self) -> list[str]:
+        return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def _chown(self) -> None:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            for path in [self.directory, *self.directory.rglob("*")]:
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def start(self) -> LocalPostgres:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # runuser needs every parent to be traversable by postgres
+            for parent in self.directory.resolve().parents:
+                if parent != Path("/"):
+                    mode = parent.stat().st_mode
+                    if not mode & 0o001:
+                        os.chmod(parent, mode | 0o001)
+        self._chown()
+        if not (self.datadir / "PG_VERSION").exists():
+            subprocess.run(
+                [*self.run_as, str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", self.user,
+                 "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
+                check=True, capture_output=True,
+            )
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
+             "-l", str(self.directory / "postgres.log"), "-w", "-t", "30", "start"],
+            check=True, capture_output=True,
+        )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            subprocess.run(
+                [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"],
+                capture_output=True,
+            )
+
+
+class LocalMosquitto:
+    """A Mosquitto broker in `directory` with a generated config; `extra_config` lines are appended."""
+
+    def __init__(self, directory: Path, port: int | None = None, extra_config: str = "") -> None:
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.extra_config = extra_config
+        self.process: subprocess.Popen | None = None
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise ServiceError("mosquitto not found: run scripts/setup.sh (installs mosquitto)")
+        self.binary = binary
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def write_config(self) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        conf = self.directory / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            f"persistence true\n"
+            f"persistence_location {self.directory}/\n"
+            f"autosave_interval 1\n"
+            f"max_queued_messages 100000\n"
+            f"log_dest file {self.directory}/mosquitto.log\n"
+            f"{self.extra_config}\n"
+        )
+        if os.geteuid() == 0:
+            # mosquitto drops root privileges to the mosquitto user unless told otherwise
+            with conf.open("a") as f:
+                f.write("user root\n")
+        return conf
+
+    def start(self) -> LocalMosquitto:
+        conf = self.write_config()
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

@@ -1,0 +1,1 @@
+"""MQTT: the service's broker connection (paho-mqtt driven from asyncio)."""

@@ -1,0 +1,62 @@
+"""The service's own MQTT connection: paho-mqtt in its network thread, handing events to the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+
+from alertd.settings import Settings
+
+log = logging.getLogger("alertd.mqtt")
+
+
+class BrokerConnection:
+    """Connects (and reconnects) to the broker; `connected` is what /readyz reports."""
+
+    def __init__(self, settings: Settings, *, client_id: str | None = None, clean_start: bool = True) -> None:
+        host, port, user, password = settings.mqtt_parts()
+        self.host, self.port = host, port
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.connected = asyncio.Event()
+        self.on_connect_hooks: list[Callable[[], None]] = []
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"alertd-{uuid.uuid4().hex[:12]}",
+            clean_session=clean_start,
+            protocol=mqtt.MQTTv311,
+        )
+        if user:
+            self.client.username_pw_set(user, password)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused connection", extra={"fields": {"reason": str(reason_code)}})
+            return
+        for hook in self.on_connect_hooks:
+            hook()
+        if self.loop:
+            self.loop.call_soon_threadsafe(self.connected.set)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.loop:
+            self.loop.call_soon_threadsafe(self.connected.clear)
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.client.connect_async(self.host, self.port, keepalive=15)
+        self.client.loop_start()
+
+    async def stop(self) -> None:
+        self.client.disconnect()
+        await asyncio.get_running_loop().run_in_executor(None, self.client.loop_stop)
+
+    @property
+    def is_connected(self) -> bool:
+        return self.client.is_connected()

@@ -1,0 +1,1 @@
+"""The service layer: carries out core decisions inside database transactions."""

@@ -1,0 +1,141 @@
+"""Alert intake: raise, add locations, cancel. Each call is one transaction; callers answer after it commits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from alertd.core.location import best_location, moved_enough
+from alertd.core.model import Conflict, Forbidden, Location, NotFound
+from alertd.service import dispatching
+from alertd.service.context import Context
+from alertd.service.pins import check_pins_async
+from alertd.service.timeline import event, security_event, tell_responder, tell_supervisor
+from alertd.store import queries
+
+
+@dataclass(frozen=True)
+class Raised:
+    alert_id: str
+    status: str
+    created: bool
+
+
+async def raise_alert(pool: asyncpg.Pool, ctx: Context, *, person_id: str, device_id: str | None, channel: str,
+                      client_alert_id: str | None, triggered_at: datetime, location: Location | None,
+                      stale_token: bool = False, verified: bool = True) -> Raised:
+    """Commit an alert with its fix, its best location, its dispatches, outbox rows and timeline together."""
+    async with pool.acquire() as conn, conn.transaction():
+        now = ctx.clock.now()
+        alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, device_id, channel,
+                                       client_alert_id, triggered_at, now, stale_token, verified)
+        if alert_id is None:  # the same client_alert_id again: the first alert stands
+            row = await conn.fetchrow(queries.alert_by_client_id, device_id, client_alert_id)
+            return Raised(str(row["id"]), row["status"], created=False)
+        await event(conn, alert_id, now, "raised", channel=channel, stale_token=stale_token, verified=verified)
+        if location is not None:
+            await conn.execute(queries.insert_fix, alert_id, location.lon, location.lat, location.accuracy_m,
+                               location.source, location.fix_time, now)
+        await _locate_and_dispatch(conn, ctx, now, alert_id, person_id)
+        return Raised(str(alert_id), "open", created=True)
+
+
+async def _locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, now: datetime, alert_id,
+                               person_id: str) -> None:
+    alert = await conn.fetchrow(queries.alert_for_update, alert_id)
+    best = await _best(conn, ctx, alert_id, person_id)
+    if best is None:
+        await conn.execute(queries.set_alert_triage, alert_id, True)
+        await event(conn, alert_id, now, "triage", reason="no usable location")
+        await tell_supervisor(conn, now, None, "triage", {"reason": "no usable location"}, alert_id=alert_id)
+        return
+    await _record_best(conn, now, alert_id, best)
+    await dispatching.dispatch_all(conn, ctx, now, dict(alert), best)
+
+
+async def _best(conn: asyncpg.Connection, ctx: Context, alert_id, person_id: str) -> Location | None:
+    fixes = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert_id)]
+    home_row = await conn.fetchrow(queries.person_home, person_id)
+    home = Location.from_row(home_row) if home_row else None
+    return best_location(fixes, home, ctx.settings.accurate_fix_m)
+
+
+async def _record_best(conn: asyncpg.Connection, now: datetime, alert_id, best: Location) -> None:
+    await conn.execute(queries.set_alert_location, alert_id, best.lon, best.lat, best.accuracy_m, best.source,
+                       best.fix_time)
+    await event(conn, alert_id, now, "located", source=best.source, accuracy_m=best.accuracy_m)
+
+
+async def open_alert_of(conn: asyncpg.Connection, alert_id: str, person_id: str):
+    """Lock an alert of this person; someone else's alert is 'not found', exactly like a missing one."""
+    try:
+        key = uuid.UUID(alert_id)
+    except ValueError:
+        raise NotFound("no such alert") from None
+    alert = await conn.fetchrow(queries.alert_for_update, key)
+    if alert is None or alert["person_id"] != person_id:
+        raise NotFound("no such alert")
+    return alert
+
+
+async def add_locations(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str,
+                        fixes: list[Location]) -> dict:
+    """Append fixes; if the best location changes, record it, and re-dispatch kinds that now have a nearer responder."""
+    async with pool.acquire() as conn, conn.transaction():
+        now = ctx.clock.now()
+        alert = await open_alert_of(conn, alert_id, person_id)
+        if alert["status"] not in ("open", "unanswered"):
+            raise Conflict(f"alert is {alert['status']}")
+        for fix in fixes:
+            await conn.execute(queries.insert_fix, alert["id"], fix.lon, fix.lat, fix.accuracy_m, fix.source,
+                               fix.fix_time, now)
+        old = Location.from_row(alert, "loc_")
+        best = await _best(conn, ctx, alert["id"], person_id)
+        await event(conn, alert["id"], now, "location", fixes=len(fixes))
+        if best is not None and best != old:
+            await _record_best(conn, now, alert["id"], best)
+            if old is None:  # it was waiting in triage for a location
+                await dispatching.dispatch_all(conn, ctx, now, dict(alert), best)
+            elif moved_enough(old, best, ctx.settings.redispatch_min_move_m):
+                await dispatching.redispatch_if_nearer(conn, ctx, now, alert, best)
+        return {"alert_id": str(alert["id"]), "status": alert["status"], "accepted": len(fixes)}
+
+
+async def cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str, pin: str,
+                 source: str) -> dict:
+    """The real PIN cancels and tells responders; the duress PIN answers the same but keeps the alert live."""
+    async with pool.acquire() as conn:
+        pins = await conn.fetchrow(queries.person_pins, person_id)
+    verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
+                                     pins["duress_pin_hash"] if pins else None, pin)
+    async with pool.acquire() as conn, conn.transaction():
+        now = ctx.clock.now()
+        alert = await open_alert_of(conn, alert_id, person_id)
+        answer = {"alert_id": str(alert["id"]), "status": "cancelled"}
+        if verdict == "wrong":
+            await security_event(conn, now, "wrong_pin", source, alert_id=str(alert["id"]))
+            raise Forbidden("wrong PIN")
+        if alert["status"] == "cancelled" or (verdict == "duress" and alert["duress"]):
+            return answer
+        if alert["status"] not in ("open", "unanswered"):
+            raise Conflict(f"alert is {alert['status']}")
+        dispatches = await conn.fetch(queries.alert_dispatches, alert["id"])
+        active = [d for d in dispatches if d["status"] in ("pending", "acknowledged", "en_route", "on_scene")]
+        if verdict == "duress":
+            await conn.execute(queries.set_alert_duress, alert["id"])
+            await event(conn, alert["id"], now, "duress", priority="high")
+            for d in active:
+                await tell_responder(conn, now, d["responder_id"], "duress", {"code": d["code"]},
+                                     alert_id=alert["id"], dispatch_id=d["id"])
+            await tell_supervisor(conn, now, alert["region"], "duress", {}, alert_id=alert["id"])
+            return answer
+        await conn.execute(queries.set_alert_status, alert["id"], "cancelled", now)
+        for d in active:
+            await conn.execute(queries.set_dispatch_status, d["id"], "cancelled", None, now)
+            await tell_responder(conn, now, d["responder_id"], "cancelled", {"code": d["code"]},
+                                 alert_id=alert["id"], dispatch_id=d["id"])
+        await event(conn, alert["id"], now, "cancelled", by="person")
+        return answer

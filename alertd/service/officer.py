@@ -1,0 +1,139 @@
+"""What duty officers do: list their dispatches, acknowledge, update status, read an alert (audited)."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from alertd.core.model import OFFICER_STATUSES, Conflict, Dispatch, Invalid, Location, NotFound
+from alertd.service.context import Context
+from alertd.service.timeline import event, tell_responder
+from alertd.store import queries
+
+# Which status may follow which; an expired dispatch may still be acknowledged (late).
+_NEXT = {
+    "acknowledged": {"pending", "expired"},
+    "en_route": {"pending", "expired", "acknowledged"},
+    "on_scene": {"pending", "expired", "acknowledged", "en_route"},
+    "resolved": {"pending", "expired", "acknowledged", "en_route", "on_scene"},
+}
+
+
+def _uuid(value: str, what: str):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
+async def list_dispatches(pool: asyncpg.Pool, responder_id: str, status: str | None, limit: int = 200) -> list[dict]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(queries.responder_dispatches, responder_id, status, limit)
+    items = []
+    for row in rows:
+        item = Dispatch.from_row(row).as_json()
+        item.update(priority=row["priority"], duress=row["duress"], alert_status=row["alert_status"],
+                    broadcast=row["broadcast"], created_at=row["created_at"].isoformat())
+        items.append(item)
+    return items
+
+
+async def _lock(conn: asyncpg.Connection, dispatch_id: str, responder_id: str | None):
+    """Lock the alert, then the dispatch (the one lock order every writer uses)."""
+    key = _uuid(dispatch_id, "dispatch")
+    alert_id = await conn.fetchval(queries.dispatch_alert_id, key)
+    if alert_id is None:
+        raise NotFound("no such dispatch")
+    alert = await conn.fetchrow(queries.alert_for_update, alert_id)
+    dispatch = await conn.fetchrow(queries.dispatch_for_update, key, responder_id)
+    if dispatch is None:
+        raise NotFound("no such dispatch")
+    return alert, dispatch
+
+
+async def acknowledge(pool: asyncpg.Pool, ctx: Context, dispatch_id: str, *, responder_id: str | None,
+                      actor: str, via: str = "api") -> dict:
+    """Acknowledge a dispatch; after its deadline it is still accepted, and recorded as late."""
+    return await set_status(pool, ctx, dispatch_id, "acknowledged", responder_id=responder_id, actor=actor, via=via)
+
+
+async def set_status(pool: asyncpg.Pool, ctx: Context, dispatch_id: str, status: str, *, responder_id: str | None,
+                     actor: str, note: str | None = None, via: str = "api") -> dict:
+    if status not in ("acknowledged", *OFFICER_STATUSES):
+        raise Invalid(f"status must be one of acknowledged, {', '.join(OFFICER_STATUSES)}")
+    async with pool.acquire() as conn, conn.transaction():
+        now = ctx.clock.now()
+        alert, d = await _lock(conn, dispatch_id, responder_id)
+        if d["status"] == status:
+            return await _dispatch_json(conn, d["id"])
+        if d["status"] not in _NEXT[status]:
+            raise Conflict(f"dispatch is {d['status']}")
+        first_ack = d["acknowledged_at"] is None
+        if first_ack:
+            late = d["status"] == "expired" or now > d["ack_deadline"]
+            await conn.execute(queries.ack_dispatch, d["id"], now, late)
+            await event(conn, d["alert_id"], now, "late_ack" if late else "acknowledged", dispatch_id=d["id"],
+                        responder_id=d["responder_id"], actor=actor, via=via,
+                        seconds=round((now - d["ack_deadline"]).total_seconds(), 3))
+            for sibling in await conn.fetch(queries.cancel_broadcast_siblings, d["alert_id"], d["kind"], now):
+                await tell_responder(conn, now, sibling["responder_id"], "stand_down", {"code": sibling["code"]},
+                                     alert_id=d["alert_id"], dispatch_id=sibling["id"])
+            if alert["status"] == "unanswered":
+                await conn.execute(queries.set_alert_status, d["alert_id"], "open", now)
+        if status != "acknowledged":
+            await conn.execute(queries.set_dispatch_status, d["id"], status, note, now)
+            await event(conn, d["alert_id"], now, "status", dispatch_id=d["id"], responder_id=d["responder_id"],
+                        actor=actor, status=status, note=note, via=via)
+        return await _dispatch_json(conn, d["id"])
+
+
+async def _dispatch_json(conn: asyncpg.Connection, dispatch_id) -> dict:
+    alert_id = await conn.fetchval(queries.dispatch_alert_id, dispatch_id)
+    for row in await conn.fetch(queries.alert_dispatches, alert_id):
+        if row["id"] == dispatch_id:
+            return Dispatch.from_row(row).as_json()
+    raise NotFound("no such dispatch")
+
+
+async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: str,
+                    responder_id: str | None) -> dict:
+    """An alert with its location trail, dispatches and timeline; the read itself is recorded in the audit log.
+
+    An officer sees only alerts dispatched to their responder; an admin (responder_id None) sees any.
+    """
+    key = _uuid(alert_id, "alert")
+    async with pool.acquire() as conn, conn.transaction():
+        alert = await conn.fetchrow(queries.alert_get, key)
+        if alert is None:
+            raise NotFound("no such alert")
+        dispatches = await conn.fetch(queries.alert_dispatches, key)
+        if responder_id is not None and all(d["responder_id"] != responder_id for d in dispatches):
+            raise NotFound("no such alert")
+        fixes = await conn.fetch(queries.alert_fixes, key)
+        events = await conn.fetch(queries.alert_events, key)
+        await conn.execute(queries.insert_audit, ctx.clock.now(), actor, "read_alert", key, {})
+    location = Location.from_row(alert, "loc_")
+    return {
+        "alert_id": str(alert["id"]),
+        "person_id": alert["person_id"],
+        "channel": alert["channel"],
+        "status": alert["status"],
+        "priority": alert["priority"],
+        "duress": alert["duress"],
+        "stale_token": alert["stale_token"],
+        "verified": alert["verified"],
+        "triage": alert["triage"],
+        "region": alert["region"],
+        "triggered_at": alert["triggered_at"].isoformat(),
+        "created_at": alert["created_at"].isoformat(),
+        "location": location.as_json() if location else None,
+        "locations": [Location.from_row(f).as_json() for f in fixes],
+        "dispatches": [Dispatch.from_row(d).as_json() for d in dispatches],
+        "events": [
+            {"id": e["id"], "at": e["at"].isoformat(), "type": e["type"],
+             "dispatch_id": str(e["dispatch_id"]) if e["dispatch_id"] else None,
+             "responder_id": e["responder_id"], "actor": e["actor"], "data": e["data"]}
+            for e in events
+        ],
+    }

@@ -1,0 +1,114 @@
+"""Settings: one frozen dataclass built once from the environment (no other module reads os.environ)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+KINDS = ("police_post", "crisis_centre", "mobile_unit")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _secret(default: str = "") -> str:
+    return field(default=default, repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/alertd"
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    jwt_secret: str = _secret()
+    jwt_issuer: str = "alertd"
+    jwt_audience: str = "alertd"
+    ack_deadline_police_post: int = 60
+    ack_deadline_crisis_centre: int = 120
+    ack_deadline_mobile_unit: int = 90
+    max_misses: int = 3
+    accurate_fix_m: float = 1000.0
+    redispatch_min_move_m: float = 300.0
+    engine_poll_s: float = 0.5
+    outbox_max_attempts: int = 8
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    log_level: str = "INFO"
+    data_dir: str = ".alertd"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = _secret()
+    twilio_from_number: str = ""
+
+    def ack_deadline(self, kind: str) -> int:
+        """Seconds a responder of this kind has to acknowledge a dispatch."""
+        return int(getattr(self, f"ack_deadline_{kind}"))
+
+    @property
+    def deadlines(self) -> dict[str, int]:
+        return {kind: self.ack_deadline(kind) for kind in KINDS}
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.twilio_from_number)
+
+    def mqtt_parts(self) -> tuple[str, int, str | None, str | None]:
+        """host, port, username, password of ALERTD_MQTT_URL."""
+        parts = urlsplit(self.mqtt_url)
+        if parts.scheme not in ("mqtt", "tcp"):
+            raise SettingsError(f"ALERTD_MQTT_URL must start with mqtt://, got {parts.scheme!r}")
+        return parts.hostname or "127.0.0.1", parts.port or 1883, parts.username, parts.password
+
+    def validate(self) -> Settings:
+        if len(self.jwt_secret.encode()) < 32:
+            raise SettingsError("ALERTD_JWT_SECRET must be at least 32 bytes")
+        for kind in KINDS:
+            if self.ack_deadline(kind) <= 0:
+                raise SettingsError(f"ALERTD_ACK_DEADLINE_{kind.upper()} must be positive")
+        self.mqtt_parts()
+        return self
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ALERTD_* (and TWILIO_*) variables; unknown ones are ignored, bad values raise SettingsError."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            prefix = "" if f.name.startswith("twilio_") else "ALERTD_"
+            raw = env.get(prefix + f.name.upper())
+            if raw is None:
+                continue
+            try:
+                values[f.name] = _cast(f.default, raw)
+            except ValueError as exc:
+                raise SettingsError(f"{prefix}{f.name.upper()}: {exc}") from None
+        if "public_url" not in values and ("http_host" in values or "http_port" in values):
+            host = values.get("http_host", cls.http_host)
+            values["public_url"] = f"http://{host}:{values.get('http_port', cls.http_port)}"
+        return cls(**values)  # type: ignore[arg-type]
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings (secrets included: for child processes only)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            prefix = "" if f.name.startswith("twilio_") else "ALERTD_"
+            out[prefix + f.name.upper()] = str(getattr(self, f.name))
+        return out
+
+
+def _cast(default: object, raw: str) -> object:
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw

@@ -1,0 +1,125 @@
+-- name: warm_postgis
+-- Touch PostGIS once so a pooled connection has loaded it before the first alert.
+SELECT ST_Distance(ST_MakePoint(0, 0)::geography, ST_MakePoint(1, 1)::geography);
+
+-- name: device_for_token
+-- The device a token names, with its person (revoked devices are returned so callers can refuse them).
+SELECT d.id, d.person_id, d.kind, d.revoked_at FROM devices d WHERE d.id = $1;
+
+-- name: insert_alert
+-- Create an alert unless this device already sent this client_alert_id (then nothing is returned).
+INSERT INTO alerts (id, person_id, device_id, channel, client_alert_id, triggered_at, created_at,
+                    stale_token, verified)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (device_id, client_alert_id) DO NOTHING
+RETURNING id;
+
+-- name: alert_by_client_id
+-- The alert a device already raised under a client_alert_id.
+SELECT id, status FROM alerts WHERE device_id = $1 AND client_alert_id = $2;
+
+-- name: alert_for_update
+-- Lock one alert for a state change.
+SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage,
+       ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
+       a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
+       a.location_fix_time AS loc_fix_time
+  FROM alerts a WHERE a.id = $1 FOR UPDATE;
+
+-- name: alert_get
+-- One alert with its best location.
+SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress, a.stale_token,
+       a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at,
+       ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
+       a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
+       a.location_fix_time AS loc_fix_time
+  FROM alerts a WHERE a.id = $1;
+
+-- name: set_alert_location
+-- Record the alert's best location and where it came from.
+UPDATE alerts SET location = ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography,
+       location_accuracy_m = $4, location_source = $5, location_fix_time = $6, triage = false
+ WHERE id = $1;
+
+-- name: set_alert_triage
+-- Mark an alert as needing the duty desk: no usable location to dispatch on.
+UPDATE alerts SET triage = $2 WHERE id = $1;
+
+-- name: set_alert_region
+-- Remember the region the alert falls in (the region of its nearest police post).
+UPDATE alerts SET region = $2 WHERE id = $1 AND region IS NULL;
+
+-- name: set_alert_status
+-- Move an alert to a new status; closed_at is stamped when it leaves open/unanswered.
+UPDATE alerts SET status = $2,
+       closed_at = CASE WHEN $2 IN ('cancelled', 'resolved') THEN $3 ELSE closed_at END
+ WHERE id = $1;
+
+-- name: set_alert_duress
+-- Mark an alert as raised under duress: it stays live with its priority raised.
+UPDATE alerts SET duress = true, priority = 'high' WHERE id = $1;
+
+-- name: insert_fix
+-- Append one location fix to an alert's trail.
+INSERT INTO location_fixes (alert_id, location, accuracy_m, source, fix_time, received_at)
+VALUES ($1, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, $4, $5, $6, $7);
+
+-- name: alert_fixes
+-- An alert's location trail, oldest first.
+SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, accuracy_m, source, fix_time
+  FROM location_fixes WHERE alert_id = $1 ORDER BY fix_time, id;
+
+-- name: person_home
+-- A person's registered home, if any.
+SELECT ST_Y(home::geometry) AS lat, ST_X(home::geometry) AS lon, home_accuracy_m AS accuracy_m,
+       'home' AS source, created_at AS fix_time
+  FROM people WHERE id = $1;
+
+-- name: person_pins
+-- A person's PIN hashes, for cancel.
+SELECT cancel_pin_hash, duress_pin_hash FROM people WHERE id = $1;
+
+-- name: insert_event
+-- Append one event to an alert's timeline.
+INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id;
+
+-- name: alert_events
+-- An alert's timeline, oldest first.
+SELECT id, at, type, dispatch_id, responder_id, actor, data FROM alert_events WHERE alert_id = $1 ORDER BY id;
+
+-- name: insert_security_event
+-- Record refused input.
+INSERT INTO security_events (at, kind, source, detail) VALUES ($1, $2, $3, $4) RETURNING id;
+
+-- name: insert_audit
+-- Record who read or revealed what.
+INSERT INTO audit_log (at, actor, action, alert_id, detail) VALUES ($1, $2, $3, $4, $5);
+
+-- name: metrics_alerts
+-- Alerts by status, for /metrics.
+SELECT status, count(*) AS n FROM alerts GROUP BY status;
+
+-- name: metrics_dispatches
+-- Dispatches by kind and status, for /metrics.
+SELECT kind, status, count(*) AS n FROM dispatches GROUP BY kind, status;
+
+-- name: ping
+-- Is the database answering?
+SELECT 1;
+
+-- name: alert_audience
+-- Who may see an alert's events: the responders it was dispatched to, and its region.
+SELECT a.region, coalesce(array_agg(DISTINCT d.responder_id) FILTER (WHERE d.responder_id IS NOT NULL), '{}') AS responders
+  FROM alerts a LEFT JOIN dispatches d ON d.alert_id = a.id
+ WHERE a.id = $1 GROUP BY a.region;
+
+-- name: events_since
+-- Timeline events after $1 on alerts dispatched to responder $2 (or any alert when $2 is null): a console catching up.
+SELECT e.id, e.alert_id, e.type, e.dispatch_id, e.responder_id, e.at
+  FROM alert_events e
+ WHERE e.id > $1
+   AND ($2::text IS NULL OR e.alert_id IN (SELECT alert_id FROM dispatches WHERE responder_id = $2))
+ ORDER BY e.id
+ LIMIT 1000;

@@ -1,0 +1,111 @@
+-- name: nearest_responder
+-- The nearest on-duty responder of kind $1 to ($2 lon, $3 lat) not in $4; for police a post whose jurisdiction covers the point wins.
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography AS g)
+(SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
+        ST_Distance(r.location, p.g) AS distance_m
+   FROM responders r, p
+  WHERE $1 = 'police_post' AND r.kind = $1 AND r.on_duty AND r.jurisdiction IS NOT NULL
+    AND ST_Covers(r.jurisdiction, p.g) AND r.id <> ALL($4::text[])
+  ORDER BY r.location <-> p.g
+  LIMIT 1)
+UNION ALL
+(SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
+        ST_Distance(r.location, p.g) AS distance_m
+   FROM responders r, p
+  WHERE r.kind = $1 AND r.on_duty AND r.id <> ALL($4::text[])
+  ORDER BY r.location <-> p.g
+  LIMIT 1)
+LIMIT 1;
+
+-- name: region_responders
+-- Every on-duty responder of kind $1 in region $2 not in $3, nearest to ($4 lon, $5 lat) first.
+SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
+       ST_Distance(r.location, ST_SetSRID(ST_MakePoint($4, $5), 4326)::geography) AS distance_m
+  FROM responders r
+ WHERE r.kind = $1 AND r.region = $2 AND r.on_duty AND r.id <> ALL($3::text[])
+ ORDER BY distance_m;
+
+-- name: responder_contacts
+-- How to reach a responder.
+SELECT id, kind, name, region, phone, language FROM responders WHERE id = $1;
+
+-- name: insert_dispatch
+-- Dispatch an alert to one responder with an acknowledgement deadline.
+INSERT INTO dispatches (id, alert_id, kind, responder_id, code, attempt, broadcast, distance_m,
+                        ack_deadline, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10);
+
+-- name: alert_dispatches
+-- Every dispatch of an alert, with the alert's best location.
+SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
+       d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
+       ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
+       a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
+       a.location_fix_time AS loc_fix_time
+  FROM dispatches d JOIN alerts a ON a.id = d.alert_id
+ WHERE d.alert_id = $1 ORDER BY d.created_at, d.kind, d.attempt;
+
+-- name: tried_responders
+-- Responders of a kind already dispatched for an alert.
+SELECT responder_id FROM dispatches WHERE alert_id = $1 AND kind = $2;
+
+-- name: misses_of_kind
+-- How many deadlines of a kind an alert has missed.
+SELECT count(*) FROM dispatches WHERE alert_id = $1 AND kind = $2 AND expired_at IS NOT NULL;
+
+-- name: responder_dispatches
+-- A responder's dispatches, newest first, optionally of one status.
+SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
+       d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
+       a.priority, a.duress, a.status AS alert_status,
+       ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
+       a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
+       a.location_fix_time AS loc_fix_time
+  FROM dispatches d JOIN alerts a ON a.id = d.alert_id
+ WHERE d.responder_id = $1 AND ($2::text IS NULL OR d.status = $2)
+ ORDER BY d.created_at DESC
+ LIMIT $3;
+
+-- name: dispatch_for_update
+-- Lock one dispatch (of one responder, when $2 is given) for a state change.
+SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
+       d.attempt, d.late_ack, a.status AS alert_status
+  FROM dispatches d JOIN alerts a ON a.id = d.alert_id
+ WHERE d.id = $1 AND ($2::text IS NULL OR d.responder_id = $2)
+   FOR UPDATE OF d;
+
+-- name: ack_dispatch
+-- Acknowledge a dispatch; late when it had already expired.
+UPDATE dispatches SET status = 'acknowledged', acknowledged_at = $2, late_ack = $3, updated_at = $2
+ WHERE id = $1;
+
+-- name: set_dispatch_status
+-- Move a dispatch to en_route, on_scene, resolved or cancelled, with an optional note.
+UPDATE dispatches SET status = $2, note = coalesce($3, note), updated_at = $4 WHERE id = $1;
+
+-- name: claim_due_dispatches
+-- Expire up to $2 pending dispatches whose deadline has passed, locking them so no other instance fires them.
+WITH due AS (
+    SELECT id FROM dispatches
+     WHERE status = 'pending' AND ack_deadline <= $1
+     ORDER BY ack_deadline
+     LIMIT $2
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE dispatches d SET status = 'expired', expired_at = $1, updated_at = $1
+  FROM due WHERE d.id = due.id
+RETURNING d.id, d.alert_id, d.kind, d.responder_id, d.code, d.ack_deadline, d.attempt, d.broadcast;
+
+-- name: next_deadline
+-- The earliest pending deadline, to know how long the engine may sleep.
+SELECT min(ack_deadline) FROM dispatches WHERE status = 'pending';
+
+-- name: dispatch_alert_id
+-- The alert a dispatch belongs to (to lock the alert first: alert, then dispatch, everywhere).
+SELECT alert_id FROM dispatches WHERE id = $1;
+
+-- name: cancel_broadcast_siblings
+-- Once one responder of a kind acknowledged, the other pending region-wide dispatches of that kind stand down.
+UPDATE dispatches SET status = 'cancelled', note = 'acknowledged by another responder', updated_at = $3
+ WHERE alert_id = $1 AND kind = $2 AND status = 'pending' AND broadcast
+RETURNING id, responder_id, code;

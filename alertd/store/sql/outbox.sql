@@ -1,0 +1,47 @@
+-- name: insert_outbox
+-- Queue one message for a notifier channel.
+INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+RETURNING id;
+
+-- name: claim_outbox
+-- Lease up to $2 due messages: push their next attempt out by $3 seconds so no other instance takes them meanwhile.
+WITH due AS (
+    SELECT id FROM outbox
+     WHERE status = 'pending' AND next_attempt_at <= $1
+     ORDER BY next_attempt_at, id
+     LIMIT $2
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox o SET next_attempt_at = $1 + make_interval(secs => $3), attempts = o.attempts + 1
+  FROM due WHERE o.id = due.id
+RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dispatch_id, o.attempts,
+          o.created_at, o.provider_ref;
+
+-- name: outbox_sent
+-- Mark a message sent.
+UPDATE outbox SET status = 'sent', sent_at = $2, provider_ref = $3, last_error = NULL WHERE id = $1;
+
+-- name: outbox_retry
+-- Schedule another attempt after a failure.
+UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1;
+
+-- name: outbox_failed
+-- Give up on a message.
+UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1;
+
+-- name: outbox_next_due
+-- When the next pending message is due.
+SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending';
+
+-- name: outbox_depth
+-- Messages waiting or failed, by channel (for /metrics).
+SELECT channel, status, count(*) AS n FROM outbox WHERE status <> 'sent' GROUP BY channel, status;
+
+-- name: notify_wake
+-- Wake every instance's engine now (the tables stay the truth; this only saves a poll interval).
+SELECT pg_notify('alertd_wake', $1);
+
+-- name: notify_console
+-- Push a message to every instance's console feed.
+SELECT pg_notify('alertd_events', $1);
