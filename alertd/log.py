@@ -8,7 +8,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
-_PHONE = re.compile(r"\+?\d[\d \-()]{7,}\d")
+# An E.164 number (+ and 7 to 15 digits), or a bare run of 10 to 15 digits: not dates, not ids.
+_PHONE = re.compile(r"\+\d{7,15}|(?<![\w.-])\d{10,15}(?![\w.-])")
 
 
 def mask_phone(text: str) -> str:

@@ -36,3 +36,13 @@ UPDATE responders SET on_duty = $2, updated_at = now() WHERE id = $1 RETURNING i
 -- name: responder_exists
 -- Is there a responder with this id?
 SELECT kind, region FROM responders WHERE id = $1;
+
+-- name: first_phone_person
+-- The earliest enrolled person with a phone app device (the demo's sample person).
+SELECT p.id AS person_id, d.id AS device_id FROM people p
+  JOIN devices d ON d.person_id = p.id AND d.kind = 'phone' AND d.revoked_at IS NULL
+ ORDER BY p.created_at LIMIT 1;
+
+-- name: database_exists
+-- Does a database of this name exist (run against the maintenance database)?
+SELECT 1 FROM pg_database WHERE datname = $1;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what alertd needs on Debian/Ubuntu: PostgreSQL with PostGIS, Mosquitto, Chromium (browser tests),
+# and the Python package with its test extras in ./.venv. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# The PostGIS package matching the installed PostgreSQL (15 on Debian 12), or 15 when none is installed yet.
+pg_major=""
+for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && pg_major=$(basename "$(dirname "$d")"); done
+pg_major=${pg_major:-15}
+
+want=("postgresql-${pg_major}-postgis-3" mosquitto mosquitto-clients chromium python3-venv)
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; then
+    # Ubuntu names PostGIS after its PostgreSQL too; try the distribution's default PostgreSQL instead.
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgis mosquitto \
+      mosquitto-clients chromium python3-venv >/dev/null
+  fi
+fi
+# The packaged services are not needed: alertd starts its own servers on free ports in its data folder.
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -i "warning" || true
+.venv/bin/python -c "import alertd, asyncpg, aiohttp, paho.mqtt, twilio, jwt, argon2" \
+  || { echo "setup: Python dependencies did not install" >&2; exit 1; }
