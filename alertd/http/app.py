@@ -12,7 +12,7 @@ from alertd.clock import Clock, SystemClock
 from alertd.engine import Engine
 from alertd.engine.deadlines import Deadlines
 from alertd.engine.outbox import Outbox
-from alertd.http import events, officer, ops, phone
+from alertd.http import console, events, officer, ops, phone, phone_app
 from alertd.http.errors import error_middleware
 from alertd.http.events import Hub
 from alertd.http.keys import BROKER, CTX, ENGINE, HUB, METRICS, NOTIFIERS, POOL, RUN_ENGINE
@@ -87,6 +87,6 @@ def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bo
     app[METRICS] = Metrics()
     app[RUN_ENGINE] = run_engine
     app.cleanup_ctx.extend([_pool, _broker, _hub, _engine])
-    for module in (phone, officer, events, ops):
+    for module in (phone, officer, events, ops, console, phone_app):
         app.add_routes(module.routes)
     return app

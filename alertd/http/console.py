@@ -1,0 +1,258 @@
+"""The duty officer console: static files under a strict CSP, sign-in and sessions, supervisor and admin APIs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import jwt
+from aiohttp import web
+
+from alertd.http.errors import ApiError, error_response, json_body
+from alertd.http.keys import CTX, POOL
+from alertd.http.security import bearer, principal
+from alertd.service import officer, officers
+from alertd.store import queries
+
+routes = web.RouteTableDef()
+STATIC = Path(__file__).resolve().parents[1] / "static" / "console"
+
+# Everything the console needs comes from alertd itself: no CDN, no inline script or style, no framing.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; media-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "geolocation=(), camera=(), microphone=()",
+}
+NO_STORE = {"Cache-Control": "no-store"}
+_ASSET = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*(\.[a-z0-9]+)+$", re.IGNORECASE)
+_TILE = re.compile(r"^\d{1,2}/\d{1,7}/\d{1,7}\.png$")
+
+
+@lru_cache(maxsize=1)
+def asset_version() -> str:
+    """A hash of every console file: index.html links assets with ?v=<hash>, so they may be cached for long."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(STATIC).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _index() -> bytes:
+    return (STATIC / "index.html").read_text().replace("{{v}}", asset_version()).encode()
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, headers=NO_STORE)
+
+
+@routes.get("/console")
+async def console_redirect(_request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/console/")
+
+
+@routes.get("/console/")
+async def console_index(_request: web.Request) -> web.Response:
+    return web.Response(body=_index(), content_type="text/html", charset="utf-8",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+
+
+@routes.get("/console/assets/{path:.+}")
+async def console_asset(request: web.Request) -> web.StreamResponse:
+    """A console file; with the current ?v= it is immutable for a year, otherwise revalidated (ETag)."""
+    name = request.match_info["path"]
+    path = STATIC / name
+    if not _ASSET.match(name) or ".." in name or name == "index.html" or not path.is_file():
+        raise web.HTTPNotFound()
+    cache = ("public, max-age=31536000, immutable" if request.query.get("v") == asset_version()
+             else "no-cache")
+    return web.FileResponse(path, headers={**SECURITY_HEADERS, "Cache-Control": cache})
+
+
+@routes.get("/console/tiles/{path:.+}")
+async def console_tile(request: web.Request) -> web.StreamResponse:
+    """Map tiles from <data dir>/tiles/{z}/{x}/{y}.png when an operator put some there (nothing from the internet)."""
+    name = request.match_info["path"]
+    path = Path(request.app[CTX].settings.data_dir) / "tiles" / name
+    if not _TILE.match(name) or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400",
+                                           "X-Content-Type-Options": "nosniff"})
+
+
+def _session_id(request: web.Request) -> str | None:
+    """The console session a (verified) token belongs to; tokens from `alertd tokens issue` have none."""
+    token = bearer(request) or ""
+    return jwt.decode(token, options={"verify_signature": False}).get("sid")
+
+
+async def _console_user(request: web.Request, *roles: str):
+    """A verified caller whose console session (if the token has one) has not been signed out."""
+    who = await principal(request, *roles)
+    sid = _session_id(request)
+    if sid is not None and not await officers.session_is_live(request.app[POOL], request.app[CTX], sid):
+        raise ApiError(401, "unauthorized", "the session has ended; sign in again")
+    return who
+
+
+def _signed_in(result: officers.SignedIn, now) -> web.Response:
+    return _json({"token": result.token, "expires_at": result.expires_at.isoformat(),
+                  "session_expires_at": result.session_expires_at.isoformat(),
+                  "now": now.isoformat(), "officer": result.officer})
+
+
+@routes.post("/console/api/session")
+async def sign_in(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    username = body.get("username") if isinstance(body, dict) else None
+    password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
+        raise ApiError(400, "malformed", "username and password are required")
+    ctx = request.app[CTX]
+    try:
+        result = await officers.sign_in(request.app[POOL], ctx, username, password, request.remote or "unknown")
+    except officers.TooManyAttempts as exc:
+        response = error_response(429, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+    return _signed_in(result, ctx.clock.now())
+
+
+@routes.post("/console/api/session/renew")
+async def renew(request: web.Request) -> web.Response:
+    await principal(request, *officers.ROLES)
+    ctx = request.app[CTX]
+    result = await officers.renew(request.app[POOL], ctx, _session_id(request))
+    return _signed_in(result, ctx.clock.now())
+
+
+@routes.delete("/console/api/session")
+async def sign_out(request: web.Request) -> web.Response:
+    await principal(request, *officers.ROLES)
+    await officers.sign_out(request.app[POOL], request.app[CTX], _session_id(request))
+    return _json({"signed_out": True})
+
+
+@routes.get("/console/api/me")
+async def me(request: web.Request) -> web.Response:
+    """Who is signed in, and the server's clock (countdowns run on it, not on the officer's PC clock)."""
+    who = await _console_user(request, *officers.ROLES, "admin")
+    ctx = request.app[CTX]
+    async with request.app[POOL].acquire() as conn:
+        row = await conn.fetchrow(queries.officer_get, who.sub)
+    account = officers.profile(row) if row is not None else {
+        "username": who.sub, "role": who.role, "responder_id": who.responder_id, "region": who.region,
+        "language": "ru"}
+    account.update(role=who.role, responder_id=who.responder_id, region=who.region)
+    return _json({"now": ctx.clock.now().isoformat(), "officer": account})
+
+
+@routes.patch("/console/api/me")
+async def set_language(request: web.Request) -> web.Response:
+    who = await _console_user(request, *officers.ROLES)
+    body = await json_body(request)
+    language = body.get("language") if isinstance(body, dict) else None
+    if language not in officers.LANGUAGES:
+        raise ApiError(400, "malformed", f"language must be one of {', '.join(officers.LANGUAGES)}")
+    async with request.app[POOL].acquire() as conn:
+        account = await officers.update(conn, request.app[CTX].clock.now(), who.sub, language=language)
+    return _json({"officer": account})
+
+
+@routes.get("/console/api/alerts/{id}")
+async def alert(request: web.Request) -> web.Response:
+    """The alert view (an audited read): an officer sees alerts dispatched to them, a supervisor their region's."""
+    who = await _console_user(request, *officers.ROLES, "admin")
+    alert_id = request.match_info["id"]
+    pool, ctx = request.app[POOL], request.app[CTX]
+    scope = who.responder_id
+    if who.role == "admin" or (who.role == "supervisor" and who.region
+                               and await officers.alert_region(pool, alert_id) == who.region):
+        scope = None
+    result = await officer.get_alert(pool, ctx, alert_id, actor=who.actor, responder_id=scope)
+    result["responders"] = await officers.dispatched_responders(pool, result["alert_id"])
+    result["now"] = ctx.clock.now().isoformat()
+    return _json(result)
+
+
+@routes.get("/console/api/region")
+async def region(request: web.Request) -> web.Response:
+    who = await _console_user(request, "supervisor", "admin")
+    name = who.region if who.role == "supervisor" else request.query.get("region")
+    if not name:
+        raise ApiError(400, "malformed", "a region is required")
+    return _json(await officers.region_view(request.app[POOL], request.app[CTX].clock.now(), name))
+
+
+@routes.post("/console/api/alerts/{id}/reveal")
+async def reveal(request: web.Request) -> web.Response:
+    """Admin only: the survivor's phone numbers, with a reason; the reveal is in the audit log."""
+    who = await principal(request, "admin")
+    body = await json_body(request)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 500:
+        raise ApiError(400, "malformed", "a reason (3 to 500 characters) is required")
+    result = await officers.reveal_contact(request.app[POOL], request.app[CTX].clock.now(), actor=who.actor,
+                                           alert_id=request.match_info["id"], reason=reason.strip())
+    return _json(result)
+
+
+@routes.get("/console/api/officers")
+async def list_officers(request: web.Request) -> web.Response:
+    await principal(request, "admin")
+    async with request.app[POOL].acquire() as conn:
+        return _json({"items": await officers.list_all(conn)})
+
+
+def _fields(body, *names: str, types=(str,)) -> dict:
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed", "body must be a JSON object")
+    out = {}
+    for name in names:
+        if name in body and body[name] is not None:
+            if not isinstance(body[name], types) or isinstance(body[name], bool) != (types == (bool,)):
+                raise ApiError(400, "malformed", f"{name} has the wrong type")
+            out[name] = body[name]
+    return out
+
+
+@routes.post("/console/api/officers")
+async def add_officer(request: web.Request) -> web.Response:
+    who = await principal(request, "admin")
+    fields = _fields(await json_body(request), "username", "password", "responder_id", "role", "language")
+    if not {"username", "password", "responder_id"} <= fields.keys():
+        raise ApiError(400, "malformed", "username, password and responder_id are required")
+    now = request.app[CTX].clock.now()
+    async with request.app[POOL].acquire() as conn:
+        account = await officers.add(conn, now, **fields)
+        await conn.execute(queries.insert_audit, now, who.actor, "officer_added", None,
+                           {"username": account["username"], "role": account["role"],
+                            "responder_id": account["responder_id"]})
+    return _json(account, status=201)
+
+
+@routes.patch("/console/api/officers/{username}")
+async def change_officer(request: web.Request) -> web.Response:
+    who = await principal(request, "admin")
+    body = await json_body(request)
+    fields = _fields(body, "password", "responder_id", "role", "language")
+    fields.update(_fields(body, "disabled", types=(bool,)))
+    now = request.app[CTX].clock.now()
+    username = request.match_info["username"]
+    async with request.app[POOL].acquire() as conn:
+        account = await officers.update(conn, now, username, **fields)
+        await conn.execute(queries.insert_audit, now, who.actor, "officer_changed", None,
+                           {"username": username, "fields": sorted(k for k in fields if k != "password"),
+                            "password_changed": "password" in fields})
+    return _json(account)

@@ -1,0 +1,131 @@
+-- name: officer_insert
+-- Create a console account; nothing is returned when the username is taken.
+INSERT INTO officers (username, password_hash, responder_id, role, language, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $6)
+ON CONFLICT (username) DO NOTHING
+RETURNING username;
+
+-- name: officer_get
+-- One console account with its responder's kind and region.
+SELECT o.username, o.password_hash, o.responder_id, o.role, o.language, o.disabled_at, o.created_at,
+       o.last_sign_in_at, r.kind AS responder_kind, r.region, r.name AS responder_name
+  FROM officers o JOIN responders r ON r.id = o.responder_id
+ WHERE o.username = $1;
+
+-- name: officer_list
+-- Every console account, by username.
+SELECT o.username, o.responder_id, o.role, o.language, o.disabled_at, o.created_at, o.last_sign_in_at,
+       r.kind AS responder_kind, r.region, r.name AS responder_name
+  FROM officers o JOIN responders r ON r.id = o.responder_id
+ ORDER BY o.username;
+
+-- name: officer_update
+-- Change an account; a null argument keeps the field ($7 true disables, false enables, null keeps).
+UPDATE officers SET password_hash = coalesce($2, password_hash), responder_id = coalesce($3, responder_id),
+       role = coalesce($4, role), language = coalesce($5, language),
+       disabled_at = CASE WHEN $7::boolean IS NULL THEN disabled_at WHEN $7 THEN coalesce(disabled_at, $6) END,
+       updated_at = $6
+ WHERE username = $1
+RETURNING username;
+
+-- name: officer_signed_in
+-- Stamp a successful sign-in.
+UPDATE officers SET last_sign_in_at = $2 WHERE username = $1;
+
+-- name: sign_in_failure_insert
+-- Remember one failed sign-in (for the limiter).
+INSERT INTO sign_in_failures (at, username, source) VALUES ($1, $2, $3);
+
+-- name: sign_in_failure_counts
+-- Failed sign-ins since $1 for username $2 and from source $3.
+SELECT count(*) FILTER (WHERE username = $2) AS by_username,
+       count(*) FILTER (WHERE source = $3) AS by_source
+  FROM sign_in_failures WHERE at > $1 AND (username = $2 OR source = $3);
+
+-- name: sign_in_failures_clear
+-- A successful sign-in forgives the username's earlier failures.
+DELETE FROM sign_in_failures WHERE username = $1;
+
+-- name: officer_session_insert
+-- Open a console session.
+INSERT INTO officer_sessions (id, username, created_at, expires_at) VALUES ($1, $2, $3, $4);
+
+-- name: officer_session_live
+-- A session that is neither ended nor past its end, with its account (when still enabled).
+SELECT s.id, s.expires_at, o.username, o.responder_id, o.role, o.language, r.region
+  FROM officer_sessions s JOIN officers o ON o.username = s.username JOIN responders r ON r.id = o.responder_id
+ WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND o.disabled_at IS NULL;
+
+-- name: officer_session_end
+-- Sign out: end one session.
+UPDATE officer_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL;
+
+-- name: officer_sessions_end_all
+-- End every session of an account (its password, role or responder changed, or it was disabled).
+UPDATE officer_sessions SET ended_at = $2 WHERE username = $1 AND ended_at IS NULL;
+
+-- name: console_responders_of_alert
+-- Where the responders dispatched to an alert are, for the alert map (names are of posts, not people).
+SELECT DISTINCT r.id, r.kind, r.name, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon
+  FROM dispatches d JOIN responders r ON r.id = d.responder_id
+ WHERE d.alert_id = $1;
+
+-- name: console_alert_region
+-- The region an alert belongs to (its own, else its person's), for a supervisor's access check.
+SELECT coalesce(a.region, p.region) AS region, a.triage FROM alerts a JOIN people p ON p.id = a.person_id
+ WHERE a.id = $1;
+
+-- name: console_region_alerts
+-- Open and unanswered alerts of region $1, plus the triage queue (no usable location, so maybe no region yet).
+SELECT a.id, a.person_id, a.channel, a.status, a.priority, a.duress, a.triage, a.created_at,
+       coalesce(a.region, p.region) AS region, a.location_source, a.location_accuracy_m,
+       (SELECT count(*) FROM dispatches d WHERE d.alert_id = a.id AND d.status = 'pending') AS pending,
+       (SELECT count(*) FROM dispatches d WHERE d.alert_id = a.id AND d.expired_at IS NOT NULL) AS missed
+  FROM alerts a JOIN people p ON p.id = a.person_id
+ WHERE a.status IN ('open', 'unanswered')
+   AND (coalesce(a.region, p.region) = $1 OR (a.triage AND coalesce(a.region, p.region) IS NULL))
+ ORDER BY a.duress DESC, (a.status = 'unanswered') DESC, a.created_at
+ LIMIT 500;
+
+-- name: console_region_deadlines
+-- Dispatches of region $1 whose deadline passes before $2 (pending) or passed unanswered (expired, alert still open).
+SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.attempt, d.broadcast,
+       d.created_at, a.duress, a.status AS alert_status
+  FROM dispatches d JOIN alerts a ON a.id = d.alert_id
+ WHERE a.region = $1 AND a.status IN ('open', 'unanswered')
+   AND ((d.status = 'pending' AND d.ack_deadline <= $2) OR (d.status = 'expired' AND d.acknowledged_at IS NULL))
+ ORDER BY d.ack_deadline
+ LIMIT 500;
+
+-- name: console_region_escalations
+-- Escalations, broadcasts and unanswered marks of region $1 since $2, newest first.
+SELECT e.id, e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.data
+  FROM alert_events e JOIN alerts a ON a.id = e.alert_id
+ WHERE a.region = $1 AND e.at >= $2
+   AND e.type IN ('expired', 'escalated', 'escalation_dispatched', 'unanswered', 'no_responder')
+ ORDER BY e.id DESC
+ LIMIT 200;
+
+-- name: console_region_notices
+-- What was sent to the supervisors of region $1 since $2 (missed deadlines, unanswered, button supervision...).
+SELECT o.id, o.template, o.payload, o.alert_id, o.dispatch_id, o.created_at, o.status
+  FROM outbox o
+ WHERE o.channel = 'console' AND o.recipient IN ('supervisor:' || $1, 'supervisor:unknown') AND o.created_at >= $2
+ ORDER BY o.id DESC
+ LIMIT 200;
+
+-- name: console_region_outbox_failures
+-- Messages to region $1's responders or supervisors that failed, or are being retried after an error.
+SELECT o.id, o.channel, o.recipient, o.template, o.alert_id, o.dispatch_id, o.status, o.attempts,
+       o.last_error, o.created_at, o.next_attempt_at
+  FROM outbox o
+  LEFT JOIN responders r ON r.id = o.recipient
+  LEFT JOIN alerts a ON a.id = o.alert_id
+ WHERE (o.status = 'failed' OR (o.status = 'pending' AND o.last_error IS NOT NULL))
+   AND (r.region = $1 OR a.region = $1 OR o.recipient = 'supervisor:' || $1)
+ ORDER BY o.id DESC
+ LIMIT 200;
+
+-- name: console_person_phones
+-- A person's phone numbers: only for the admin's audited reveal.
+SELECT phone FROM person_phones WHERE person_id = $1 ORDER BY phone;
