@@ -139,6 +139,10 @@ class LocalMosquitto:
             f"log_dest file {self.directory}/mosquitto.log\n"
             f"{self.extra_config}\n"
         )
+        if "allow_anonymous" not in self.extra_config:
+            # Mosquitto 2 refuses everyone on an explicit listener unless told; a secured broker sets its own.
+            with conf.open("a") as f:
+                f.write("allow_anonymous true\n")
         if os.geteuid() == 0:
             # mosquitto drops root privileges to the mosquitto user unless told otherwise
             with conf.open("a") as f:
