@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from alertd.core.location import best_location, moved_enough
-from alertd.core.model import Conflict, Forbidden, Location, NotFound
+from alertd.core.model import ACTIVE_DISPATCH, Conflict, Forbidden, Location, NotFound
 from alertd.service import dispatching
 from alertd.service.context import Context
 from alertd.service.pins import check_pins_async
@@ -111,31 +111,44 @@ async def cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: 
         pins = await conn.fetchrow(queries.person_pins, person_id)
     verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
                                      pins["duress_pin_hash"] if pins else None, pin)
-    async with pool.acquire() as conn, conn.transaction():
-        now = ctx.clock.now()
-        alert = await open_alert_of(conn, alert_id, person_id)
-        answer = {"alert_id": str(alert["id"]), "status": "cancelled"}
-        if verdict == "wrong":
-            await security_event(conn, now, "wrong_pin", source, alert_id=str(alert["id"]))
-            raise Forbidden("wrong PIN")
-        if alert["status"] == "cancelled" or (verdict == "duress" and alert["duress"]):
-            return answer
-        if alert["status"] not in ("open", "unanswered"):
-            raise Conflict(f"alert is {alert['status']}")
-        dispatches = await conn.fetch(queries.alert_dispatches, alert["id"])
-        active = [d for d in dispatches if d["status"] in ("pending", "acknowledged", "en_route", "on_scene")]
-        if verdict == "duress":
-            await conn.execute(queries.set_alert_duress, alert["id"])
-            await event(conn, alert["id"], now, "duress", priority="high")
-            for d in active:
-                await tell_responder(conn, now, d["responder_id"], "duress", {"code": d["code"]},
-                                     alert_id=alert["id"], dispatch_id=d["id"])
-            await tell_supervisor(conn, now, alert["region"], "duress", {}, alert_id=alert["id"])
-            return answer
-        await conn.execute(queries.set_alert_status, alert["id"], "cancelled", now)
-        for d in active:
-            await conn.execute(queries.set_dispatch_status, d["id"], "cancelled", None, now)
-            await tell_responder(conn, now, d["responder_id"], "cancelled", {"code": d["code"]},
-                                 alert_id=alert["id"], dispatch_id=d["id"])
-        await event(conn, alert["id"], now, "cancelled", by="person")
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            now = ctx.clock.now()
+            alert = await open_alert_of(conn, alert_id, person_id)
+            if verdict != "wrong":
+                return await _cancel_or_duress(conn, now, alert, verdict)
+        # Recorded outside the refused request's transaction: the refusal is kept, nothing else changes.
+        await security_event(conn, now, "wrong_pin", source, alert_id=str(alert["id"]))
+    raise Forbidden("wrong PIN")
+
+
+async def _cancel_or_duress(conn: asyncpg.Connection, now: datetime, alert, verdict: str) -> dict:
+    # The same answer either way: a watcher looking at her screen must not learn which PIN she typed.
+    answer = {"alert_id": str(alert["id"]), "status": "cancelled"}
+    if alert["status"] == "cancelled" or (verdict == "duress" and alert["duress"]):
         return answer
+    if alert["status"] not in ("open", "unanswered"):
+        raise Conflict(f"alert is {alert['status']}")
+    dispatches = await conn.fetch(queries.alert_dispatches, alert["id"])
+    active = [d for d in dispatches if d["status"] in ACTIVE_DISPATCH]
+    if verdict == "duress":
+        await conn.execute(queries.set_alert_duress, alert["id"])
+        await event(conn, alert["id"], now, "duress", priority="high")
+        for d in active:
+            await tell_responder(conn, now, d["responder_id"], "duress", {"code": d["code"]},
+                                 alert_id=alert["id"], dispatch_id=d["id"])
+        await tell_supervisor(conn, now, alert["region"], "duress", {}, alert_id=alert["id"])
+        return answer
+    await conn.execute(queries.set_alert_status, alert["id"], "cancelled", now)
+    for d in active:
+        await conn.execute(queries.set_dispatch_status, d["id"], "cancelled", None, now)
+        await tell_responder(conn, now, d["responder_id"], "cancelled", {"code": d["code"]},
+                             alert_id=alert["id"], dispatch_id=d["id"])
+    await event(conn, alert["id"], now, "cancelled", by="person")
+    return answer
+
+
+async def locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, now: datetime, alert_id,
+                              person_id: str) -> None:
+    """Locate a just-inserted alert from its fixes (or the home) and dispatch it, in the caller's transaction."""
+    await _locate_and_dispatch(conn, ctx, now, alert_id, person_id)
