@@ -1,0 +1,104 @@
+"""The command line: migrate, responders import (CSV, GeoJSON, bad files), people enrol, tokens issue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from alertd import auth
+from alertd.cli import main
+from alertd.clock import SystemClock
+
+
+@pytest.fixture
+def cli_env(settings, monkeypatch):
+    for key, value in settings.as_env().items():
+        monkeypatch.setenv(key, value)
+    return settings
+
+
+async def run(capsys, *argv) -> tuple[int, dict]:
+    """Run `alertd --json ARGV` in a thread (it runs its own event loop) and parse its output."""
+    code = 0
+    try:
+        await asyncio.to_thread(main, ["--json", *argv])
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+CSV = """id,kind,name,lat,lon,phone,region
+pp-1,police_post,Aksu post,50.1,70.1,+77010000011,north
+cc-1,crisis_centre,Aksu centre,50.2,70.2,,north
+mu-1,mobile_unit,Unit one,50.3,70.3,+77010000013,north
+"""
+
+
+async def test_import_csv_then_geojson_updates_by_id(cli_env, tmp_path, capsys, db):
+    path = tmp_path / "responders.csv"
+    path.write_text(CSV)
+    code, out = await run(capsys, "responders", "import", str(path))
+    assert code == 0 and out["created"] == 3 and out["updated"] == 0
+    area = {"type": "Polygon", "coordinates": [[[70, 50], [70.5, 50], [70.5, 50.5], [70, 50.5], [70, 50]]]}
+    geo = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [70.15, 50.15]},
+         "properties": {"id": "pp-1", "kind": "police_post", "name": "Aksu post (moved)", "region": "north",
+                        "phone": "+77010000011", "jurisdiction": area}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [71.0, 51.0]},
+         "properties": {"id": "pp-2", "kind": "police_post", "name": "Zhar post", "region": "east"}},
+    ]}
+    gpath = tmp_path / "responders.geojson"
+    gpath.write_text(json.dumps(geo))
+    code, out = await run(capsys, "responders", "import", str(gpath))
+    assert code == 0 and out["created"] == 1 and out["updated"] == 1
+    row = await db.fetchrow("SELECT name, ST_Y(location::geometry) AS lat, jurisdiction IS NOT NULL AS has_area "
+                            "FROM responders WHERE id = 'pp-1'")
+    assert row["name"] == "Aksu post (moved)" and abs(row["lat"] - 50.15) < 1e-9 and row["has_area"]
+
+
+async def test_bad_file_imports_nothing_and_names_every_problem(cli_env, tmp_path, capsys, db):
+    path = tmp_path / "bad.csv"
+    path.write_text(CSV + "x-1,fire_station,Nope,50,70,,north\nx-2,police_post,Bad,95,70,,north\n")
+    code, out = await run(capsys, "responders", "import", str(path))
+    assert code == 2
+    problems = out["error"]["problems"]
+    assert any("line 5" in p and "kind" in p for p in problems)
+    assert any("line 6" in p for p in problems)
+    assert await db.fetchval("SELECT count(*) FROM responders") == 0
+    code, _ = await run(capsys, "responders", "import", str(tmp_path / "missing.csv"))
+    assert code == 2
+
+
+async def test_enrol_and_tokens(cli_env, capsys, db, tmp_path):
+    code, out = await run(capsys, "people", "enrol", "--phone", "+77015550001", "--home-lat", "50.1",
+                          "--home-lon", "70.1", "--pin", "1111", "--duress-pin", "2222", "--code-phrase",
+                          "Купить ХЛЕБ")
+    assert code == 0
+    who = auth.verify(cli_env, out["token"], SystemClock().now())
+    assert who.role == "device" and who.person_id == out["person_id"] and who.device_id == out["device_id"]
+    person = await db.fetchrow("SELECT code_phrase, cancel_pin_hash FROM people WHERE id = $1", out["person_id"])
+    assert person["code_phrase"] == "купить хлеб" and person["cancel_pin_hash"].startswith("$argon2id$")
+    assert "+77015550001" not in json.dumps(out)
+
+    code, out = await run(capsys, "people", "enrol", "--phone", "+77015550001")
+    assert code == 2  # the number is already enrolled
+    code, out = await run(capsys, "people", "enrol", "--phone", "12345")
+    assert code == 2 and "E.164" in out["error"]["message"]
+
+    code, out = await run(capsys, "tokens", "issue", "--role", "officer")
+    assert code == 2 and "--responder" in out["error"]["message"]
+    path = tmp_path / "r.csv"
+    path.write_text(CSV)
+    await run(capsys, "responders", "import", str(path))
+    code, out = await run(capsys, "tokens", "issue", "--role", "officer", "--responder", "pp-1", "--ttl", "60")
+    assert code == 0
+    who = auth.verify(cli_env, out["token"], SystemClock().now())
+    assert who.role == "officer" and who.responder_id == "pp-1"
+
+
+async def test_migrate_is_idempotent(cli_env, capsys):
+    code, out = await run(capsys, "migrate")
+    assert code == 0 and out == {"applied": []}  # the template database is already migrated

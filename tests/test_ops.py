@@ -1,0 +1,94 @@
+"""Operations: health, readiness against the real database and broker, metrics, the spec, migrations, logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import asyncpg
+
+from alertd.http.keys import ENGINE
+from alertd.log import JsonFormatter, mask_phone
+from alertd.store.db import connect
+from alertd.store.migrate import discover, migrate
+from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
+
+
+async def test_health_ready_metrics_openapi(app_client, settings, clock, db):
+    assert (await app_client.get("/healthz")).status == 200
+    for _ in range(50):  # the broker connection comes up in the background
+        resp = await app_client.get("/readyz")
+        if resp.status == 200:
+            break
+        await __import__("asyncio").sleep(0.05)
+    assert resp.status == 200 and (await resp.json())["checks"] == {"database": True, "broker": True}
+
+    await seed_responders(db)
+    person = await enrol(db, clock.now())
+    await app_client.post("/v1/alerts", json={"client_alert_id": "m", "location": fix(*offset(1))},
+                          headers=bearer(device_token(settings, person, clock.now())))
+    clock.advance(60)
+    await app_client.app[ENGINE].run_once()
+    text = await (await app_client.get("/metrics")).text()
+    assert 'alertd_alerts_received_total{channel="app",outcome="created"} 1.0' in text
+    assert 'alertd_alerts{status="open"} 1.0' in text
+    assert 'alertd_dispatches{kind="police_post",status="expired"} 1.0' in text
+    assert 'alertd_escalations_total{kind="police_post"} 1.0' in text
+    assert "alertd_deadline_lateness_seconds_count 1.0" in text
+    assert "alertd_outbox_depth" in text
+
+    spec = await (await app_client.get("/openapi.json")).json()
+    assert spec["openapi"].startswith("3.")
+    for path in ("/v1/alerts", "/v1/alerts/{id}/cancel", "/v1/dispatches/{id}/ack", "/v1/events"):
+        assert path in spec["paths"]
+
+
+async def test_readyz_fails_when_broker_is_down(settings, clock):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from alertd.http.app import create_app
+    from alertd.localservices import free_port
+
+    app = create_app(settings.replace(mqtt_url=f"mqtt://127.0.0.1:{free_port()}"), clock, run_engine=False)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        resp = await client.get("/readyz")
+        assert resp.status == 503
+        assert (await resp.json())["checks"] == {"database": True, "broker": False}
+    finally:
+        await client.close()
+
+
+async def test_migrations_apply_to_empty_database_twice(postgres):
+    admin = await asyncpg.connect(postgres.dsn())
+    await admin.execute("DROP DATABASE IF EXISTS migrate_twice")
+    await admin.execute("CREATE DATABASE migrate_twice")
+    try:
+        conn = await connect(postgres.dsn("migrate_twice"))
+        first = await migrate(conn)
+        second = await migrate(conn)
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations ORDER BY 1")]
+        await conn.close()
+        assert [m.version for m in first] == [m.version for m in discover()] == versions
+        assert second == []
+        for m in discover():
+            assert m.path.read_text().lstrip().startswith("-- Why"), m.path.name
+    finally:
+        await admin.execute("DROP DATABASE IF EXISTS migrate_twice WITH (FORCE)")
+        await admin.close()
+
+
+def test_logs_are_json_and_mask_phone_numbers():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("alertd.test-mask")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.warning("sms from +77015554433", extra={"fields": {"to": "+77019998877", "at": "2026-11-26"}})
+    doc = json.loads(stream.getvalue())
+    assert "+77015554433" not in stream.getvalue() and "+77019998877" not in stream.getvalue()
+    assert doc["to"] == "+770*****877" and doc["at"] == "2026-11-26"
+    assert mask_phone("call 87015554433 now") == "call 8701****433 now"
