@@ -63,13 +63,21 @@ async def test_status_flow_and_audited_read(app_client, settings, clock, db):
                                  json={"status": "resolved", "note": "safe with family"}, headers=token)
     body = await resp.json()
     assert body["status"] == "resolved" and body["acknowledged_at"] is not None
+    # the crisis centre and the unit are still pending: the alert stays open until they are done too
+    assert await db.fetchval("SELECT status FROM alerts") == "open"
+    for responder in ("cc-1", "mu-1"):
+        other = await db.fetchval("SELECT id FROM dispatches WHERE responder_id = $1", responder)
+        resp = await app_client.post(f"/v1/dispatches/{other}/status", json={"status": "resolved"},
+                                     headers=bearer(officer_token(settings, responder, clock.now())))
+        assert resp.status == 200
+    assert await db.fetchval("SELECT status FROM alerts") == "resolved"
     resp = await app_client.get(f"/v1/alerts/{alert_id}", headers=token)
     assert resp.status == 200
     alert = await resp.json()
     assert set(alert) >= {"alert_id", "status", "priority", "duress", "location", "locations", "dispatches",
                           "events"}
     types = [e["type"] for e in alert["events"]]
-    assert "acknowledged" in types and types.count("status") == 2
+    assert "acknowledged" in types and types.count("status") == 4 and types[-1] == "resolved"
     assert "phone" not in str(alert) and "+7701" not in str(alert)
     audit = await db.fetch("SELECT actor, action FROM audit_log WHERE alert_id = $1", uuid.UUID(alert_id))
     assert [(r["actor"], r["action"]) for r in audit] == [("officer:officer-pol-1", "read_alert")]

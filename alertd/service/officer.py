@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from alertd.core.model import OFFICER_STATUSES, Conflict, Dispatch, Invalid, Location, NotFound
+from alertd.core.model import ACTIVE_DISPATCH, OFFICER_STATUSES, Conflict, Dispatch, Invalid, Location, NotFound
 from alertd.service.context import Context
 from alertd.service.timeline import event, tell_responder
 from alertd.store import queries
@@ -85,7 +85,18 @@ async def set_status(pool: asyncpg.Pool, ctx: Context, dispatch_id: str, status:
             await conn.execute(queries.set_dispatch_status, d["id"], status, note, now)
             await event(conn, d["alert_id"], now, "status", dispatch_id=d["id"], responder_id=d["responder_id"],
                         actor=actor, status=status, note=note, via=via)
+        if status == "resolved":
+            await _resolve_alert_if_done(conn, now, d["alert_id"], actor)
         return await _dispatch_json(conn, d["id"])
+
+
+async def _resolve_alert_if_done(conn: asyncpg.Connection, now, alert_id, actor: str) -> None:
+    """The alert is resolved once a responder resolved it and nobody is still on the way or waiting to answer."""
+    dispatches = await conn.fetch(queries.alert_dispatches, alert_id)
+    if any(d["status"] in ACTIVE_DISPATCH for d in dispatches):
+        return
+    await conn.execute(queries.set_alert_status, alert_id, "resolved", now)
+    await event(conn, alert_id, now, "resolved", actor=actor)
 
 
 async def _dispatch_json(conn: asyncpg.Connection, dispatch_id) -> dict:
