@@ -110,13 +110,29 @@ class LocalPostgres:
             )
 
 
+def dynsec_plugin() -> Path:
+    """Mosquitto's dynamic-security plugin (Debian's mosquitto package ships it)."""
+    for lib in (Path("/usr/lib/x86_64-linux-gnu"), Path("/usr/lib/aarch64-linux-gnu"), Path("/usr/lib")):
+        if (lib / "mosquitto_dynamic_security.so").exists():
+            return lib / "mosquitto_dynamic_security.so"
+    raise ServiceError("mosquitto_dynamic_security.so not found: run scripts/setup.sh (installs mosquitto)")
+
+
 class LocalMosquitto:
     """A Mosquitto broker in `directory` with a generated config; `extra_config` lines are appended."""
 
-    def __init__(self, directory: Path, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(self, directory: Path, port: int | None = None, extra_config: str = "",
+                 dynsec_admin: tuple[str, str] | None = None) -> None:
+        """dynsec_admin (username, password) loads the dynamic-security plugin with that admin account and
+        refuses anonymous clients; without it the broker is open, as before."""
         self.directory = Path(directory)
         self.port = port or free_port()
         self.extra_config = extra_config
+        self.dynsec_admin = dynsec_admin
+        if dynsec_admin:
+            self.extra_config += (f"\nplugin {dynsec_plugin()}\n"
+                                  f"plugin_opt_config_file {self.directory / 'dynamic-security.json'}\n"
+                                  f"allow_anonymous false\n")
         self.process: subprocess.Popen | None = None
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
@@ -126,6 +142,16 @@ class LocalMosquitto:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def user_url(self, username: str, password: str) -> str:
+        return f"mqtt://{username}:{password}@127.0.0.1:{self.port}"
+
+    def _init_dynsec(self) -> None:
+        config = self.directory / "dynamic-security.json"
+        if self.dynsec_admin and not config.exists():
+            ctrl = shutil.which("mosquitto_ctrl") or "/usr/bin/mosquitto_ctrl"
+            subprocess.run([ctrl, "dynsec", "init", str(config), *self.dynsec_admin], check=True,
+                           capture_output=True)
 
     def write_config(self) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -151,6 +177,7 @@ class LocalMosquitto:
 
     def start(self) -> LocalMosquitto:
         conf = self.write_config()
+        self._init_dynsec()
         self.process = subprocess.Popen(
             [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

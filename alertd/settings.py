@@ -44,6 +44,13 @@ class Settings:
     twilio_account_sid: str = ""
     twilio_auth_token: str = _secret()
     twilio_from_number: str = ""
+    mqtt_admin_url: str = _secret()  # dynamic-security admin account; empty: credentials stay in the database
+    mqtt_client_id: str = ""  # the ingest's persistent session; empty: alertd-<host>-<http port>
+    mqtt_session_expiry_s: int = 86400
+    mqtt_ingest: bool = True
+    button_silence_s: int = 6 * 3600
+    button_low_battery: float = 0.2
+    unit_silence_s: int = 300
 
     def ack_deadline(self, kind: str) -> int:
         """Seconds a responder of this kind has to acknowledge a dispatch."""

@@ -12,12 +12,15 @@ from alertd.clock import Clock, SystemClock
 from alertd.engine import Engine
 from alertd.engine.deadlines import Deadlines
 from alertd.engine.outbox import Outbox
-from alertd.http import console, events, officer, ops, phone, phone_app
+from alertd.engine.supervision import Supervision
+from alertd.http import buttons, console, events, officer, ops, phone, phone_app
 from alertd.http.errors import error_middleware
 from alertd.http.events import Hub
-from alertd.http.keys import BROKER, CTX, ENGINE, HUB, METRICS, NOTIFIERS, POOL, RUN_ENGINE
+from alertd.http.keys import BROKER, CTX, ENGINE, HUB, INGEST, METRICS, NOTIFIERS, POOL, RUN_ENGINE
 from alertd.http.metrics import Metrics
 from alertd.mqtt.client import BrokerConnection
+from alertd.mqtt.ingest import Ingest
+from alertd.mqtt.notifier import MqttNotifier
 from alertd.notifiers import Registry
 from alertd.notifiers.console import ConsoleNotifier
 from alertd.notifiers.log import LogNotifier
@@ -33,6 +36,7 @@ def build_registry(app: web.Application) -> Registry:
     registry = Registry()
     registry.register("log", LogNotifier("log"))
     registry.register("console", ConsoleNotifier(app[POOL]))
+    registry.register("mqtt", MqttNotifier(app[BROKER]))
     if not settings.twilio_configured:
         log.warning("Twilio is not configured: SMS to responders goes to the log")
         registry.register("sms", LogNotifier("sms"))
@@ -69,7 +73,8 @@ async def _engine(app: web.Application):
         metrics.escalations.labels(kind).inc()
 
     deadlines = Deadlines(ctx, observe=observe)
-    app[ENGINE] = Engine(app[POOL], ctx, [deadlines, Outbox(ctx, app[NOTIFIERS])], ctx.settings.database_url)
+    app[ENGINE] = Engine(app[POOL], ctx, [deadlines, Outbox(ctx, app[NOTIFIERS]), Supervision(ctx)],
+                         ctx.settings.database_url)
     task = None
     if app[RUN_ENGINE]:
         task = asyncio.create_task(app[ENGINE].run(), name="alertd-engine")
@@ -80,13 +85,24 @@ async def _engine(app: web.Application):
             await task
 
 
+async def _ingest(app: web.Application):
+    """Buttons and unit terminals in over MQTT (shared subscription, acked after commit)."""
+    if not app[CTX].settings.mqtt_ingest:
+        yield
+        return
+    app[INGEST] = Ingest(app[POOL], app[CTX])
+    await app[INGEST].start()
+    yield
+    await app[INGEST].stop()
+
+
 def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bool = True) -> web.Application:
     """The whole service. Tests pass a FakeClock and run_engine=False to drive the engine by hand."""
     app = web.Application(middlewares=[error_middleware], client_max_size=256 * 1024)
     app[CTX] = Context(settings=settings, clock=clock or SystemClock())
     app[METRICS] = Metrics()
     app[RUN_ENGINE] = run_engine
-    app.cleanup_ctx.extend([_pool, _broker, _hub, _engine])
-    for module in (phone, officer, events, ops, console, phone_app):
+    app.cleanup_ctx.extend([_pool, _broker, _hub, _engine, _ingest])
+    for module in (phone, officer, events, ops, console, phone_app, buttons):
         app.add_routes(module.routes)
     return app

@@ -8,6 +8,7 @@ from aiohttp import web
 from alertd.engine import Engine
 from alertd.http.metrics import Metrics
 from alertd.mqtt.client import BrokerConnection
+from alertd.mqtt.ingest import Ingest
 from alertd.notifiers import Registry
 from alertd.service.context import Context
 
@@ -19,3 +20,4 @@ NOTIFIERS = web.AppKey("notifiers", Registry)
 METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", object)
 RUN_ENGINE = web.AppKey("run_engine", bool)
+INGEST = web.AppKey("ingest", Ingest)

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from alertd.settings import Settings
 
@@ -17,17 +19,23 @@ log = logging.getLogger("alertd.mqtt")
 class BrokerConnection:
     """Connects (and reconnects) to the broker; `connected` is what /readyz reports."""
 
-    def __init__(self, settings: Settings, *, client_id: str | None = None, clean_start: bool = True) -> None:
+    def __init__(self, settings: Settings, *, client_id: str | None = None, clean_start: bool = True,
+                 manual_ack: bool = False, session_expiry_s: int | None = None) -> None:
+        """With session_expiry_s the connection speaks MQTT 5 and keeps a broker-side session that long
+        (clean_start False resumes it); manual_ack leaves each PUBACK to `client.ack(mid, qos)`."""
         host, port, user, password = settings.mqtt_parts()
         self.host, self.port = host, port
         self.loop: asyncio.AbstractEventLoop | None = None
         self.connected = asyncio.Event()
         self.on_connect_hooks: list[Callable[[], None]] = []
+        self.clean_start, self.session_expiry_s = clean_start, session_expiry_s
+        v5 = session_expiry_s is not None
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"alertd-{uuid.uuid4().hex[:12]}",
-            clean_session=clean_start,
-            protocol=mqtt.MQTTv311,
+            clean_session=None if v5 else clean_start,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            manual_ack=manual_ack,
         )
         if user:
             self.client.username_pw_set(user, password)
@@ -50,11 +58,23 @@ class BrokerConnection:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.client.connect_async(self.host, self.port, keepalive=15)
+        if self.session_expiry_s is None:
+            self.client.connect_async(self.host, self.port, keepalive=15)
+        else:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry_s
+            self.client.connect_async(self.host, self.port, keepalive=15, clean_start=self.clean_start,
+                                      properties=props)
         self.client.loop_start()
 
-    async def stop(self) -> None:
-        self.client.disconnect()
+    async def stop(self, *, end_session: bool = False) -> None:
+        """Disconnect; end_session also tells an MQTT 5 broker to drop the session now."""
+        if end_session and self.session_expiry_s is not None:
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
+            self.client.disconnect(properties=props)
+        else:
+            self.client.disconnect()
         await asyncio.get_running_loop().run_in_executor(None, self.client.loop_stop)
 
     @property

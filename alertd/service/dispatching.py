@@ -14,9 +14,15 @@ from alertd.service.timeline import event, tell_responder, tell_supervisor
 from alertd.store import queries
 
 
-async def nearest(conn: asyncpg.Connection, kind: str, loc: Location, exclude: list[str]) -> Responder | None:
-    row = await conn.fetchrow(queries.nearest_responder, kind, loc.lon, loc.lat, exclude)
+async def nearest(conn: asyncpg.Connection, kind: str, loc: Location, exclude: list[str],
+                  seen_since: datetime | None = None) -> Responder | None:
+    """seen_since: a mobile unit whose terminal has reported, but not since then, counts as off duty."""
+    row = await conn.fetchrow(queries.nearest_responder, kind, loc.lon, loc.lat, exclude, seen_since)
     return Responder.from_row(row) if row else None
+
+
+def units_seen_since(ctx: Context, now: datetime) -> datetime:
+    return now - timedelta(seconds=ctx.settings.unit_silence_s)
 
 
 async def dispatch_to(conn: asyncpg.Connection, ctx: Context, now: datetime, alert, responder: Responder,
@@ -51,7 +57,7 @@ async def dispatch_all(conn: asyncpg.Connection, ctx: Context, now: datetime, al
     """Dispatch the nearest on-duty responder of each kind; a kind with nobody on duty goes to the supervisor."""
     ids = []
     for kind in KINDS:
-        responder = await nearest(conn, kind, loc, [])
+        responder = await nearest(conn, kind, loc, [], units_seen_since(ctx, now))
         if responder is None:
             await event(conn, alert["id"], now, "no_responder", kind=kind)
             await tell_supervisor(conn, now, alert["region"], "no_responder", {"kind": kind},
@@ -77,7 +83,7 @@ async def redispatch_if_nearer(conn: asyncpg.Connection, ctx: Context, now: date
         if not pending:
             continue
         current = pending[-1]
-        responder = await nearest(conn, kind, loc, [])
+        responder = await nearest(conn, kind, loc, [], units_seen_since(ctx, now))
         if responder is None or responder.id == current["responder_id"]:
             continue
         await conn.execute(queries.set_dispatch_status, current["id"], "cancelled", "re-dispatched: alert moved", now)
@@ -113,7 +119,7 @@ async def escalate(conn: asyncpg.Connection, ctx: Context, now: datetime, expire
         return
     tried = [d["responder_id"] for d in of_kind]
     if decision.action == "next":
-        responder = await nearest(conn, expired["kind"], loc, tried)
+        responder = await nearest(conn, expired["kind"], loc, tried, units_seen_since(ctx, now))
         if responder is not None:
             await event(conn, alert["id"], now, "escalated", dispatch_id=expired["id"], kind=expired["kind"],
                         reason=decision.reason, to=responder.id)

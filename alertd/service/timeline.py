@@ -11,6 +11,7 @@ from alertd.store import queries
 
 # Every responder gets the console; a responder with a phone also gets SMS.
 CONSOLE, SMS, LOG = "console", "sms", "log"
+MQTT = "mqtt"  # a mobile unit's terminal
 
 
 async def event(conn: asyncpg.Connection, alert_id, at: datetime, type_: str, *, dispatch_id=None,
@@ -26,6 +27,8 @@ async def tell_responder(conn: asyncpg.Connection, now: datetime, responder_id: 
     channels = [CONSOLE]
     if contacts and contacts["phone"]:
         channels.append(SMS)
+    if contacts and contacts["has_terminal"]:
+        channels.append(MQTT)
     for channel in channels:
         await conn.execute(queries.insert_outbox, channel, responder_id, template,
                            {**payload, "language": contacts["language"] if contacts else "ru"},

@@ -1,5 +1,5 @@
 -- name: nearest_responder
--- The nearest on-duty responder of kind $1 to ($2 lon, $3 lat) not in $4; for police a post whose jurisdiction covers the point wins.
+-- The nearest on-duty responder of kind $1 to ($2 lon, $3 lat) not in $4; for police a post whose jurisdiction covers the point wins; a unit whose terminal was last heard before $5 is off duty.
 WITH p AS (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography AS g)
 (SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
         ST_Distance(r.location, p.g) AS distance_m
@@ -13,6 +13,7 @@ UNION ALL
         ST_Distance(r.location, p.g) AS distance_m
    FROM responders r, p
   WHERE r.kind = $1 AND r.on_duty AND r.id <> ALL($4::text[])
+    AND (r.last_seen_at IS NULL OR $5::timestamptz IS NULL OR r.last_seen_at >= $5)
   ORDER BY r.location <-> p.g
   LIMIT 1)
 LIMIT 1;
@@ -26,8 +27,11 @@ SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r
  ORDER BY distance_m;
 
 -- name: responder_contacts
--- How to reach a responder.
-SELECT id, kind, name, region, phone, language FROM responders WHERE id = $1;
+-- How to reach a responder (has_terminal: a mobile unit with live MQTT terminal credentials).
+SELECT id, kind, name, region, phone, language,
+       EXISTS (SELECT 1 FROM mqtt_accounts m WHERE m.responder_id = responders.id AND m.revoked_at IS NULL)
+           AS has_terminal
+  FROM responders WHERE id = $1;
 
 -- name: insert_dispatch
 -- Dispatch an alert to one responder with an acknowledgement deadline.

@@ -1,0 +1,57 @@
+"""Button supervision: a button silent past its period, or with a low battery, raises a notice (once per episode).
+
+Notices go to the button's caseworker (or, without one, the region's supervisors) on the console, and to the
+engineers' log; never to the survivor's own phone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from alertd.service.context import Context
+from alertd.store import queries
+
+
+class Supervision:
+    name = "supervision"
+
+    def __init__(self, ctx: Context, batch: int = 100) -> None:
+        self.ctx = ctx
+        self.batch = batch
+
+    @property
+    def silence(self) -> timedelta:
+        return timedelta(seconds=self.ctx.settings.button_silence_s)
+
+    async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
+        """Claim buttons newly silent or low on battery (SKIP LOCKED: any instance) and queue their notices."""
+        async with pool.acquire() as conn, conn.transaction():
+            silent = await conn.fetch(queries.claim_silent_buttons, now - self.silence, now, self.batch)
+            low = await conn.fetch(queries.claim_low_battery_buttons, self.ctx.settings.button_low_battery, now,
+                                   self.batch)
+            for row in silent:
+                await _notice(conn, now, row, "button_silent")
+            for row in low:
+                await _notice(conn, now, row, "button_low_battery")
+            if silent or low:
+                await conn.execute(queries.notify_wake, "outbox")
+        return len(silent) + len(low)
+
+    async def next_due(self, pool: asyncpg.Pool) -> datetime | None:
+        async with pool.acquire() as conn:
+            oldest = await conn.fetchval(queries.next_silence)
+        return None if oldest is None else oldest + self.silence
+
+
+async def _notice(conn: asyncpg.Connection, now: datetime, row, template: str) -> None:
+    payload = {
+        "device_id": row["device_id"],
+        "person_id": row["person_id"],  # pseudonymous; the caseworker knows whose it is
+        "last_seen_at": row["last_seen_at"].isoformat() if row["last_seen_at"] else None,
+        "battery": None if row["battery"] is None else round(row["battery"], 2),
+    }
+    recipient = row["caseworker_id"] or f"supervisor:{row['region'] or 'unknown'}"
+    await conn.execute(queries.insert_outbox, "console", recipient, template, payload, None, None, now)
+    await conn.execute(queries.insert_outbox, "log", "engineers", template, payload, None, None, now)

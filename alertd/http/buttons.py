@@ -1,0 +1,50 @@
+"""Engineers provision, rotate and revoke buttons (and unit terminals) over HTTP; secrets are in the answer only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from alertd.http.errors import ApiError, json_body
+from alertd.http.keys import CTX, POOL
+from alertd.http.security import principal
+from alertd.mqtt.dynsec import BrokerError
+from alertd.service import provisioning
+
+routes = web.RouteTableDef()
+ENGINEERS = ("engineer", "admin")
+
+
+async def _with_broker(request: web.Request, action, *args, **kwargs) -> dict:
+    ctx = request.app[CTX]
+    broker = provisioning.broker_accounts(ctx.settings)
+    try:
+        async with request.app[POOL].acquire() as conn:
+            return await action(conn, broker, ctx.clock.now(), *args, **kwargs)
+    except BrokerError as exc:
+        raise ApiError(503, "broker_unavailable", str(exc)) from None
+
+
+@routes.post("/v1/buttons")
+async def provision(request: web.Request) -> web.Response:
+    await principal(request, *ENGINEERS)
+    body = await json_body(request)
+    person_id = body.get("person_id") if isinstance(body, dict) else None
+    caseworker = body.get("caseworker_id") if isinstance(body, dict) else None
+    if not isinstance(person_id, str) or (caseworker is not None and not isinstance(caseworker, str)):
+        raise ApiError(400, "malformed", "person_id (and optionally caseworker_id) must be strings")
+    creds = await _with_broker(request, provisioning.provision_button, person_id=person_id,
+                               caseworker_id=caseworker)
+    return web.json_response(creds.as_json(), status=201, headers={"Cache-Control": "no-store"})
+
+
+@routes.post("/v1/buttons/{id}/rotate")
+async def rotate(request: web.Request) -> web.Response:
+    await principal(request, *ENGINEERS)
+    creds = await _with_broker(request, provisioning.rotate_button, request.match_info["id"])
+    return web.json_response(creds.as_json(), headers={"Cache-Control": "no-store"})
+
+
+@routes.post("/v1/buttons/{id}/revoke")
+async def revoke(request: web.Request) -> web.Response:
+    await principal(request, *ENGINEERS)
+    return web.json_response(await _with_broker(request, provisioning.revoke, request.match_info["id"]))

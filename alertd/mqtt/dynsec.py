@@ -1,0 +1,174 @@
+"""Broker accounts through Mosquitto's dynamic-security plugin over $CONTROL: one client and one role per device.
+
+Mosquitto 2.0's dynamic-security ACLs do not expand %u/%c, so each button and unit gets its own role whose
+ACLs name its own topics. Changes take effect at once; deleting a client disconnects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+
+from alertd.mqtt.protocol import PREFIX, button_topic, unit_topic
+
+CONTROL = "$CONTROL/dynamic-security/v1"
+
+
+class BrokerError(RuntimeError):
+    """The broker refused or did not answer an account change."""
+
+
+class BrokerAccounts(Protocol):
+    """Where device credentials take effect; alertd's database stays the record of them."""
+
+    async def add_button(self, device_id: str, password: str) -> None: ...
+
+    async def add_unit(self, unit_id: str, password: str) -> None: ...
+
+    async def set_password(self, username: str, password: str) -> None: ...
+
+    async def remove(self, username: str) -> None: ...
+
+
+class NoBroker:
+    """No admin account configured: credentials live only in the database (EMQX reads them from there)."""
+
+    async def add_button(self, device_id: str, password: str) -> None:
+        return None
+
+    async def add_unit(self, unit_id: str, password: str) -> None:
+        return None
+
+    async def set_password(self, username: str, password: str) -> None:
+        return None
+
+    async def remove(self, username: str) -> None:
+        return None
+
+
+def _acl(kind: str, topic: str) -> dict:
+    return {"acltype": kind, "topic": topic, "priority": 0, "allow": True}
+
+
+def button_acls(device_id: str) -> list[dict]:
+    return [_acl("publishClientSend", button_topic(device_id, "press")),
+            _acl("publishClientSend", button_topic(device_id, "heartbeat")),
+            _acl("subscribeLiteral", button_topic(device_id, "ack"))]
+
+
+def unit_acls(unit_id: str) -> list[dict]:
+    return [_acl("publishClientSend", unit_topic(unit_id, "location")),
+            _acl("publishClientSend", unit_topic(unit_id, "ack")),
+            _acl("subscribeLiteral", unit_topic(unit_id, "dispatch"))]
+
+
+def service_acls() -> list[dict]:
+    """The service reads what buttons and units send and writes acks and dispatches only."""
+    acls = [_acl("subscribePattern", f"$share/alertd/{PREFIX}/{family}/+/{leaf}")
+            for family, leaf in (("buttons", "press"), ("buttons", "heartbeat"), ("units", "location"),
+                                 ("units", "ack"))]
+    acls += [_acl("subscribePattern", f"{PREFIX}/+/+/+"),
+             _acl("publishClientSend", f"{PREFIX}/buttons/+/ack"),
+             _acl("publishClientSend", f"{PREFIX}/units/+/dispatch")]
+    return acls
+
+
+class Dynsec:
+    """Sends dynamic-security commands with the admin account of `admin_url` (mqtt://user:pass@host:port)."""
+
+    def __init__(self, admin_url: str, timeout: float = 5.0) -> None:
+        parts = urlsplit(admin_url)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.username:
+            raise BrokerError("the MQTT admin URL must be mqtt://user:password@host:port")
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self.username, self.password = parts.username, parts.password or ""
+        self.timeout = timeout
+
+    async def add_button(self, device_id: str, password: str) -> None:
+        await self._add(device_id, password, f"button-{device_id}", button_acls(device_id))
+
+    async def add_unit(self, unit_id: str, password: str) -> None:
+        await self._add(unit_id, password, f"unit-{unit_id}", unit_acls(unit_id))
+
+    async def add_service(self, username: str, password: str) -> None:
+        await self._add(username, password, "alertd-service", service_acls(), clientid=False)
+
+    async def set_password(self, username: str, password: str) -> None:
+        await self.run([{"command": "setClientPassword", "username": username, "password": password}])
+
+    async def remove(self, username: str) -> None:
+        """Delete the client (the broker disconnects it at once) and its role."""
+        await self.run([{"command": "deleteClient", "username": username}], missing_ok=True)
+        for role in (f"button-{username}", f"unit-{username}"):
+            await self.run([{"command": "deleteRole", "rolename": role}], missing_ok=True)
+
+    async def _add(self, username: str, password: str, role: str, acls: list[dict], clientid: bool = True) -> None:
+        # Provisioning again replaces the account, so the broker ends up as the database says.
+        await self.run([{"command": "deleteClient", "username": username}], missing_ok=True)
+        await self.run([{"command": "deleteRole", "rolename": role}], missing_ok=True)
+        client = {"command": "createClient", "username": username, "password": password,
+                  "roles": [{"rolename": role}]}
+        if clientid:
+            client["clientid"] = username  # a device connects under its own id only
+        await self.run([{"command": "createRole", "rolename": role, "acls": acls}, client])
+
+    async def run(self, commands: list[dict], *, missing_ok: bool = False) -> list[dict]:
+        return await asyncio.get_running_loop().run_in_executor(None, self._run, commands, missing_ok)
+
+    def _run(self, commands: list[dict], missing_ok: bool) -> list[dict]:
+        tag = uuid.uuid4().hex
+        for i, command in enumerate(commands):
+            command["correlationData"] = f"{tag}-{i}"
+        answered = threading.Event()
+        subscribed = threading.Event()
+        responses: list[dict] = []
+        failure: list[str] = []
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"alertd-admin-{tag[:10]}",
+                             protocol=mqtt.MQTTv311)
+        client.username_pw_set(self.username, self.password)
+
+        def on_connect(c, _u, _f, reason, _p):
+            if reason.is_failure:
+                failure.append(f"admin connection refused: {reason}")
+                answered.set()
+                return
+            c.subscribe(f"{CONTROL}/response", qos=1)
+
+        def on_message(_c, _u, msg):
+            for r in json.loads(msg.payload).get("responses", []):
+                if str(r.get("correlationData", "")).startswith(tag):
+                    responses.append(r)
+            if len(responses) >= len(commands):
+                answered.set()
+
+        client.on_connect = on_connect
+        client.on_subscribe = lambda *_a: subscribed.set()
+        client.on_message = on_message
+        try:
+            client.connect(self.host, self.port, keepalive=10)
+        except OSError as exc:
+            raise BrokerError(f"cannot reach the broker: {exc}") from None
+        client.loop_start()
+        try:
+            if not subscribed.wait(self.timeout) and not failure:
+                raise BrokerError("the broker did not accept the admin subscription")
+            if not failure:
+                client.publish(CONTROL, json.dumps({"commands": commands}), qos=1)
+            if not answered.wait(self.timeout):
+                raise BrokerError("the broker did not answer the dynamic-security command")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        if failure:
+            raise BrokerError(failure[0])
+        for r in responses:
+            error = r.get("error")
+            if error and not (missing_ok and "not found" in error.lower()):
+                raise BrokerError(f"{r.get('command')}: {error}")
+        return responses

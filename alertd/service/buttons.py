@@ -1,0 +1,123 @@
+"""Button presses and heartbeats: check, dedupe, locate, raise the alert; all in one transaction per message."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from alertd.core.model import Location
+from alertd.mqtt import protocol
+from alertd.mqtt.protocol import ButtonMessage, Refused
+from alertd.service import intake
+from alertd.service.context import Context
+from alertd.service.timeline import event, security_event
+from alertd.store import queries
+
+log = logging.getLogger("alertd.buttons")
+PHONE_FIX_MAX_AGE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the ingest does next: acknowledge `ack_seq` on the button's ack topic, or nothing."""
+
+    ack_seq: int | None = None
+    alert_id: str | None = None
+    refused: str | None = None
+    duplicate: bool = False
+
+
+def choose_location(gps: Location | None, phone: Location | None, cell: Location | None,
+                    home: Location | None) -> Location | None:
+    """Best first: GPS in the press, her phone's recent fix, the cell tower, her registered home."""
+    return next((loc for loc in (gps, phone, cell, home) if loc is not None), None)
+
+
+async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: str, payload: bytes) -> Receipt:
+    """Handle one press or heartbeat. Refusals are recorded as security events and answered with nothing."""
+    try:
+        message = protocol.parse_button(device_id, event_name, payload)
+    except Refused as refused:
+        return await _refuse(pool, ctx, device_id, refused)
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            now = ctx.clock.now()
+            button = await conn.fetchrow(queries.button_for_update, device_id)
+            try:
+                receipt = await _accept(conn, ctx, now, button, message)
+            except Refused as refused:
+                receipt = None
+        if receipt is None:
+            return await _refuse(pool, ctx, device_id, refused, seq=message.seq)
+    return receipt
+
+
+async def _accept(conn: asyncpg.Connection, ctx: Context, now: datetime, button, message: ButtonMessage) -> Receipt:
+    if button is None:
+        raise Refused("unknown_device", "no such button")
+    if button["revoked_at"] is not None:
+        raise Refused("revoked_device", "button is revoked")
+    protocol.check_button(message, button["hmac_secret"], now.timestamp())
+    if message.seq <= button["last_seq"]:
+        return await _seen_before(conn, button, message)
+    await conn.execute(queries.button_heard, message.device_id, message.seq, now, message.battery,
+                       ctx.settings.button_low_battery)
+    if message.battery is not None and message.battery < ctx.settings.button_low_battery:
+        await conn.execute(queries.notify_wake, "supervision")
+    if message.event == "heartbeat":
+        return Receipt()
+    alert_id = await _raise(conn, ctx, now, button, message)
+    return Receipt(ack_seq=message.seq, alert_id=str(alert_id))
+
+
+async def _seen_before(conn: asyncpg.Connection, button, message: ButtonMessage) -> Receipt:
+    """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more."""
+    if message.event == "press":
+        row = await conn.fetchrow(queries.alert_by_client_id, message.device_id, f"seq:{message.seq}")
+        if row is not None:
+            return Receipt(ack_seq=message.seq, alert_id=str(row["id"]), duplicate=True)
+    elif message.seq == button["last_seq"]:
+        return Receipt(duplicate=True)
+    raise Refused("replayed_seq", "seq is not above the last one seen")
+
+
+async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, button, message: ButtonMessage):
+    person_id = button["person_id"]
+    triggered_at = datetime.fromtimestamp(message.ts, UTC)
+    alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, message.device_id, "button",
+                                   f"seq:{message.seq}", triggered_at, now, False, True)
+    await event(conn, alert_id, now, "raised", channel="button", seq=message.seq)
+    where = choose_location(*await _candidates(conn, now, person_id, message, triggered_at))
+    if where is not None:
+        await conn.execute(queries.insert_fix, alert_id, where.lon, where.lat, where.accuracy_m, where.source,
+                           where.fix_time, now)
+    await intake.locate_and_dispatch(conn, ctx, now, alert_id, person_id)
+    return alert_id
+
+
+async def _candidates(conn: asyncpg.Connection, now: datetime, person_id: str, message: ButtonMessage,
+                      triggered_at: datetime) -> tuple[Location | None, ...]:
+    gps = cell = None
+    if message.gps is not None:
+        lat, lon, acc = message.gps
+        gps = Location(lat, lon, acc, "gps", triggered_at)
+    row = await conn.fetchrow(queries.phone_last_fix, person_id, now - PHONE_FIX_MAX_AGE)
+    phone = Location.from_row(row) if row else None
+    if message.cell is not None:
+        tower = await conn.fetchrow(queries.cell_tower, *message.cell)
+        if tower is not None:
+            cell = Location(tower["lat"], tower["lon"], tower["range_m"], "cell", triggered_at)
+    # home is left to the alert's own fallback: no fix at all means the registered home
+    return gps, phone, cell, None
+
+
+async def _refuse(pool: asyncpg.Pool, ctx: Context, device_id: str, refused: Refused, **detail) -> Receipt:
+    async with pool.acquire() as conn:
+        await security_event(conn, ctx.clock.now(), refused.kind, f"mqtt:{device_id[:64]}",
+                             reason=refused.message, **detail)
+    log.warning("button message refused", extra={"fields": {"device_id": device_id[:64], "kind": refused.kind}})
+    return Receipt(refused=refused.kind)

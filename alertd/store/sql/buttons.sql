@@ -1,0 +1,126 @@
+-- name: person_exists
+-- Is there a person with this id (and which region is hers)?
+SELECT id, region FROM people WHERE id = $1;
+
+-- name: insert_mqtt_account
+-- Give a button or a unit terminal broker credentials; a unit provisioned again gets new ones.
+INSERT INTO mqtt_accounts (username, kind, device_id, responder_id, password_hash, salt, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, salt = EXCLUDED.salt,
+    rotated_at = EXCLUDED.created_at, revoked_at = NULL
+RETURNING username;
+
+-- name: set_mqtt_password
+-- Rotate an account's broker password (a revoked account stays revoked).
+UPDATE mqtt_accounts SET password_hash = $2, salt = $3, rotated_at = $4
+ WHERE username = $1 AND revoked_at IS NULL RETURNING username;
+
+-- name: revoke_mqtt_account
+-- Cut an account off: the broker refuses it from now on.
+UPDATE mqtt_accounts SET revoked_at = $2 WHERE username = $1 AND revoked_at IS NULL RETURNING username, kind;
+
+-- name: mqtt_account
+-- One broker account (for EMQX's authenticator the same row: password_hash and salt by username).
+SELECT username, kind, device_id, responder_id, password_hash, salt, revoked_at FROM mqtt_accounts
+ WHERE username = $1;
+
+-- name: mqtt_account_acl
+-- The topics an account may use (the view EMQX's PostgreSQL authorizer reads).
+SELECT permission, action, topic FROM mqtt_acl WHERE username = $1 ORDER BY action, topic;
+
+-- name: insert_button
+-- Register a button's HMAC secret and who hears its supervision notices.
+INSERT INTO buttons (device_id, hmac_secret, caseworker_id, created_at) VALUES ($1, $2, $3, $4);
+
+-- name: set_button_secret
+-- Rotate a button's HMAC secret.
+UPDATE buttons SET hmac_secret = $2 WHERE device_id = $1 RETURNING device_id;
+
+-- name: button_for_update
+-- Lock a button to check and advance its seq; revoked devices are returned so callers can refuse them.
+SELECT b.device_id, b.hmac_secret, b.last_seq, d.person_id, d.revoked_at, p.region
+  FROM buttons b JOIN devices d ON d.id = b.device_id JOIN people p ON p.id = d.person_id
+ WHERE b.device_id = $1
+   FOR UPDATE OF b;
+
+-- name: button_heard
+-- Accept a message: advance seq, stamp last-seen and battery, end a silence, forget a low battery that recovered.
+UPDATE buttons SET last_seq = $2, last_seen_at = $3, battery = coalesce($4, battery), silent_notice_at = NULL,
+       low_battery_notice_at = CASE WHEN coalesce($4, battery) >= $5 THEN NULL ELSE low_battery_notice_at END
+ WHERE device_id = $1;
+
+-- name: button_state
+-- A button's supervision state (for the engineers and the tests).
+SELECT b.device_id, d.person_id, b.last_seq, b.last_seen_at, b.battery, b.caseworker_id, d.revoked_at,
+       b.silent_notice_at, b.low_battery_notice_at
+  FROM buttons b JOIN devices d ON d.id = b.device_id WHERE b.device_id = $1;
+
+-- name: phone_last_fix
+-- The newest fix the person's phone app sent at or after $2 (her phone's last known position).
+SELECT ST_Y(f.location::geometry) AS lat, ST_X(f.location::geometry) AS lon, f.accuracy_m,
+       'phone_last_fix' AS source, f.fix_time
+  FROM location_fixes f JOIN alerts a ON a.id = f.alert_id
+ WHERE a.person_id = $1 AND a.channel = 'app' AND f.fix_time >= $2
+ ORDER BY f.fix_time DESC
+ LIMIT 1;
+
+-- name: cell_tower
+-- Where a cell tower stands and how far it reaches.
+SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, range_m
+  FROM cell_towers WHERE mcc = $1 AND mnc = $2 AND lac = $3 AND cid = $4;
+
+-- name: create_cell_import
+-- A session table to COPY an OpenCellID file into before merging it.
+CREATE TEMP TABLE cell_import (radio text, mcc int, mnc int, lac int, cid bigint, lon float8, lat float8,
+                               range_m real, updated_at timestamptz) ON COMMIT DROP;
+
+-- name: merge_cell_import
+-- Merge the imported towers into cell_towers (a re-import updates by mcc/mnc/lac/cid).
+INSERT INTO cell_towers (mcc, mnc, lac, cid, radio, location, range_m, updated_at)
+SELECT DISTINCT ON (mcc, mnc, lac, cid) mcc, mnc, lac, cid, radio,
+       ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, range_m, updated_at
+  FROM cell_import ORDER BY mcc, mnc, lac, cid, updated_at DESC NULLS LAST
+ON CONFLICT (mcc, mnc, lac, cid) DO UPDATE SET radio = EXCLUDED.radio, location = EXCLUDED.location,
+    range_m = EXCLUDED.range_m, updated_at = EXCLUDED.updated_at;
+
+-- name: mobile_unit
+-- A mobile unit by id (nothing for other kinds).
+SELECT id, region, on_duty, last_seen_at FROM responders WHERE id = $1 AND kind = 'mobile_unit';
+
+-- name: move_unit
+-- A unit terminal reported where it is now.
+UPDATE responders SET location = ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, last_seen_at = $4,
+       updated_at = $4
+ WHERE id = $1 AND kind = 'mobile_unit';
+
+-- name: claim_silent_buttons
+-- Buttons not heard from since $1 with no notice yet for this silence: mark them, at most $3, SKIP LOCKED.
+WITH due AS (
+    SELECT b.device_id FROM buttons b JOIN devices d ON d.id = b.device_id
+     WHERE b.silent_notice_at IS NULL AND d.revoked_at IS NULL AND coalesce(b.last_seen_at, b.created_at) < $1
+     ORDER BY coalesce(b.last_seen_at, b.created_at)
+     LIMIT $3
+     FOR UPDATE OF b SKIP LOCKED
+)
+UPDATE buttons b SET silent_notice_at = $2
+  FROM due, devices d, people p
+ WHERE b.device_id = due.device_id AND d.id = b.device_id AND p.id = d.person_id
+RETURNING b.device_id, d.person_id, b.caseworker_id, b.last_seen_at, b.battery, p.region;
+
+-- name: claim_low_battery_buttons
+-- Buttons whose battery fell below $1 with no notice yet: mark them, at most $3, SKIP LOCKED.
+WITH due AS (
+    SELECT b.device_id FROM buttons b JOIN devices d ON d.id = b.device_id
+     WHERE b.low_battery_notice_at IS NULL AND d.revoked_at IS NULL AND b.battery < $1
+     LIMIT $3
+     FOR UPDATE OF b SKIP LOCKED
+)
+UPDATE buttons b SET low_battery_notice_at = $2
+  FROM due, devices d, people p
+ WHERE b.device_id = due.device_id AND d.id = b.device_id AND p.id = d.person_id
+RETURNING b.device_id, d.person_id, b.caseworker_id, b.last_seen_at, b.battery, p.region;
+
+-- name: next_silence
+-- The oldest last-seen of a button not yet reported silent (the engine sleeps until it plus the period).
+SELECT min(coalesce(b.last_seen_at, b.created_at)) FROM buttons b JOIN devices d ON d.id = b.device_id
+ WHERE b.silent_notice_at IS NULL AND d.revoked_at IS NULL;
