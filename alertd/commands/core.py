@@ -13,9 +13,10 @@ from aiohttp import web
 from alertd import auth, log
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
-from alertd.core.model import Location
+from alertd.core.model import Location, NotFound
 from alertd.http.app import create_app
 from alertd.responders_file import read as read_responders
+from alertd.service.enrol_codes import DEFAULT_TTL_S as CODE_TTL_S, issue_code
 from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.settings import Settings
 from alertd.store import queries
@@ -52,7 +53,13 @@ def register(sub) -> None:
     enrol.add_argument("--code-phrase")
     enrol.add_argument("--opt-in-sms", action="store_true", help="she agreed to receive SMS from alertd")
     enrol.add_argument("--token-ttl", type=int, default=365 * 86400)
+    enrol.add_argument("--code-ttl", type=int, default=CODE_TTL_S,
+                       help="seconds the printed one-time enrolment code for the phone app lives (default 15 min)")
     enrol.set_defaults(handler=cmd_people_enrol)
+    code = psub.add_parser("enrolment-code", help="a new one-time code for her phone app (older ones stop working)")
+    code.add_argument("--person", required=True)
+    code.add_argument("--code-ttl", type=int, default=CODE_TTL_S, help="seconds (default 15 min)")
+    code.set_defaults(handler=cmd_people_enrolment_code)
 
     p = sub.add_parser("tokens", help="JWTs")
     tsub = p.add_subparsers(dest="action", required=True)
@@ -110,11 +117,27 @@ async def cmd_people_enrol(args, settings: Settings) -> dict:
         enrolled = await enrol_person(conn, now, phones=args.phone, home=home, pin=args.pin,
                                       duress_pin=args.duress_pin, code_phrase=args.code_phrase,
                                       opt_in_sms=args.opt_in_sms)
+        code = await issue_code(conn, settings, now, person_id=enrolled.person_id, device_id=enrolled.device_id,
+                                ttl_s=args.code_ttl)
     finally:
         await conn.close()
     token = auth.issue(settings, role="device", sub=enrolled.device_id, ttl_s=args.token_ttl, now=now,
                        person_id=enrolled.person_id, device_id=enrolled.device_id)
-    return {"person_id": enrolled.person_id, "device_id": enrolled.device_id, "token": token}
+    return {"person_id": enrolled.person_id, "device_id": enrolled.device_id, "token": token,
+            "enrolment_code": code.code, "enrolment_code_expires_at": code.expires_at.isoformat()}
+
+
+async def cmd_people_enrolment_code(args, settings: Settings) -> dict:
+    settings.validate()
+    conn = await connect(settings.database_url)
+    try:
+        code = await issue_code(conn, settings, SystemClock().now(), person_id=args.person, ttl_s=args.code_ttl)
+    except NotFound:
+        raise CommandError(f"no enrolled phone app device for {args.person}") from None
+    finally:
+        await conn.close()
+    return {"person_id": args.person, "device_id": code.device_id, "enrolment_code": code.code,
+            "enrolment_code_expires_at": code.expires_at.isoformat()}
 
 
 async def cmd_tokens_issue(args, settings: Settings) -> dict:

@@ -1,0 +1,111 @@
+"""The survivor phone app (clients/phone/) at /app/, and the enrolment code exchange behind it."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from alertd.http.errors import ApiError, json_body
+from alertd.http.keys import CTX, POOL
+from alertd.service import enrol_codes
+from alertd.service.timeline import security_event
+
+routes = web.RouteTableDef()
+APP_DIR = Path(__file__).resolve().parents[2] / "clients" / "phone"
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "manifest-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "geolocation=(self), camera=(), microphone=(), payment=(), usb=()",
+}
+TYPES = {".webmanifest": "application/manifest+json", ".js": "text/javascript", ".html": "text/html",
+         ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
+TEXT = (".html", ".js", ".css", ".webmanifest", ".svg")
+# The service worker keeps its own cache, so the browser cache only revalidates (ETag) these: a new
+# release reaches the phone on its next start. Icons never change under the same name.
+REVALIDATE = "no-cache"
+LONG = "public, max-age=604800"
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    gzipped: bytes | None
+    content_type: str
+    etag: str
+    cache_control: str
+
+
+@functools.cache
+def assets(directory: Path = APP_DIR) -> dict[str, Asset]:
+    """Every file of the app, read and compressed once; a name not in here is a 404."""
+    found = {}
+    for path in sorted(directory.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix not in TYPES:
+            continue
+        body = path.read_bytes()
+        text = path.suffix in TEXT
+        content_type = TYPES[path.suffix] + ("; charset=utf-8" if text else "")
+        found[path.name] = Asset(
+            body=body, gzipped=gzip.compress(body, 9, mtime=0) if text else None, content_type=content_type,
+            etag='"' + hashlib.sha256(body).hexdigest()[:20] + '"',
+            cache_control=REVALIDATE if text else LONG)
+    return found
+
+
+def _serve(request: web.Request, name: str) -> web.Response:
+    asset = assets().get(name)
+    if asset is None:
+        raise web.HTTPNotFound()
+    headers = {**SECURITY_HEADERS, "ETag": asset.etag, "Cache-Control": asset.cache_control,
+               "Vary": "Accept-Encoding"}
+    if asset.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    body = asset.body
+    if asset.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
+        body, headers["Content-Encoding"] = asset.gzipped, "gzip"
+    headers["Content-Type"] = asset.content_type
+    return web.Response(body=body, headers=headers)
+
+
+@routes.get("/app")
+async def app_root(_request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently("/app/")
+
+
+@routes.get("/app/")
+async def app_index(request: web.Request) -> web.Response:
+    return _serve(request, "index.html")
+
+
+@routes.get("/app/{name}")
+async def app_file(request: web.Request) -> web.Response:
+    return _serve(request, request.match_info["name"])
+
+
+@routes.post("/v1/enrol")
+async def enrol(request: web.Request) -> web.Response:
+    """Exchange a one-time enrolment code for the phone's device token (no bearer token needed)."""
+    ctx = request.app[CTX]
+    body = await json_body(request)
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(code, str) or not 1 <= len(code) <= 32:
+        raise ApiError(400, "malformed", "code must be a string")
+    now = ctx.clock.now()
+    async with request.app[POOL].acquire() as conn:
+        redeemed = await enrol_codes.redeem(conn, ctx.settings, now, code)
+        if redeemed is None:
+            await security_event(conn, now, "bad_enrolment_code", f"http:{request.remote}", path=request.path)
+            raise ApiError(401, "unauthorized", "this code is unknown, used or expired")
+    return web.json_response({"device_id": redeemed.device_id, "token": redeemed.token,
+                              "sms_number": ctx.settings.twilio_from_number or None},
+                             headers={"Cache-Control": "no-store"})

@@ -1,0 +1,285 @@
+/* A working calculator that is also a silent alarm.
+   Gestures (keys since the last "=" or AC, digits only):
+     secret then "="       raise an alert (the display shows the number, as any calculation would)
+     secret then "%"       open the settings
+     4+ digits then "="    while an alert is live: cancel it with that PIN (the cancel and the duress PIN
+                           look the same here and get the same answer from the server)
+     AC                    quick exit: clears the screen and closes anything open
+   Nothing is ever written to the title, the history, notifications or sound. */
+(function () {
+  'use strict';
+  var Q = self.CalcStore;
+  var FIRST_FIX_MS = 4000;       // never wait longer than this for a location before sending
+  var SMS_OFFER_MS = 8000;       // no answer by then: offer the SMS
+  var FIX_EVERY_S = 30;
+  var FORGET_AFTER_MS = 12 * 3600 * 1000;
+  var RETRY_MS = 20000;
+
+  var TEXT = {
+    en: {activate: 'Activate', reset: 'Reset', resetAgain: 'Tap again to reset', code: 'Activation code',
+      ok: 'OK', badCode: 'Code not accepted', noNet: 'No connection', secret: 'Secret number (4–8 digits)',
+      cue: 'Sign', dot: 'Dot', line: 'Line', none: 'None', minutes: 'Minutes', save: 'Save',
+      badSecret: 'Use 4 to 8 digits', share: 'Share result'},
+    ru: {activate: 'Активировать', reset: 'Сбросить', resetAgain: 'Нажмите ещё раз', code: 'Код активации',
+      ok: 'OK', badCode: 'Код не принят', noNet: 'Нет связи', secret: 'Секретное число (4–8 цифр)',
+      cue: 'Знак', dot: 'Точка', line: 'Линия', none: 'Нет', minutes: 'Минуты', save: 'Сохранить',
+      badSecret: 'Нужно от 4 до 8 цифр', share: 'Поделиться'},
+    kk: {activate: 'Белсендіру', reset: 'Тазарту', resetAgain: 'Тағы басыңыз', code: 'Белсендіру коды',
+      ok: 'OK', badCode: 'Код қабылданбады', noNet: 'Байланыс жоқ', secret: 'Құпия сан (4–8 цифр)',
+      cue: 'Белгі', dot: 'Нүкте', line: 'Сызық', none: 'Жоқ', minutes: 'Минут', save: 'Сақтау',
+      badSecret: '4–8 цифр керек', share: 'Бөлісу'},
+  };
+
+  var $ = function (id) { return document.getElementById(id); };
+  var lang = 'en';
+  var cfg = null;          // {secret, cue, minutes, every, sms} once set up
+  var enrolled = false;
+  var live = null;         // the alert she raised: {cid, at, until, cancelling}
+  var seq = '';            // keys pressed since the last "=" or AC
+  var tracker = null;
+
+  /* ---- the calculator ---- */
+  var acc = null, op = null, cur = '0', fresh = true;
+
+  function num(s) { return parseFloat(s) || 0; }
+  function fmt(x) {
+    if (!isFinite(x)) return 'Error';
+    return String(parseFloat(x.toPrecision(12)));
+  }
+  function apply(a, o, b) {
+    return o === '+' ? a + b : o === '-' ? a - b : o === '*' ? a * b : a / b;
+  }
+  var SYMBOL = {'+': '+', '-': '−', '*': '×', '/': '÷'};
+
+  function calc(k) {
+    if (/^\d$/.test(k)) {
+      cur = fresh || cur === '0' ? k : cur.length < 15 ? cur + k : cur;
+      fresh = false;
+    } else if (k === '.') {
+      if (fresh) { cur = '0.'; fresh = false; } else if (cur.indexOf('.') < 0) cur += '.';
+    } else if (k === 'back') {
+      if (!fresh) cur = cur.length > 1 ? cur.slice(0, -1) : '0';
+    } else if (k === 'neg') {
+      cur = cur.charAt(0) === '-' ? cur.slice(1) : cur === '0' ? cur : '-' + cur;
+    } else if (k === 'pct') {
+      cur = fmt(num(cur) / 100); fresh = true;
+    } else if (SYMBOL[k]) {
+      acc = op && !fresh ? apply(acc, op, num(cur)) : op ? acc : num(cur);
+      op = k; fresh = true; cur = fmt(acc);
+    } else if (k === '=') {
+      if (op) cur = fmt(apply(acc, op, num(cur)));
+      acc = null; op = null; fresh = true;
+    } else if (k === 'ac') {
+      acc = null; op = null; cur = '0'; fresh = true;
+    }
+    $('out').textContent = cur;
+    $('expr').textContent = op ? fmt(acc) + ' ' + SYMBOL[op] : '';
+  }
+
+  function press(k) {
+    var before = seq;
+    seq = k === '=' || k === 'ac' ? '' : seq + k;
+    calc(k);
+    if (k === 'ac') quickExit();
+    if (!/^\d+$/.test(before)) return;
+    if (k === '=' && cfg && before === cfg.secret) raise();
+    else if (k === '=' && live && !live.cancelling && before.length >= 4) cancel(before);
+    else if (k === 'pct' && cfg && before === cfg.secret) { seq = ''; show('p-setup'); }
+  }
+
+  /* ---- raising, tracking, cancelling ---- */
+  function uuid() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join('');
+  }
+
+  function locate(ms) {
+    return new Promise(function (resolve) {
+      if (!navigator.geolocation) return resolve(null);
+      var timer = setTimeout(function () { resolve(null); }, ms + 500);
+      navigator.geolocation.getCurrentPosition(function (p) {
+        clearTimeout(timer);
+        var radius = Math.round(p.coords.accuracy);
+        resolve({lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: radius,
+          fix_time: new Date(p.timestamp).toISOString(), source: radius <= 100 ? 'gps' : 'network'});
+      }, function () { clearTimeout(timer); resolve(null); },
+      {enableHighAccuracy: true, timeout: ms, maximumAge: 30000});
+    });
+  }
+
+  async function raise() {
+    if (live) return;  // already live: nothing new to send
+    var now = new Date();
+    live = {cid: uuid(), at: now.getTime(), until: now.getTime() + cfg.minutes * 60000, cancelling: false};
+    await Q.set('alert', live);
+    render();
+    var fix = await locate(FIRST_FIX_MS);
+    var body = {client_alert_id: live.cid, triggered_at: now.toISOString()};
+    if (fix) body.location = fix;
+    await Q.enqueue({kind: 'alert', cid: live.cid, body: body});
+    var outcome = await Promise.race([send(), wait(SMS_OFFER_MS).then(function () { return 'slow'; })]);
+    if (outcome !== 'done' && cfg.sms) offerSms(fix);
+    track();
+  }
+
+  function track() {
+    clearInterval(tracker);
+    tracker = setInterval(async function () {
+      if (!live || live.cancelling) return;
+      if (Date.now() > live.until) { clearInterval(tracker); return; }
+      var fix = await locate(FIRST_FIX_MS);
+      if (fix && live && !live.cancelling) {
+        await Q.enqueue({kind: 'fixes', cid: live.cid, fixes: [fix]});
+        send();
+      }
+    }, (cfg.every || FIX_EVERY_S) * 1000);
+  }
+
+  async function cancel(pin) {
+    // The screen changes the same way, at once, whichever PIN this is: the cue goes.
+    live.cancelling = true;
+    render();
+    await Q.set('alert', live);
+    await Q.dropFixes(live.cid);
+    await Q.enqueue({kind: 'cancel', cid: live.cid, pin: pin});
+    send();
+  }
+
+  function offerSms(fix) {
+    var link = $('share');
+    link.href = 'sms:' + cfg.sms + '?body=' + encodeURIComponent(self.amlBody(fix));
+    link.hidden = false;
+  }
+
+  function wait(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
+
+  /* Send the queue now: through the service worker when it runs, else from the page (same code, same lock). */
+  function send() {
+    var worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+    var sent = worker ? new Promise(function (resolve) {
+      var ch = new MessageChannel();
+      ch.port1.onmessage = function (e) { resolve(e.data); };
+      worker.postMessage('flush', [ch.port2]);
+    }) : Q.flush();
+    return sent.then(function (outcome) {
+      if (outcome === 'offline') laterSync();
+      return outcome;
+    });
+  }
+
+  function laterSync() {
+    if (!navigator.serviceWorker) return;
+    navigator.serviceWorker.ready.then(function (r) { return r.sync && r.sync.register('flush'); })
+      .catch(function () {});
+  }
+
+  /* ---- what is stored, and the screen ---- */
+  async function load() {
+    lang = (await Q.get('lang')) || pickLang();
+    enrolled = !!(await Q.get('token'));
+    cfg = (await Q.get('cfg')) || null;
+    live = (await Q.get('alert')) || null;
+    if (live && Date.now() - live.at > FORGET_AFTER_MS) { await Q.del('alert'); live = null; }
+    if (!live) { clearInterval(tracker); tracker = null; }
+    if (live && !tracker && cfg) track();
+    var ids = (await Q.get('ids')) || {};
+    if (!live || ids[live.cid]) $('share').hidden = true;  // delivered after all: no SMS needed
+    render();
+  }
+
+  function pickLang() {
+    var want = (navigator.language || 'en').slice(0, 2);
+    return TEXT[want] ? want : 'en';
+  }
+
+  function render() {
+    var t = TEXT[lang];
+    document.documentElement.lang = lang;
+    document.querySelectorAll('[data-t]').forEach(function (el) { el.textContent = t[el.dataset.t]; });
+    $('activate').hidden = enrolled && !!cfg;
+    var on = !!live && !live.cancelling && cfg && cfg.cue !== 'none';
+    $('cue').hidden = !(on && cfg.cue === 'dot');
+    $('display').classList.toggle('line', !!(on && cfg.cue === 'line'));
+  }
+
+  function show(id) {
+    ['menu', 'p-code', 'p-setup'].forEach(function (p) { $(p).hidden = p !== id; });
+    if (id === 'p-setup' && cfg) {
+      $('secret').value = cfg.secret; $('cue-kind').value = cfg.cue; $('minutes').value = String(cfg.minutes);
+    }
+    $('reset').textContent = TEXT[lang].reset;
+    resetArmed = false;
+  }
+
+  function quickExit() {
+    show(null);
+    $('share').hidden = true;
+    $('code').value = ''; $('secret').value = '';
+    $('code-err').textContent = ''; $('setup-err').textContent = '';
+    calc('ac');
+  }
+
+  var resetArmed = false;
+  async function wipe() {
+    if (!resetArmed) { resetArmed = true; $('reset').textContent = TEXT[lang].resetAgain; return; }
+    clearInterval(tracker); tracker = null;
+    await Q.wipe();
+    enrolled = false; cfg = null; live = null; lang = pickLang();
+    quickExit();
+    render();
+  }
+
+  async function activate(e) {
+    e.preventDefault();
+    try {
+      var resp = await fetch('/v1/enrol', {method: 'POST', cache: 'no-store', credentials: 'omit',
+        headers: {'Content-Type': 'application/json'}, body: JSON.stringify({code: $('code').value})});
+      if (!resp.ok) { $('code-err').textContent = TEXT[lang].badCode; return; }
+      var doc = await resp.json();
+      await Q.set('token', doc.token);
+      await Q.set('sms', doc.sms_number || '');
+      enrolled = true;
+      $('code').value = '';
+      show('p-setup');
+    } catch (err) {
+      $('code-err').textContent = TEXT[lang].noNet;
+    }
+  }
+
+  async function saveSetup(e) {
+    e.preventDefault();
+    var secret = $('secret').value;
+    if (!/^\d{4,8}$/.test(secret)) { $('setup-err').textContent = TEXT[lang].badSecret; return; }
+    var every = cfg && cfg.every;
+    cfg = {secret: secret, cue: $('cue-kind').value, minutes: parseInt($('minutes').value, 10),
+      every: every || FIX_EVERY_S, sms: (await Q.get('sms')) || ''};
+    await Q.set('cfg', cfg);
+    quickExit();
+    render();
+    locate(FIRST_FIX_MS);  // asks for the location permission now, with her advocate, never during an alert
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('keys').addEventListener('click', function (e) {
+      var k = e.target.dataset && e.target.dataset.k;
+      if (k) press(k);
+    });
+    $('menu-btn').addEventListener('click', function () { show($('menu').hidden ? 'menu' : null); });
+    $('menu').addEventListener('click', async function (e) {
+      var el = e.target;
+      if (el.dataset.lang) { lang = el.dataset.lang; if (enrolled) await Q.set('lang', lang); show(null); render(); }
+      else if (el.id === 'activate') show(enrolled ? 'p-setup' : 'p-code');
+      else if (el.id === 'reset') wipe();
+    });
+    $('p-code').addEventListener('submit', activate);
+    $('p-setup').addEventListener('submit', saveSetup);
+    document.addEventListener('keydown', function (e) { if (e.key === 'Escape') quickExit(); });
+    document.addEventListener('visibilitychange', function () { if (document.hidden) quickExit(); });
+    window.addEventListener('online', function () { send(); });
+    if (typeof BroadcastChannel === 'function') new BroadcastChannel('calc').onmessage = load;
+    setInterval(function () { Q.pending().then(function (n) { if (n && navigator.onLine) send(); }); }, RETRY_MS);
+    if (navigator.serviceWorker) navigator.serviceWorker.register('sw.js', {scope: './'}).catch(function () {});
+    load().then(function () { if (enrolled) send(); });
+  });
+})();
