@@ -72,13 +72,19 @@ async def cmd_demo(args, settings: Settings) -> None:
         day = 24 * 3600
         device_token = auth.issue(settings, role="device", sub=person["device_id"], ttl_s=365 * day, now=now,
                                   person_id=person["person_id"], device_id=person["device_id"])
-        officer = auth.issue(settings, role="officer", sub="officer@pp-001", ttl_s=day, now=now,
-                             responder_id="pp-001")
+        sample_lat, sample_lon = round(CENTRE_LAT + 0.2, 5), round(CENTRE_LON - 0.3, 5)
+        conn = await connect(settings.database_url)
+        try:  # the officer token belongs to the post the sample alert will go to
+            post = (await conn.fetchrow(queries.nearest_responder, "police_post", sample_lon, sample_lat, [], None))["id"]
+        finally:
+            await conn.close()
+        officer = auth.issue(settings, role="officer", sub=f"officer@{post}", ttl_s=day, now=now,
+                             responder_id=post)
         admin_token = auth.issue(settings, role="admin", sub="admin-demo", ttl_s=day, now=now)
         engineer = auth.issue(settings, role="engineer", sub="engineer-demo", ttl_s=day, now=now)
         http = f"http://127.0.0.1:{http_port}"
         body = json.dumps({"client_alert_id": "demo-1", "location": {
-            "lat": round(CENTRE_LAT + 0.2, 5), "lon": round(CENTRE_LON - 0.3, 5), "accuracy_m": 25, "source": "gps"}})
+            "lat": sample_lat, "lon": sample_lon, "accuracy_m": 25, "source": "gps"}})
         env = {k: v for k, v in settings.as_env().items()
                if k in ("ALERTD_DATABASE_URL", "ALERTD_MQTT_URL", "ALERTD_HTTP_HOST", "ALERTD_HTTP_PORT",
                         "ALERTD_PUBLIC_URL", "ALERTD_JWT_SECRET", "ALERTD_DATA_DIR")}
@@ -88,7 +94,7 @@ async def cmd_demo(args, settings: Settings) -> None:
             "env": env,
             "person": person,
             "tokens": {"device": device_token, "officer": officer, "admin": admin_token, "engineer": engineer},
-            "officer_responder": "pp-001",
+            "officer_responder": post,
             "curl": (f"curl -s -X POST {http}/v1/alerts -H 'Authorization: Bearer {device_token}' "
                      f"-H 'Content-Type: application/json' -d '{body}'"),
         }
