@@ -1,0 +1,1 @@
+"""Channels turn a transport's request into a core call: parse, authenticate, answer."""

@@ -1,0 +1,1 @@
+"""The SMS channel: Twilio webhooks in (alerts, acknowledgements, delivery status)."""

@@ -1,0 +1,97 @@
+"""Twilio's webhooks: inbound SMS and delivery status, both signed with the account's auth token.
+
+The signature covers the URL Twilio called, which is ALERTD_PUBLIC_URL plus the path: behind a proxy the Host
+header names the proxy's upstream, not what Twilio signed, so it is never used. During a token rotation either
+the current or the secondary token is accepted.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import MultiDictProxy
+from twilio.request_validator import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator
+from twilio.request_validator import get_signature_algorithm
+from twilio.twiml.messaging_response import MessagingResponse
+
+from alertd.channels.sms import delivery, inbound
+from alertd.http.errors import ApiError
+from alertd.http.keys import CTX, METRICS, NOTIFIERS, POOL
+from alertd.service.timeline import security_event
+
+routes = web.RouteTableDef()
+MAX_BODY_CHARS = 1600  # Twilio's own limit for a concatenated SMS
+EMPTY_TWIML = str(MessagingResponse())
+
+
+def setup(app: web.Application) -> None:
+    """Add the webhook routes, and close the SMS providers' HTTP sessions when the app stops."""
+    app.add_routes(routes)
+    app.on_cleanup.append(_close_sms_notifier)
+
+
+async def _close_sms_notifier(app: web.Application) -> None:
+    registry = app.get(NOTIFIERS)
+    notifier = registry.get("sms") if registry is not None else None
+    if notifier is not None and hasattr(notifier, "aclose"):
+        await notifier.aclose()
+
+
+def twiml(text: str | None) -> web.Response:
+    if text is None:
+        body = EMPTY_TWIML
+    else:
+        response = MessagingResponse()
+        response.message(text)
+        body = str(response)
+    return web.Response(text=body, content_type="text/xml")
+
+
+async def signed_form(request: web.Request) -> MultiDictProxy:
+    """The form Twilio posted, or 403 (recorded as a security event) when its signature does not verify."""
+    ctx = request.app[CTX]
+    settings = ctx.settings
+    form = await request.post()
+    signature = request.headers.get(SIGNATURE_HEADER)
+    tokens = [t for t in (settings.twilio_auth_token, settings.twilio_auth_token_secondary) if t]
+    url = settings.public_url.rstrip("/") + request.path_qs
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    if not signature:
+        reason = "missing"
+    elif not tokens:
+        reason = "no auth token configured"
+    elif any(RequestValidator(t).validate(url, form, signature, algorithm) for t in tokens):
+        return form
+    else:
+        reason = "mismatch"
+    async with request.app[POOL].acquire() as conn:
+        await security_event(conn, ctx.clock.now(), "bad_signature", f"http:{request.remote}",
+                             path=request.path, reason=reason)
+    raise ApiError(403, "forbidden", "invalid Twilio signature")
+
+
+@routes.post("/v1/sms/inbound")
+async def sms_inbound(request: web.Request) -> web.Response:
+    form = await signed_form(request)
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    sender = form.get("From")
+    if not isinstance(sid, str) or not sid or not isinstance(sender, str) or not sender:
+        raise ApiError(400, "malformed", "MessageSid and From are required")
+    body = form.get("Body")
+    sms = inbound.InboundSms(sid=sid, sender=sender.strip(), body=(body if isinstance(body, str) else "")[:MAX_BODY_CHARS])
+    outcome = await inbound.handle(request.app[POOL], request.app[CTX], sms)
+    if outcome.kind in ("raised", "added", "duplicate"):
+        request.app[METRICS].alerts_received.labels("sms", outcome.kind).inc()
+    return twiml(outcome.reply)
+
+
+@routes.post("/v1/sms/status")
+async def sms_status(request: web.Request) -> web.Response:
+    form = await signed_form(request)
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    if not isinstance(sid, str) or not sid or not isinstance(status, str) or not status:
+        raise ApiError(400, "malformed", "MessageSid and MessageStatus are required")
+    error_code = form.get("ErrorCode")
+    await delivery.record_status(request.app[POOL], request.app[CTX], sid, status.lower(),
+                                 error_code if isinstance(error_code, str) and error_code else None)
+    return twiml(None)

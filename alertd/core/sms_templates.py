@@ -1,0 +1,98 @@
+"""What responders read by SMS, in Kazakh, Russian and English: a code, a place, a deadline, never who she is.
+
+Cyrillic text goes as UCS-2 (70 characters a segment, 67 when split), so every template here is written to stay
+within two segments with the longest code, kind and coordinates (a test checks each one).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+LANGUAGES = ("kk", "ru", "en")
+
+KIND_LABEL = {
+    "kk": {"police_post": "полиция", "crisis_centre": "дағдарыс орталығы", "mobile_unit": "жылжымалы топ"},
+    "ru": {"police_post": "полиция", "crisis_centre": "кризисный центр", "mobile_unit": "моб. группа"},
+    "en": {"police_post": "police", "crisis_centre": "crisis centre", "mobile_unit": "mobile unit"},
+}
+
+TEMPLATES = {
+    "dispatch": {
+        "kk": "{hp}ДАБЫЛ {code} {kind}: {link} ±{acc}м. {time} UTC дейін {code} деп жауап беріңіз",
+        "ru": "{hp}ТРЕВОГА {code} {kind}: {link} ±{acc}м. Подтвердите до {time} UTC: ответьте {code}",
+        "en": "{hp}ALERT {code} {kind}: {link} +/-{acc}m. Reply {code} to acknowledge by {time} UTC",
+    },
+    "cancelled": {
+        "kk": "{code}: дабыл тоқтатылды. Шақыру жабылды.",
+        "ru": "{code}: тревога отменена. Отбой.",
+        "en": "{code}: alert cancelled. Stand down.",
+    },
+    "withdrawn": {
+        "kk": "{code}: шақыру алынды, жақынырақ топ жіберілді.",
+        "ru": "{code}: вызов снят, направлен ближайший наряд.",
+        "en": "{code}: dispatch withdrawn, a nearer responder was sent.",
+    },
+    "stand_down": {
+        "kk": "{code}: шақыруды басқа топ қабылдады.",
+        "ru": "{code}: вызов принят другим нарядом. Отбой.",
+        "en": "{code}: acknowledged by another responder. Stand down.",
+    },
+    "duress": {
+        "kk": "!! {code}: ҚОРҚЫТУ. Тоқтату жалған, жалғастырыңыз.",
+        "ru": "!! {code}: ПОД ПРИНУЖДЕНИЕМ. Отмена ложная, продолжайте.",
+        "en": "!! {code}: DURESS. The cancel was forced; keep responding.",
+    },
+    "ack_ok": {
+        "kk": "{code} расталды.",
+        "ru": "{code} подтверждён.",
+        "en": "{code} acknowledged.",
+    },
+    "ack_inactive": {
+        "kk": "{code} шақыруы енді белсенді емес.",
+        "ru": "Вызов {code} уже не активен.",
+        "en": "{code} is no longer active.",
+    },
+    "ack_unknown": {
+        "kk": "{code} шақыруы бұл нөмір үшін табылмады.",
+        "ru": "Вызов {code} не найден для этого номера.",
+        "en": "No dispatch {code} for this number.",
+    },
+    "ack_help": {
+        "kk": "Растау үшін шақыру кодын жіберіңіз, мысалы: ИӘ 7KX3QM",
+        "ru": "Для подтверждения ответьте кодом вызова, например: ДА 7KX3QM",
+        "en": "To acknowledge, reply with the dispatch code, e.g. OK 7KX3QM",
+    },
+    "other": {
+        "kk": "{code}: шақыру өзгерді ({template}). Консольді қараңыз.",
+        "ru": "{code}: изменение по вызову ({template}). См. консоль.",
+        "en": "{code}: dispatch update ({template}). See the console.",
+    },
+}
+
+
+def language_of(value: object) -> str:
+    return value if value in LANGUAGES else "ru"
+
+
+def maps_link(lat: float, lon: float) -> str:
+    """A short link every phone opens; coordinates already rounded to ~100 m by the dispatch payload."""
+    return f"maps.google.com/?q={lat:.3f},{lon:.3f}"
+
+
+def render(template: str, payload: dict[str, Any], language: str | None = None) -> str:
+    """The SMS text for an outbox message to a responder."""
+    lang = language_of(language or payload.get("language"))
+    texts = TEMPLATES.get(template, TEMPLATES["other"])
+    values = {"code": payload.get("code", "?"), "template": template}
+    if template == "dispatch":
+        deadline = payload.get("deadline")
+        when = datetime.fromisoformat(deadline) if isinstance(deadline, str) else None
+        values.update(
+            hp="!! " if payload.get("priority") == "high" or payload.get("duress") else "",
+            kind=KIND_LABEL[lang].get(payload.get("kind", ""), payload.get("kind", "")),
+            link=maps_link(float(payload["lat"]), float(payload["lon"])),
+            acc=payload.get("accuracy_m") if payload.get("accuracy_m") is not None else "?",
+            time=when.strftime("%H:%M") if when else "--:--",
+        )
+    return texts[lang].format(**values)
