@@ -44,6 +44,14 @@ class Settings:
     twilio_account_sid: str = ""
     twilio_auth_token: str = _secret()
     twilio_from_number: str = ""
+    twilio_auth_token_secondary: str = _secret()  # the next token while rotating: webhooks signed by either pass
+    twilio_api_url: str = ""  # empty: Twilio's own API; tests point it at a local fake
+    sms_validity_s: int = 600  # a message stuck in the provider's queue longer than this is dropped, not sent late
+    sms_send_timeout_s: float = 10.0
+    sms_gateway_url: str = ""  # a second SMS provider (generic HTTP gateway); empty: none
+    sms_gateway_auth: str = _secret()  # sent verbatim as the Authorization header
+    sms_gateway_body: str = '{"to": "$to", "text": "$text", "ref": "$ref"}'  # JSON or form template
+    sms_gateway_prefixes: str = ""  # comma-separated E.164 prefixes routed to the gateway; empty: all
     mqtt_admin_url: str = _secret()  # dynamic-security admin account; empty: credentials stay in the database
     mqtt_client_id: str = ""  # the ingest's persistent session; empty: alertd-<host>-<http port>
     mqtt_session_expiry_s: int = 86400

@@ -8,6 +8,7 @@ import logging
 
 from aiohttp import web
 
+from alertd.channels.sms import http as sms_http
 from alertd.clock import Clock, SystemClock
 from alertd.engine import Engine
 from alertd.engine.deadlines import Deadlines
@@ -24,6 +25,7 @@ from alertd.mqtt.notifier import MqttNotifier
 from alertd.notifiers import Registry
 from alertd.notifiers.console import ConsoleNotifier
 from alertd.notifiers.log import LogNotifier
+from alertd.notifiers.sms import build_sms_notifier
 from alertd.service.context import Context
 from alertd.settings import Settings
 from alertd.store.db import create_pool
@@ -37,9 +39,11 @@ def build_registry(app: web.Application) -> Registry:
     registry.register("log", LogNotifier("log"))
     registry.register("console", ConsoleNotifier(app[POOL]))
     registry.register("mqtt", MqttNotifier(app[BROKER]))
-    if not settings.twilio_configured:
+    if not settings.twilio_configured and not settings.sms_gateway_url:
         log.warning("Twilio is not configured: SMS to responders goes to the log")
         registry.register("sms", LogNotifier("sms"))
+    else:
+        registry.register("sms", build_sms_notifier(app[CTX], app[POOL]))
     return registry
 
 
@@ -105,4 +109,5 @@ def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bo
     app.cleanup_ctx.extend([_pool, _broker, _hub, _engine, _ingest])
     for module in (phone, officer, events, ops, console, phone_app, buttons):
         app.add_routes(module.routes)
+    sms_http.setup(app)
     return app
