@@ -44,11 +44,13 @@ class Ingest:
         self.broker.on_connect_hooks.append(self._subscribe)
         self.broker.client.on_message = self._on_message
         self.broker.client.on_unsubscribe = self._on_unsubscribe
+        self.broker.client.on_subscribe = self._on_subscribe
         self.queues: list[asyncio.Queue] = [asyncio.Queue() for _ in range(shards)]
         self.tasks: list[asyncio.Task] = []
         self.busy = 0
         self.handled = 0
         self._unsubscribed = asyncio.Event()
+        self.subscribed = asyncio.Event()  # set once the broker granted the subscriptions
 
     # paho's network thread
 
@@ -57,6 +59,13 @@ class Ingest:
 
     def _on_message(self, _client, _userdata, msg) -> None:
         self.broker.loop.call_soon_threadsafe(self._route, msg)
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("broker refused the ingest subscriptions", extra={"fields": {
+                "reasons": [str(rc) for rc in reason_codes]}})
+            return
+        self.broker.loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_unsubscribe(self, *_args) -> None:
         self.broker.loop.call_soon_threadsafe(self._unsubscribed.set)

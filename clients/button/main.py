@@ -1,0 +1,140 @@
+"""alertd wearable button firmware (MicroPython on an ESP32).
+
+Wakes from deep sleep on the button (press) or on a timer (heartbeat), joins Wi-Fi, sends one signed message
+with umqtt.simple at QoS 1, and for a press keeps retrying with backoff until alertd's app-level ack arrives,
+then gives one discreet haptic pulse and sleeps again. The protocol logic is in protocol.py (tested under
+CPython); this file is only the hardware around it. Flash config.json (from `alertd buttons provision`).
+"""
+
+import time
+
+import esp32
+import machine
+import network
+import ujson
+from umqtt.simple import MQTTClient
+
+import protocol
+
+BUTTON_PIN, HAPTIC_PIN, BATTERY_PIN = 0, 13, 35
+HEARTBEAT_S = 3600
+GIVE_UP_S = 15 * 60  # after this the press is abandoned (the ts would be too old to be accepted)
+
+
+class NvsStore:
+    """The last seq, in non-volatile storage: survives deep sleep, reboots and battery swaps."""
+
+    def __init__(self):
+        self.nvs = esp32.NVS("alertd")
+
+    def load(self):
+        try:
+            return self.nvs.get_i32("seq")
+        except OSError:
+            return 0
+
+    def save(self, seq):
+        self.nvs.set_i32("seq", seq)
+        self.nvs.commit()
+
+
+def battery_fraction():
+    """0..1 from the battery divider (3.3 V full scale, 2:1 divider, 3.3 V empty to 4.2 V full)."""
+    adc = machine.ADC(machine.Pin(BATTERY_PIN))
+    adc.atten(machine.ADC.ATTN_11DB)
+    volts = adc.read_uv() * 2 / 1_000_000
+    return max(0.0, min(1.0, (volts - 3.3) / 0.9))
+
+
+def gps_fix(timeout_ms=3000):
+    """(lat, lon, acc) from an NMEA GPS on UART2 if one is fitted and has a fix, else None."""
+    try:
+        uart = machine.UART(2, baudrate=9600, timeout=timeout_ms)
+    except (ValueError, OSError):
+        return None
+    deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+    while time.ticks_diff(deadline, time.ticks_ms()) > 0:
+        line = uart.readline()
+        if not line or not line.startswith(b"$GPGGA"):
+            continue
+        f = line.decode().split(",")
+        if len(f) > 8 and f[6] not in ("", "0") and f[2] and f[4]:
+            lat = int(f[2][:2]) + float(f[2][2:]) / 60
+            lon = int(f[4][:3]) + float(f[4][3:]) / 60
+            lat, lon = (-lat if f[3] == "S" else lat), (-lon if f[5] == "W" else lon)
+            return lat, lon, float(f[8] or 5) * 5.0  # HDOP x 5 m: a rough accuracy
+    return None
+
+
+def pulse(ms=120):
+    motor = machine.Pin(HAPTIC_PIN, machine.Pin.OUT)
+    motor.value(1)
+    time.sleep_ms(ms)
+    motor.value(0)
+
+
+def wifi(cfg):
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    if not sta.isconnected():
+        sta.connect(cfg["wifi_ssid"], cfg["wifi_password"])
+        for _ in range(100):
+            if sta.isconnected():
+                break
+            time.sleep_ms(100)
+    return sta.isconnected()
+
+
+def send(cfg, event, seq):
+    """Connect, publish (QoS 1), and for a press wait for the app-level ack with backoff; True once acked."""
+    acked = []
+    client = MQTTClient(cfg["device_id"], cfg["mqtt_host"], port=cfg.get("mqtt_port", 1883),
+                        user=cfg["username"], password=cfg["password"], keepalive=60)
+    client.set_callback(lambda _t, msg: acked.append(msg))
+    client.connect(clean_session=False)
+    topic_ack = protocol.topic(cfg["device_id"], "ack")
+    client.subscribe(topic_ack, qos=1)
+    ts = time.time() + cfg.get("epoch_offset", 946684800)  # MicroPython's epoch is 2000-01-01
+    loc = gps_fix() if event == "press" and cfg.get("gps") else None
+    topic_, payload = protocol.message(cfg["device_id"], cfg["secret"], event, seq, ts, bat=battery_fraction(),
+                                       loc=loc)
+    client.publish(topic_, payload, qos=1)
+    if event != "press":
+        client.disconnect()
+        return True
+    pending = protocol.PendingPress(seq, topic_, payload, time.time())
+    started = time.time()
+    while time.time() - started < GIVE_UP_S:
+        client.check_msg()
+        if any(pending.settled_by(m) for m in acked):
+            client.disconnect()
+            return True
+        if pending.retry_due(time.time()):
+            client.publish(topic_, payload, qos=1)
+            pending.sent_again(time.time())
+        time.sleep_ms(100)
+    client.disconnect()
+    return False
+
+
+def run():
+    with open("config.json") as f:
+        cfg = ujson.load(f)
+    seqs = protocol.Sequence(NvsStore())
+    pressed = machine.wake_reason() == machine.EXT0_WAKE
+    event = "press" if pressed else "heartbeat"
+    seq = seqs.next()
+    for attempt in range(10):
+        try:
+            if wifi(cfg) and send(cfg, event, seq):
+                if pressed:
+                    pulse()
+                break
+        except OSError:
+            time.sleep(min(2 ** attempt, 30))  # lost Wi-Fi or broker: same seq, same press, try again
+    button = machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
+    esp32.wake_on_ext0(pin=button, level=esp32.WAKEUP_ALL_LOW)
+    machine.deepsleep(HEARTBEAT_S * 1000)
+
+
+run()

@@ -1,0 +1,91 @@
+"""The button's side of the alertd MQTT protocol. Runs on MicroPython (ESP32) and under CPython (the tests).
+
+Only what both have is used: hashlib.sha256, json (ujson on MicroPython), plain classes. No hmac module on
+MicroPython, so HMAC-SHA256 is written out (RFC 2104).
+"""
+
+try:
+    import ujson as json
+except ImportError:  # CPython
+    import json
+
+import hashlib
+
+PREFIX = "alertd/v1/buttons/"
+BACKOFF_S = (1, 2, 4, 8, 15, 30, 60)  # between retries of an unacknowledged press, then every 60 s
+
+
+def hmac_sha256_hex(key, message):
+    """Lowercase hex HMAC-SHA256 (RFC 2104) of bytes `message` keyed with bytes `key`."""
+    block = 64
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key + b"\x00" * (block - len(key))
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key) + inner).digest()
+    return "".join("%02x" % b for b in outer)
+
+
+def unhex(text):
+    return bytes(int(text[i:i + 2], 16) for i in range(0, len(text), 2))
+
+
+def topic(device_id, leaf):
+    return PREFIX + device_id + "/" + leaf
+
+
+def sign(secret_hex, device_id, event, seq, ts):
+    return hmac_sha256_hex(unhex(secret_hex), ("%s|%s|%d|%d" % (device_id, event, seq, ts)).encode())
+
+
+def message(device_id, secret_hex, event, seq, ts, bat=None, loc=None, cell=None):
+    """(topic, payload bytes) of a press or heartbeat; loc = (lat, lon, acc), cell = (mcc, mnc, lac, cid)."""
+    body = {"seq": seq, "ts": ts, "mac": sign(secret_hex, device_id, event, seq, ts)}
+    if bat is not None:
+        body["bat"] = round(bat, 3)
+    if loc is not None:
+        body["loc"] = {"lat": loc[0], "lon": loc[1], "acc": loc[2]}
+    if cell is not None:
+        body["cell"] = {"mcc": cell[0], "mnc": cell[1], "lac": cell[2], "cid": cell[3]}
+    return topic(device_id, event), json.dumps(body).encode()
+
+
+def acked_seq(payload):
+    """The seq an ack carries, or None for anything else."""
+    try:
+        seq = json.loads(payload).get("seq")
+    except (ValueError, AttributeError):
+        return None
+    return seq if isinstance(seq, int) else None
+
+
+class Sequence:
+    """seq rises with every message, across reboots: `store` keeps the last one used (NVS on the ESP32)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def next(self):
+        seq = self.store.load() + 1
+        self.store.save(seq)  # saved before sending: a reboot mid-send never reuses it
+        return seq
+
+
+class PendingPress:
+    """A press sent and not yet acknowledged: when to send it again, and whether an ack settles it."""
+
+    def __init__(self, seq, topic_, payload, now):
+        self.seq, self.topic, self.payload = seq, topic_, payload
+        self.attempts = 1
+        self.due = now + BACKOFF_S[0]
+
+    def retry_due(self, now):
+        return now >= self.due
+
+    def sent_again(self, now):
+        self.attempts += 1
+        self.due = now + BACKOFF_S[min(self.attempts - 1, len(BACKOFF_S) - 1)]
+
+    def settled_by(self, ack_payload):
+        seq = acked_seq(ack_payload)
+        return seq is not None and seq >= self.seq

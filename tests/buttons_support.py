@@ -1,0 +1,96 @@
+"""Fixtures for button and unit tests: a Mosquitto with the dynamic-security plugin, the service on it, devices."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from alertd.http.app import create_app
+from alertd.http.keys import BROKER, INGEST
+from alertd.localservices import LocalMosquitto
+from alertd.mqtt.dynsec import Dynsec
+from alertd.service import provisioning
+from clients.simulator.sim import Button, Unit
+
+ADMIN = ("admin", "admin-" + secrets.token_hex(8))
+SERVICE = ("alertd", "svc-" + secrets.token_hex(8))
+
+
+async def start_secured_broker(directory, port: int | None = None) -> LocalMosquitto:
+    """A Mosquitto that refuses anonymous clients, with alertd's own service account in dynamic security."""
+    broker = await asyncio.to_thread(LocalMosquitto(directory, port, dynsec_admin=ADMIN).start)
+    await Dynsec(broker.user_url(*ADMIN)).add_service(*SERVICE)
+    return broker
+
+
+@pytest.fixture(scope="session")
+async def secured_broker(workdir):
+    broker = await start_secured_broker(workdir / "mqtt-secured")
+    yield broker
+    await asyncio.to_thread(broker.stop)
+
+
+def secured_settings(settings, broker: LocalMosquitto, **changes):
+    """Settings on the secured broker, with a session of its own for each service instance."""
+    return settings.replace(mqtt_url=broker.user_url(*SERVICE), mqtt_admin_url=broker.user_url(*ADMIN),
+                            mqtt_client_id=f"alertd-test-{uuid.uuid4().hex[:8]}", mqtt_session_expiry_s=300,
+                            **changes)
+
+
+@pytest.fixture
+def button_settings(settings, secured_broker):
+    return secured_settings(settings, secured_broker)
+
+
+@asynccontextmanager
+async def running_service(settings, clock):
+    """The service on a test server (engine driven by hand) once its ingest holds its subscriptions."""
+    app = create_app(settings, clock, run_engine=False)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        await asyncio.wait_for(app[INGEST].subscribed.wait(), 10)
+        await asyncio.wait_for(app[BROKER].connected.wait(), 10)
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def button_service(button_settings, clock):
+    async with running_service(button_settings, clock) as client:
+        yield client
+
+
+async def provision_button(db, settings, clock, person_id: str, caseworker_id: str | None = None):
+    creds = await provisioning.provision_button(db, provisioning.broker_accounts(settings), clock.now(),
+                                                person_id=person_id, caseworker_id=caseworker_id)
+    return creds
+
+
+async def connected_button(broker: LocalMosquitto, creds, clock, **kw) -> Button:
+    button = Button(broker.user_url(creds.username, creds.password), creds.device_id, creds.hmac_secret,
+                    clock=lambda: clock.now().timestamp(), **kw)
+    return await asyncio.to_thread(button.connect)
+
+
+async def connected_unit(broker: LocalMosquitto, creds, clock) -> Unit:
+    unit = Unit(broker.user_url(creds.username, creds.password), creds.device_id,
+                clock=lambda: clock.now().timestamp())
+    return await asyncio.to_thread(unit.connect)
+
+
+async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02):
+    """Poll an async predicate until it is truthy (for work another process or thread does)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await predicate()
+        if value or loop.time() > deadline:
+            return value
+        await asyncio.sleep(interval)
