@@ -44,7 +44,7 @@ def approximate(value: float) -> float:
 
 
 def dispatch_payload(*, code: str, kind: str, location: Location, deadline: datetime, priority: str,
-                     duress: bool, attempt: int, language: str) -> dict[str, Any]:
+                     duress: bool, attempt: int) -> dict[str, Any]:
     """What a responder is told about a dispatch: a code and a place, never who she is."""
     return {
         "code": code,
@@ -56,5 +56,4 @@ def dispatch_payload(*, code: str, kind: str, location: Location, deadline: date
         "priority": priority,
         "duress": duress,
         "attempt": attempt,
-        "language": language,
     }

@@ -30,23 +30,18 @@ async def dispatch_to(conn: asyncpg.Connection, ctx: Context, now: datetime, ale
     """Create one dispatch with its deadline, its timeline event and its outbox rows."""
     dispatch_id = uuid.uuid4()
     deadline = now + timedelta(seconds=ctx.settings.ack_deadline(responder.kind))
-    for _ in range(5):
+    for _ in range(5):  # a code collision is rare (27^6 codes); draw again
         code = policy.new_code()
-        try:
-            async with conn.transaction():  # a savepoint: a code collision retries, nothing else is lost
-                await conn.execute(queries.insert_dispatch, dispatch_id, alert["id"], responder.kind,
-                                   responder.id, code, attempt, broadcast, responder.distance_m, deadline, now)
+        if await conn.fetchval(queries.insert_dispatch, dispatch_id, alert["id"], responder.kind, responder.id,
+                               code, attempt, broadcast, responder.distance_m, deadline, now):
             break
-        except asyncpg.UniqueViolationError:
-            continue
     else:
         raise RuntimeError("could not find a free dispatch code")
     await event(conn, alert["id"], now, cause, dispatch_id=dispatch_id, responder_id=responder.id,
                 kind=responder.kind, attempt=attempt, code=code, deadline=deadline.isoformat(),
                 distance_m=None if responder.distance_m is None else round(responder.distance_m))
     payload = policy.dispatch_payload(code=code, kind=responder.kind, location=loc, deadline=deadline,
-                                      priority=alert["priority"], duress=alert["duress"], attempt=attempt,
-                                      language="ru")
+                                      priority=alert["priority"], duress=alert["duress"], attempt=attempt)
     await tell_responder(conn, now, responder.id, "dispatch", payload, alert_id=alert["id"],
                          dispatch_id=dispatch_id)
     await conn.execute(queries.notify_wake, "deadline")

@@ -34,10 +34,12 @@ SELECT id, kind, name, region, phone, language,
   FROM responders WHERE id = $1;
 
 -- name: insert_dispatch
--- Dispatch an alert to one responder with an acknowledgement deadline.
+-- Dispatch an alert to one responder with an acknowledgement deadline; nothing is returned if the code is taken.
 INSERT INTO dispatches (id, alert_id, kind, responder_id, code, attempt, broadcast, distance_m,
                         ack_deadline, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10);
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+ON CONFLICT (code) DO NOTHING
+RETURNING id;
 
 -- name: alert_dispatches
 -- Every dispatch of an alert, with the alert's best location.
