@@ -155,7 +155,8 @@ async def me(request: web.Request) -> web.Response:
         "username": who.sub, "role": who.role, "responder_id": who.responder_id, "region": who.region,
         "language": "ru"}
     account.update(role=who.role, responder_id=who.responder_id, region=who.region)
-    return _json({"now": ctx.clock.now().isoformat(), "officer": account})
+    tiles = (Path(ctx.settings.data_dir) / "tiles").is_dir()
+    return _json({"now": ctx.clock.now().isoformat(), "officer": account, "tiles": tiles})
 
 
 @routes.patch("/console/api/me")

@@ -149,12 +149,13 @@ async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str
         row = await conn.fetchrow(queries.officer_get, username)
     stored = row["password_hash"] if row is not None else None
     ok = await asyncio.get_running_loop().run_in_executor(None, _password_matches, stored, password)
-    async with pool.acquire() as conn, conn.transaction():
-        if not ok or row["disabled_at"] is not None:
+    if not ok or row["disabled_at"] is not None:
+        async with pool.acquire() as conn, conn.transaction():
             await conn.execute(queries.sign_in_failure_insert, now, username, source)
             await conn.execute(queries.insert_security_event, now, "bad_sign_in", f"console:{source}",
                                {"username": username})
-            raise SignInRefused()
+        raise SignInRefused()
+    async with pool.acquire() as conn, conn.transaction():
         session_id = uuid.uuid4()
         await conn.execute(queries.officer_session_insert, session_id, username, now, now + SESSION_TTL)
         await conn.execute(queries.officer_signed_in, username, now)

@@ -1,0 +1,296 @@
+/* The console: sign-in, the live dispatch list, the alert view, the region view, the alarm and the keys. */
+"use strict";
+(function () {
+  const { t } = window.I18N;
+  const Live = window.Live, Views = window.Views;
+  const $ = (id) => document.getElementById(id);
+  const ACTIVE = ["pending", "expired", "acknowledged", "en_route", "on_scene"];
+  const DISPATCH_EVENTS = ["dispatched", "redispatched", "escalation_dispatched", "broadcast_dispatched"];
+
+  const state = { dispatches: [], known: null, alarmed: new Set(), tiles: false, alertId: null, sound: null };
+  let refreshTimer = null, alertTimer = null, regionTimer = null;
+
+  /* ---- screens and routing ---- */
+  function show(id) {
+    for (const s of ["signin", "dispatches", "alert-view", "region-view"]) $(s).hidden = s !== id;
+  }
+
+  function route() {
+    if (!Live.session) { show("signin"); $("bar").hidden = true; $("username").focus(); return; }
+    $("bar").hidden = false;
+    const hash = location.hash || "#/";
+    const m = hash.match(/^#\/alert\/([0-9a-fA-F-]{36})$/);
+    state.alertId = m ? m[1] : null;
+    if (m) { show("alert-view"); loadAlert(); }
+    else if (hash === "#/region" && isSupervisor()) { show("region-view"); loadRegion(); }
+    else { show("dispatches"); renderList(); }
+  }
+
+  function isSupervisor() { return Live.session && Live.session.officer.role === "supervisor"; }
+
+  function setLanguage(lang) {
+    window.I18N.setLanguage(lang);
+    $("lang").value = window.I18N.language;
+    updateSoundButton();
+    if (Live.session) { renderList(); if (state.alertId) loadAlert(); if (!$("region-view").hidden) loadRegion(); }
+  }
+
+  /* ---- signed in ---- */
+  function start() {
+    const o = Live.session.officer;
+    setLanguage(o.language || "ru");
+    $("who").textContent = `${o.username} · ${t("kind_" + (o.responder_kind || "police_post"))} ${o.responder_id}` +
+      (o.role === "supervisor" ? ` · ${o.region}` : "");
+    $("nav-region").hidden = o.role !== "supervisor";
+    state.known = null;
+    Live.connect();
+    refresh();
+    route();
+  }
+
+  $("signin-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const error = $("signin-error");
+    error.textContent = "";
+    $("signin-submit").disabled = true;
+    $("signin-submit").textContent = t("signing_in");
+    try {
+      await Live.signIn($("username").value, $("password").value);
+      $("password").value = "";
+      start();
+    } catch (err) {
+      error.textContent = err.status === 401 ? t("wrong_credentials") : err.status === 429 ? t("too_many") :
+        err.status === 0 ? t("network_error") : err.message;
+      $("password").select();
+    } finally {
+      $("signin-submit").disabled = false;
+      $("signin-submit").textContent = t("sign_in");
+    }
+  });
+
+  for (const b of document.querySelectorAll("[data-lang]")) b.addEventListener("click", () => setLanguage(b.dataset.lang));
+
+  $("lang").addEventListener("change", async () => {
+    setLanguage($("lang").value);
+    try { await Live.call("PATCH", "/console/api/me", { language: $("lang").value }); } catch (_) { /* kept locally */ }
+  });
+
+  $("signout").addEventListener("click", () => Live.signOut());
+
+  Live.on("signedOut", (reason) => {
+    state.dispatches = []; state.known = null; hideAlarm();
+    $("dispatch-list").replaceChildren(); $("closed-list").replaceChildren();
+    $("signin-error").textContent = reason === "session_ended" ? t("session_ended") : "";
+    route();
+  });
+
+  Live.on("state", (s) => {
+    const conn = $("conn");
+    conn.textContent = s === "live" ? t("live") : s === "offline" ? t("offline") : t("reconnecting");
+    conn.className = `conn conn-${s}`;
+  });
+  Live.on("ready", () => { refresh(); if (state.alertId) loadAlert(); if (!$("region-view").hidden) loadRegion(); });
+  Live.on("event", (e) => {
+    scheduleRefresh();
+    if (state.alertId && e.alert_id === state.alertId) scheduleAlert();
+    if (!$("region-view").hidden) scheduleRegion();
+  });
+  Live.on("notification", () => { if (!$("region-view").hidden) scheduleRegion(); });
+
+  /* ---- the dispatch list ---- */
+  function scheduleRefresh() { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 100); }
+
+  async function refresh() {
+    if (!Live.session) return;
+    try {
+      const [list, me] = await Promise.all([Live.call("GET", "/v1/dispatches"), Live.call("GET", "/console/api/me")]);
+      Live.syncClock(me.now);
+      state.tiles = Boolean(me.tiles);
+      state.dispatches = list.items;
+      noticeNew(list.items);
+      renderList();
+    } catch (err) {
+      if (err.status !== 401) console.warn("refresh failed", err.message);
+    }
+  }
+
+  function rank(d) {
+    return [d.duress ? 0 : 1, d.alert_status === "unanswered" ? 0 : 1, d.status === "pending" || d.status === "expired" ? 0 : 1,
+            Date.parse(d.ack_deadline)];
+  }
+  function compare(a, b) {
+    const x = rank(a), y = rank(b);
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i] - y[i];
+    return 0;
+  }
+
+  const actions = {
+    async ack(d) { await act(d, "POST", `/v1/dispatches/${d.id}/ack`); },
+    async status(d, status, note) { await act(d, "POST", `/v1/dispatches/${d.id}/status`, { status, note: note || undefined }); },
+  };
+
+  async function act(d, method, path, body) {
+    try {
+      await Live.call(method, path, body);
+      if (state.alarmed.has(d.id)) { state.alarmed.delete(d.id); if (!state.alarmed.size) hideAlarm(); }
+      await refresh();
+      if (state.alertId === d.alert_id) loadAlert();
+      const card = document.querySelector(`.card[data-id="${d.id}"]`);
+      if (card) card.focus();
+    } catch (err) {
+      if (err.status !== 401) flash(t("action_failed", { msg: err.message }));
+    }
+  }
+
+  function renderList() {
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".card");
+    const focusId = focused ? focused.dataset.id : null;
+    const open = (d) => ACTIVE.includes(d.status) && !(d.status === "expired" && !["open", "unanswered"].includes(d.alert_status));
+    const active = state.dispatches.filter(open).sort(compare);
+    const closed = state.dispatches.filter((d) => !open(d));
+    $("dispatch-list").replaceChildren(...active.map((d) => Views.dispatchCard(d, actions)));
+    $("closed-list").replaceChildren(...closed.map((d) => Views.dispatchCard(d, actions)));
+    $("dispatch-empty").hidden = active.length > 0;
+    if (focusId) { const again = document.querySelector(`.card[data-id="${focusId}"]`); if (again) again.focus(); }
+  }
+
+  /* ---- the alarm ---- */
+  function noticeNew(items) {
+    const pending = items.filter((d) => d.status === "pending");
+    const first = state.known === null;
+    const fresh = pending.filter((d) => first || !state.known.has(d.id));
+    state.known = new Set(items.map((d) => d.id));
+    for (const d of fresh) state.alarmed.add(d.id);
+    for (const id of [...state.alarmed]) if (!pending.some((d) => d.id === id)) state.alarmed.delete(id);
+    if (fresh.length) raiseAlarm(fresh[0]);
+    else if (!state.alarmed.size) hideAlarm();
+  }
+
+  function raiseAlarm(d) {
+    $("alarm-text").textContent = t("new_dispatch", { code: d.code, kind: t("kind_" + d.kind) }) +
+      (d.duress ? ` · ${t("duress")}` : "") + (d.alert_status === "unanswered" ? ` · ${t("unanswered")}` : "");
+    $("alarm").hidden = false;
+    $("alarm").dataset.alertId = d.alert_id;
+    document.body.classList.add("alarming");
+    document.title = "‼ " + t("title") + " · alertd";
+    beep(d.duress ? 5 : 3);
+  }
+
+  function hideAlarm() {
+    $("alarm").hidden = true;
+    document.body.classList.remove("alarming");
+    document.title = t("title") + " · alertd";
+  }
+
+  $("alarm-dismiss").addEventListener("click", () => { state.alarmed.clear(); hideAlarm(); });
+  $("alarm-open").addEventListener("click", () => { location.hash = `#/alert/${$("alarm").dataset.alertId}`; hideAlarm(); });
+
+  function flash(text) {
+    $("alarm-text").textContent = text;
+    $("alarm").hidden = false;
+  }
+
+  /* Browsers only let a page play sound after a click: the officer enables it once per page load. */
+  function updateSoundButton() {
+    $("sound").textContent = state.sound ? t("sound_on") : t("sound_enable");
+    $("sound").setAttribute("aria-pressed", state.sound ? "true" : "false");
+  }
+
+  $("sound").addEventListener("click", async () => {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    state.sound = state.sound || new Ctx();
+    await state.sound.resume();
+    updateSoundButton();
+    beep(1);
+  });
+
+  function beep(times) {
+    const ctx = state.sound;
+    if (!ctx || ctx.state !== "running") return;
+    for (let i = 0; i < times; i++) {
+      const osc = ctx.createOscillator(), gain = ctx.createGain();
+      const at = ctx.currentTime + i * 0.5;
+      osc.frequency.setValueAtTime(880, at);
+      osc.frequency.setValueAtTime(660, at + 0.2);
+      gain.gain.setValueAtTime(0.3, at);
+      gain.gain.exponentialRampToValueAtTime(0.001, at + 0.4);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(at);
+      osc.stop(at + 0.4);
+    }
+  }
+
+  /* ---- the alert view ---- */
+  function scheduleAlert() { clearTimeout(alertTimer); alertTimer = setTimeout(loadAlert, 200); }
+
+  async function loadAlert() {
+    const id = state.alertId;
+    if (!id) return;
+    $("alert-error").textContent = "";
+    try {
+      const alert = await Live.call("GET", `/console/api/alerts/${id}`);
+      if (state.alertId !== id) return;
+      Live.syncClock(alert.now);
+      $("alert-view").classList.remove("missing");
+      Views.alertView(alert, state.tiles);
+    } catch (err) {
+      if (err.status === 404) {
+        $("alert-view").classList.add("missing");
+        $("alert-title").textContent = t("alert_title", { id: id.slice(0, 8) });
+        $("alert-error").textContent = t("alert_not_found");
+        for (const x of ["alert-summary", "alert-dispatches", "timeline"]) $(x).replaceChildren();
+      } else if (err.status !== 401) {
+        $("alert-error").textContent = err.message;
+      }
+    }
+  }
+
+  /* ---- the region view ---- */
+  function scheduleRegion() { clearTimeout(regionTimer); regionTimer = setTimeout(loadRegion, 200); }
+
+  async function loadRegion() {
+    try {
+      const view = await Live.call("GET", "/console/api/region");
+      Live.syncClock(view.now);
+      Views.regionView(view);
+    } catch (err) {
+      if (err.status !== 401) console.warn("region view failed", err.message);
+    }
+  }
+
+  /* ---- keys ---- */
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const typing = e.target.closest && e.target.closest("input, textarea, select");
+    if (typing || !Live.session) return;
+    const cards = [...document.querySelectorAll("#dispatches:not([hidden]) .card")];
+    const card = e.target.closest && e.target.closest(".card");
+    const d = card && state.dispatches.find((x) => x.id === card.dataset.id);
+    const move = (step) => {
+      if (!cards.length) return;
+      const i = card ? cards.indexOf(card) : -1;
+      cards[Math.max(0, Math.min(cards.length - 1, i + step))].focus();
+      e.preventDefault();
+    };
+    if (e.key === "j" || (e.key === "ArrowDown" && card)) move(1);
+    else if (e.key === "k" || (e.key === "ArrowUp" && card)) move(-1);
+    else if (e.key === "a" && d) actions.ack(d);
+    else if (e.key === "e" && d) actions.status(d, "en_route");
+    else if (e.key === "s" && d) actions.status(d, "on_scene");
+    else if (e.key === "Enter" && d && e.target === card) location.hash = `#/alert/${d.alert_id}`;
+    else if (e.key === "Escape") location.hash = "#/";
+    else if (e.key === "r" && isSupervisor()) location.hash = "#/region";
+  });
+
+  window.addEventListener("hashchange", route);
+  setInterval(() => Views.tick(), 1000);
+  // Re-read the server clock and the lists now and then: the database is the truth, the feed only wakes us.
+  setInterval(() => { if (Live.session) { refresh(); if (!$("region-view").hidden) loadRegion(); } }, 30000);
+
+  window.I18N.setLanguage(navigator.language && navigator.language.startsWith("kk") ? "kk" :
+    navigator.language && navigator.language.startsWith("en") ? "en" : "ru");
+  $("lang").value = window.I18N.language;
+  if (Live.restore()) start(); else route();
+  window.Console = { state, refresh };
+})();

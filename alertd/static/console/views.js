@@ -1,0 +1,241 @@
+/* Rendering: dispatch cards, the alert view with its map, the supervisor's region view. Text only, never HTML. */
+"use strict";
+(function () {
+  const t = (...args) => window.I18N.t(...args);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function duration(ms) {
+    const s = Math.max(0, Math.floor(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    const pad = (n) => String(n).padStart(2, "0");
+    return h > 0 ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
+  }
+
+  function clockTime(iso) {
+    const d = new Date(iso);
+    return d.toLocaleTimeString(window.I18N.language === "kk" ? "kk-KZ" : window.I18N.language, { hour12: false });
+  }
+
+  function shortId(id) { return String(id || "").slice(0, 8); }
+
+  function locationText(loc) {
+    if (!loc) return t("no_location");
+    const acc = loc.accuracy_m === null || loc.accuracy_m === undefined ? "" : " " + t("accuracy", { m: Math.round(loc.accuracy_m) });
+    return `${loc.lat.toFixed(5)}, ${loc.lon.toFixed(5)}${acc} (${loc.source})`;
+  }
+
+  /* The time texts of a card or row: refreshed every second without re-rendering (focus stays put). */
+  function timeText(node) {
+    const now = window.Live.now();
+    const { created, deadline, acked, status } = node.dataset;
+    if (node.classList.contains("age")) return t("age", { t: duration(now - Date.parse(created)) });
+    if (acked) return t("acked_at", { t: duration(now - Date.parse(acked)) });
+    if (status !== "pending" && status !== "expired") return "";
+    const left = Date.parse(deadline) - now;
+    node.classList.toggle("overdue", left < 0);
+    node.classList.toggle("soon", left >= 0 && left < 30000);
+    return left >= 0 ? t("countdown", { t: duration(left) }) : t("overdue", { t: duration(-left) });
+  }
+
+  function tick(root) {
+    for (const node of (root || document).querySelectorAll(".age, .countdown")) {
+      const text = timeText(node);
+      if (node.textContent !== text) node.textContent = text;
+    }
+  }
+
+  function badges(d) {
+    const out = [];
+    if (d.duress) out.push(el("span", { class: "badge duress" }, t("duress")));
+    if (d.alert_status === "unanswered") out.push(el("span", { class: "badge unanswered" }, t("unanswered")));
+    if (d.priority === "high" && !d.duress) out.push(el("span", { class: "badge high" }, t("high")));
+    if (d.attempt > 1) out.push(el("span", { class: "badge muted" }, t("escalation", { n: d.attempt - 1 })));
+    if (d.broadcast) out.push(el("span", { class: "badge muted" }, t("broadcast")));
+    return out;
+  }
+
+  function dispatchCard(d, actions) {
+    const canAck = d.status === "pending" || d.status === "expired";
+    const next = { pending: 0, expired: 0, acknowledged: 1, en_route: 2, on_scene: 3 }[d.status];
+    const live = next !== undefined;
+    const resolveForm = el("form", { class: "resolve", hidden: true, onsubmit: (e) => {
+      e.preventDefault();
+      actions.status(d, "resolved", resolveForm.querySelector("textarea").value.trim() || null);
+    } },
+      el("label", { for: `note-${d.id}` }, t("note")),
+      el("textarea", { id: `note-${d.id}`, rows: "2", maxlength: "2000" }),
+      el("div", { class: "row" },
+        el("button", { type: "submit", class: "primary" }, t("confirm_resolve")),
+        el("button", { type: "button", onclick: () => { resolveForm.hidden = true; } }, t("cancel"))));
+    const card = el("li", {
+      class: ["card", `st-${d.status}`, d.duress ? "is-duress" : "", d.alert_status === "unanswered" ? "is-unanswered" : ""].join(" "),
+      tabindex: "0", dataset: { id: d.id, alertId: d.alert_id, status: d.status }, "aria-label": `${t("kind_" + d.kind)} ${d.code}`,
+    },
+      el("div", { class: "card-head" },
+        ...badges(d),
+        el("span", { class: "kind" }, t("kind_" + d.kind)),
+        el("span", { class: "code" }, `${t("code")} ${d.code}`),
+        el("span", { class: "status" }, t("status_" + d.status), d.late_ack ? ` (${t("late")})` : "")),
+      el("div", { class: "card-times" },
+        el("span", { class: "age", dataset: { created: d.created_at } }),
+        el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: d.acknowledged_at || "", status: d.status } })),
+      el("div", { class: "card-loc" }, `${t("location")}: ${locationText(d.location)}`),
+      el("div", { class: "card-actions" },
+        canAck && el("button", { type: "button", class: "primary act-ack", onclick: () => actions.ack(d) }, t("ack")),
+        live && next <= 1 && el("button", { type: "button", class: "act-en_route", onclick: () => actions.status(d, "en_route") }, t("en_route")),
+        live && next <= 2 && el("button", { type: "button", class: "act-on_scene", onclick: () => actions.status(d, "on_scene") }, t("on_scene")),
+        live && el("button", { type: "button", class: "act-resolve", onclick: () => {
+          resolveForm.hidden = false; resolveForm.querySelector("textarea").focus();
+        } }, t("resolve")),
+        el("a", { href: `#/alert/${d.alert_id}`, class: "button act-open" }, t("open_alert"))),
+      resolveForm);
+    tick(card);
+    return card;
+  }
+
+  /* ---- the alert view ---- */
+  let map = null, layers = null, grid = null;
+
+  function gridStep(span) {
+    for (const step of [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]) if (span / step <= 8) return step;
+    return 20;
+  }
+
+  function drawGrid() {
+    grid.clearLayers();
+    const b = map.getBounds();
+    const step = gridStep(Math.max(b.getNorth() - b.getSouth(), b.getEast() - b.getWest()));
+    for (let lat = Math.floor(b.getSouth() / step) * step; lat <= b.getNorth(); lat += step)
+      L.polyline([[lat, b.getWest() - 1], [lat, b.getEast() + 1]], { className: "grid", interactive: false }).addTo(grid);
+    for (let lon = Math.floor(b.getWest() / step) * step; lon <= b.getEast(); lon += step)
+      L.polyline([[b.getSouth() - 1, lon], [b.getNorth() + 1, lon]], { className: "grid", interactive: false }).addTo(grid);
+  }
+
+  function ensureMap(tiles) {
+    if (map || typeof L === "undefined") return;
+    map = L.map("map", { zoomControl: true, attributionControl: tiles, keyboard: true, preferCanvas: false });
+    if (tiles) {
+      L.tileLayer("/console/tiles/{z}/{x}/{y}.png", { maxZoom: 18, errorTileUrl: "data:image/gif;base64,R0lGODlhAQABAAAAACw=" }).addTo(map);
+    }
+    grid = L.layerGroup().addTo(map);
+    layers = L.layerGroup().addTo(map);
+    L.control.scale({ metric: true, imperial: false }).addTo(map);
+    map.on("moveend", drawGrid);
+  }
+
+  function drawMap(alert, tiles) {
+    ensureMap(tiles);
+    document.getElementById("map-note").textContent = tiles ? "" : t("map_no_tiles");
+    if (!map) return;
+    layers.clearLayers();
+    const points = [];
+    const trail = (alert.locations || []).map((l) => [l.lat, l.lon]);
+    if (trail.length > 1) L.polyline(trail, { className: "trail" }).addTo(layers);
+    for (const l of alert.locations || []) {
+      L.circleMarker([l.lat, l.lon], { radius: 3, className: "trail-point" }).bindTooltip(`${clockTime(l.fix_time)} ${locationText(l)}`).addTo(layers);
+      points.push([l.lat, l.lon]);
+    }
+    if (alert.location) {
+      const c = [alert.location.lat, alert.location.lon];
+      if (alert.location.accuracy_m) L.circle(c, { radius: alert.location.accuracy_m, className: "accuracy" }).addTo(layers);
+      L.circleMarker(c, { radius: 8, className: "best" }).bindTooltip(locationText(alert.location)).addTo(layers);
+      points.push(c);
+    }
+    for (const r of alert.responders || []) {
+      L.circleMarker([r.lat, r.lon], { radius: 7, className: `responder k-${r.kind}` })
+        .bindTooltip(`${t("kind_" + r.kind)}: ${r.name} (${r.id})`, { permanent: false }).addTo(layers);
+      points.push([r.lat, r.lon]);
+    }
+    map.invalidateSize();
+    if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.2), { maxZoom: 15 });
+    else map.setView([48, 68], 5);
+    drawGrid();
+  }
+
+  function eventText(e) {
+    const d = e.data || {};
+    const parts = [t("ev_" + e.type)];
+    if (e.type === "status" && d.status) parts.push(t("status_" + d.status));
+    if (d.kind) parts.push(t("kind_" + d.kind));
+    if (e.responder_id) parts.push(e.responder_id);
+    if (d.code) parts.push(`${t("code")} ${d.code}`);
+    if (d.to) parts.push(`→ ${d.to}`);
+    if (d.note) parts.push(`“${d.note}”`);
+    return parts.join(" · ");
+  }
+
+  function alertView(alert, tiles) {
+    document.getElementById("alert-title").textContent = t("alert_title", { id: shortId(alert.alert_id) });
+    const summary = document.getElementById("alert-summary");
+    summary.replaceChildren(
+      el("dt", {}, t("status")), el("dd", {}, alert.status === "unanswered" ? el("span", { class: "badge unanswered" }, t("unanswered")) : alert.status),
+      el("dt", {}, t("priority")), el("dd", {}, alert.duress ? el("span", { class: "badge duress" }, t("duress")) : alert.priority),
+      el("dt", {}, t("person")), el("dd", { class: "mono" }, alert.person_id),
+      el("dt", {}, t("channel")), el("dd", {}, alert.channel),
+      el("dt", {}, t("location")), el("dd", { class: "mono" }, locationText(alert.location)));
+    document.getElementById("alert-dispatches").replaceChildren(...alert.dispatches.map((d) => el("li", { class: `st-${d.status}` },
+      el("span", { class: "kind" }, t("kind_" + d.kind)), " ", el("span", { class: "mono" }, d.responder_id), " · ",
+      el("span", { class: "status" }, t("status_" + d.status)), " · ", `${t("code")} ${d.code}`, " ",
+      el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: d.acknowledged_at || "", status: d.status } }))));
+    document.getElementById("timeline").replaceChildren(...alert.events.map((e) => el("li", { class: `ev ev-${e.type}`, dataset: { type: e.type } },
+      el("time", { datetime: e.at }, clockTime(e.at)), " ", eventText(e))));
+    tick(document.getElementById("alert-view"));
+    drawMap(alert, tiles);
+  }
+
+  /* ---- the supervisor's region view ---- */
+  function panel(id, title, items, row) {
+    return el("section", { class: "panel", id: `panel-${id}`, "aria-label": title },
+      el("h2", {}, title, " ", el("span", { class: "count" }, String(items.length))),
+      items.length ? el("ul", { class: "plain" }, items.map(row)) : el("p", { class: "empty" }, t("none")));
+  }
+
+  function alertRow(a) {
+    return el("li", { class: a.duress ? "is-duress" : "" },
+      el("a", { href: `#/alert/${a.id}` }, shortId(a.id)), " ", ...badges({ duress: a.duress, alert_status: a.status, priority: a.priority }),
+      " ", el("span", { class: "mono" }, a.person_id), " · ", a.channel, " · ",
+      el("span", { class: "age", dataset: { created: a.created_at } }),
+      a.pending ? ` · ${t("pending_n", { n: a.pending })}` : "", a.missed ? ` · ${t("missed_n", { n: a.missed })}` : "");
+  }
+
+  function regionView(view) {
+    document.getElementById("region-title").textContent = t("region_title", { r: view.region });
+    const supervision = view.notices.filter((n) => n.template === "supervision");
+    const others = view.notices.filter((n) => n.template !== "supervision");
+    const notice = (n) => el("li", { class: `tpl-${n.template}` }, el("time", { datetime: n.created_at }, clockTime(n.created_at)), " ",
+      t("tpl_" + n.template), " ", n.alert_id ? el("a", { href: `#/alert/${n.alert_id}` }, shortId(n.alert_id)) : "",
+      " ", Object.entries(n.payload || {}).filter(([k]) => k !== "language").map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" "));
+    document.getElementById("region-panels").replaceChildren(
+      panel("unanswered", t("unanswered_alerts"), view.unanswered, alertRow),
+      panel("deadlines", t("deadlines"), view.deadlines, (d) => el("li", { class: d.duress ? "is-duress" : "" },
+        el("a", { href: `#/alert/${d.alert_id}` }, d.code), " ", t("kind_" + d.kind), " ", el("span", { class: "mono" }, d.responder_id), " ",
+        el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: "", status: d.status } }))),
+      panel("triage", t("triage"), view.triage, alertRow),
+      panel("open", t("open_alerts"), view.open_alerts, alertRow),
+      panel("escalations", t("escalations"), view.escalations, (e) => el("li", {},
+        el("time", { datetime: e.at }, clockTime(e.at)), " ", el("a", { href: `#/alert/${e.alert_id}` }, shortId(e.alert_id)), " ", eventText(e))),
+      panel("supervision", t("supervision"), supervision, notice),
+      panel("notices", t("notices"), others, notice),
+      panel("failures", t("outbox_failures"), view.outbox_failures, (f) => el("li", {},
+        `${f.channel} · ${t("tpl_" + f.template)} · `, el("span", { class: "mono" }, f.recipient),
+        ` · ${f.attempts} ${t("attempts")} · ${f.status}`, f.last_error ? el("div", { class: "error-text" }, f.last_error) : "")));
+    tick(document.getElementById("region-view"));
+  }
+
+  window.Views = { el, tick, dispatchCard, alertView, regionView, drawMap, get map() { return map; } };
+})();

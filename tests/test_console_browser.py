@@ -1,0 +1,240 @@
+"""The console in Debian's chromium, driven by Playwright against a real alertd on a real port."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from alertd.http.keys import ENGINE
+from tests.console_support import PASSWORD, add_officer, raise_alert, start_server
+from tests.helpers import enrol, seed_responders
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Set ALERTD_CONSOLE_SCREENSHOTS=docs to refresh the screenshots the README shows.
+SHOTS = os.environ.get("ALERTD_CONSOLE_SCREENSHOTS")
+
+
+@pytest.fixture(scope="session")
+async def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run scripts/setup.sh")
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def live(settings, clock, db):
+    await seed_responders(db)
+    server = await start_server(settings, clock)
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def console(browser, live):
+    """Open a signed-in console page: `page = await console("username")`."""
+    contexts = []
+
+    async def open_console(username: str, password: str = PASSWORD, *, signed_in: bool = True):
+        context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # API refusals (401, 404) are what some tests expect; a console file that fails to load is a bug.
+        page.on("console", lambda msg: msg.type == "error" and not msg.text.startswith(
+            "Failed to load resource: the server responded with a status of 4") and errors.append(msg.text))
+        page.on("response", lambda r: r.status >= 400 and "/api/" not in r.url and "/v1/" not in r.url
+                and errors.append(f"{r.status} {r.url}"))
+        await page.goto(str(live.make_url("/console/")))
+        await page.fill("#username", username)
+        await page.fill("#password", password)
+        await page.click("#signin-submit")
+        if signed_in:
+            await expect(page.locator("#conn")).to_have_class(re.compile("conn-live"))
+        return page
+
+    errors: list[str] = []
+    yield open_console
+    for context in contexts:
+        await context.close()
+    assert errors == [], errors  # no script errors, no CSP violations
+
+
+async def shot(page, name: str) -> None:
+    await page.screenshot(path=str(Path(SHOTS) / name) if SHOTS else None, full_page=False)
+
+
+def url(server) -> str:
+    return str(server.make_url("")).rstrip("/")
+
+
+async def test_dispatch_appears_is_acknowledged_and_the_timeline_follows(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    page = await console("pol1")
+    await expect(page.locator("#dispatch-empty")).to_be_visible()
+    person = await enrol(db, clock.now(), phone="+77015550199")
+    started = time.monotonic()
+    alert_id = await raise_alert(url(live), settings, person, clock.now())
+    card = page.locator(".card[data-status=pending]")
+    await expect(card).to_be_visible(timeout=2000)
+    assert time.monotonic() - started < 2.0
+    await expect(page.locator("#alarm")).to_be_visible()
+    await expect(card.locator(".countdown")).to_have_text(re.compile(r"acknowledge within [01]:\d\d"))
+    await expect(card.locator(".kind")).to_have_text("Police post")
+    await shot(page, "console-dispatches.png")
+    assert "+77015550199" not in await page.content()
+
+    await card.locator(".act-ack").click()
+    acked = page.locator(".card[data-status=acknowledged]")
+    await expect(acked).to_be_visible()
+    await expect(acked.locator(".countdown")).to_have_text(re.compile(r"^acknowledged 0:0\d ago$"))
+    await expect(page.locator("#alarm")).to_be_hidden()
+    assert await db.fetchval("SELECT status FROM dispatches WHERE responder_id = 'pol-1'") == "acknowledged"
+
+    await acked.locator(".act-open").click()
+    await expect(page).to_have_url(re.compile(f"#/alert/{alert_id}$"))
+    await expect(page.locator("#timeline li[data-type=acknowledged]")).to_have_count(1)
+    await expect(page.locator("#timeline li[data-type=dispatched]")).to_have_count(3)
+    await expect(page.locator("#map path.accuracy")).to_have_count(1)
+    await expect(page.locator("#map path.responder")).to_have_count(3)
+    await expect(page.locator("#map-note")).to_contain_text("coordinate grid")
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'read_alert' AND actor = 'officer:pol1'") >= 1
+
+    # One click on "en route" from the list shows up in the open alert's timeline through the live feed.
+    await page.keyboard.press("Escape")
+    await page.locator(".card .act-en_route").click()
+    await expect(page.locator(".card[data-status=en_route]")).to_be_visible()
+    await page.goto(f"{url(live)}/console/#/alert/{alert_id}")
+    await expect(page.locator("#timeline li[data-type=status]")).to_contain_text("En route")
+    await shot(page, "console-alert.png")
+    assert "+77015550199" not in await page.content()
+
+
+async def test_escalation_appears_on_the_next_responders_console(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    await add_officer(db, clock.now(), "pol2", "pol-2")
+    first, second = await console("pol1"), await console("pol2")
+    person = await enrol(db, clock.now())
+    await raise_alert(url(live), settings, person, clock.now())
+    await expect(first.locator(".card[data-status=pending]")).to_be_visible(timeout=2000)
+    await expect(second.locator("#dispatch-empty")).to_be_visible()
+
+    clock.advance(61)
+    live.app[ENGINE].wake()
+    escalated = second.locator(".card[data-status=pending]")
+    await expect(escalated).to_be_visible(timeout=2000)
+    await expect(escalated.locator(".badge")).to_contain_text("escalation #1")
+    await expect(second.locator("#alarm")).to_be_visible()
+    await expect(first.locator(".card[data-status=expired] .countdown")).to_have_text(re.compile("overdue by"))
+
+
+async def test_a_second_instance_feeds_the_same_console(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    other = await start_server(settings, clock, run_engine=False)
+    try:
+        page = await console("pol1")
+        person = await enrol(db, clock.now())
+        await raise_alert(url(other), settings, person, clock.now(), cid="via-b")
+        await expect(page.locator(".card")).to_have_count(1, timeout=2000)
+
+        # The socket drops (a load balancer restarts, Wi-Fi blinks): the page reconnects and catches up.
+        await page.evaluate("window.Live.dropSocket()")
+        await expect(page.locator("#conn")).not_to_have_class(re.compile("conn-live"))
+        another = await enrol(db, clock.now())
+        await raise_alert(url(other), settings, another, clock.now(), cid="while-away")
+        await expect(page.locator("#conn")).to_have_class(re.compile("conn-live"), timeout=5000)
+        await expect(page.locator(".card")).to_have_count(2, timeout=2000)
+    finally:
+        await other.close()
+
+
+async def test_wrong_password_and_unknown_user_are_refused_alike(live, console, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    messages = []
+    for username, password in (("pol1", "wrong password!"), ("nobody", PASSWORD)):
+        page = await console(username, password, signed_in=False)
+        await expect(page.locator("#signin-error")).to_have_text("Wrong username or password.")
+        await expect(page.locator("#bar")).to_be_hidden()
+        assert await page.evaluate("sessionStorage.length") == 0
+        messages.append(await page.locator("#signin-error").text_content())
+    assert messages[0] == messages[1]
+
+
+async def test_an_officer_cannot_open_another_responders_dispatch(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol4", "pol-4")
+    person = await enrol(db, clock.now())
+    alert_id = await raise_alert(url(live), settings, person, clock.now())
+    dispatch_id = await db.fetchval("SELECT id FROM dispatches WHERE responder_id = 'pol-1'")
+    page = await console("pol4")
+    await page.goto(f"{url(live)}/console/#/alert/{alert_id}")
+    await expect(page.locator("#alert-error")).to_have_text("No such alert, or not yours.")
+    await expect(page.locator("#timeline li")).to_have_count(0)
+    statuses = await page.evaluate("""async ([alertId, dispatchId]) => {
+        const auth = {Authorization: "Bearer " + window.Live.session.token};
+        const read = await fetch(`/v1/alerts/${alertId}`, {headers: auth});
+        const view = await fetch(`/console/api/alerts/${alertId}`, {headers: auth});
+        const ack = await fetch(`/v1/dispatches/${dispatchId}/ack`, {method: "POST", headers: auth});
+        const unknown = await fetch(`/v1/alerts/${crypto.randomUUID()}`, {headers: auth});
+        return [read.status, view.status, ack.status, unknown.status];
+    }""", [alert_id, str(dispatch_id)])
+    assert statuses == [404, 404, 404, 404]
+    assert await db.fetchval("SELECT status FROM dispatches WHERE id = $1", dispatch_id) == "pending"
+
+
+async def test_supervisor_region_view_and_languages(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "boss", "pol-3", role="supervisor", language="kk")
+    person = await enrol(db, clock.now())
+    alert_id = await raise_alert(url(live), settings, person, clock.now())
+    lost = await enrol(db, clock.now())
+    await raise_alert(url(live), settings, lost, clock.now(), cid="no-fix", location=False)
+    await db.execute("INSERT INTO outbox (channel, recipient, template, payload, next_attempt_at, created_at, "
+                     "status) VALUES ('console', 'supervisor:north', 'supervision', $1, $2, $2, 'sent')",
+                     {"device_id": "B-7", "issue": "silent"}, clock.now())
+    page = await console("boss")
+    await expect(page.locator("#nav-dispatches")).to_have_text("Шақырулар")
+    await page.keyboard.press("r")
+    await expect(page.locator("#region-title")).to_contain_text("north")
+    await expect(page.locator("#panel-open li")).to_have_count(1)
+    await expect(page.locator("#panel-triage li")).to_have_count(1)
+    await expect(page.locator("#panel-supervision li")).to_contain_text("B-7")
+
+    clock.advance(61)
+    live.app[ENGINE].wake()
+    await expect(page.locator("#panel-deadlines li").first).to_contain_text("pol-1", timeout=3000)
+    await expect(page.locator("#panel-escalations li").first).to_be_visible()
+
+    await page.select_option("#lang", "ru")
+    await expect(page.locator("#nav-region")).to_have_text("Регион")
+    await page.select_option("#lang", "en")
+    await expect(page.locator("#panel-open h2")).to_contain_text("Open alerts")
+    assert await db.fetchval("SELECT language FROM officers WHERE username = 'boss'") == "en"
+    await shot(page, "console-supervisor.png")
+
+    await page.locator(f'#panel-open a[href="#/alert/{alert_id}"]').click()
+    await expect(page.locator("#timeline li[data-type=expired]")).to_have_count(1)
+    assert "(no-fix)" not in await page.content()
+
+
+async def test_sign_out_returns_to_sign_in_and_the_token_stops_working(live, console, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    page = await console("pol1")
+    token = await page.evaluate("window.Live.session.token")
+    await page.click("#signout")
+    await expect(page.locator("#signin")).to_be_visible()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url(live)}/console/api/me", headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == 401
+    assert uuid.UUID(await page.evaluate("crypto.randomUUID()"))  # the page still works, signed out
