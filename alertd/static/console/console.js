@@ -32,15 +32,28 @@
     window.I18N.setLanguage(lang);
     $("lang").value = window.I18N.language;
     updateSoundButton();
+    renderWho();
+    showConnection();
     if (Live.session) { renderList(); if (state.alertId) loadAlert(); if (!$("region-view").hidden) loadRegion(); }
   }
 
   /* ---- signed in ---- */
+  function renderWho() {
+    if (!Live.session) return;
+    const o = Live.session.officer;
+    $("who").textContent = `${o.username} · ${t("kind_" + (o.responder_kind || "police_post"))} ${o.responder_id}` +
+      (o.role === "supervisor" ? ` · ${o.region}` : "");
+  }
+
+  function showConnection() {
+    const s = state.connection || "offline";
+    $("conn").textContent = s === "live" ? t("live") : s === "offline" ? t("offline") : t("reconnecting");
+    $("conn").className = `conn conn-${s}`;
+  }
+
   function start() {
     const o = Live.session.officer;
     setLanguage(o.language || "ru");
-    $("who").textContent = `${o.username} · ${t("kind_" + (o.responder_kind || "police_post"))} ${o.responder_id}` +
-      (o.role === "supervisor" ? ` · ${o.region}` : "");
     $("nav-region").hidden = o.role !== "supervisor";
     state.known = null;
     Live.connect();
@@ -84,11 +97,7 @@
     route();
   });
 
-  Live.on("state", (s) => {
-    const conn = $("conn");
-    conn.textContent = s === "live" ? t("live") : s === "offline" ? t("offline") : t("reconnecting");
-    conn.className = `conn conn-${s}`;
-  });
+  Live.on("state", (s) => { state.connection = s; showConnection(); });
   Live.on("ready", () => { refresh(); if (state.alertId) loadAlert(); if (!$("region-view").hidden) loadRegion(); });
   Live.on("event", (e) => {
     scheduleRefresh();

@@ -3,6 +3,7 @@
 (function () {
   const TEXTS = {
     en: {
+      legend_best: "Best location", legend_accuracy: "Accuracy", legend_trail: "Trail",
       skip: "Skip to content", title: "Duty console", nav_dispatches: "Dispatches", nav_region: "Region",
       language: "Language", sign_out: "Sign out", sound_enable: "Enable alarm sound", sound_on: "Alarm sound on",
       open: "Open", dismiss: "Dismiss", sign_in_title: "Duty officer sign-in", username: "Username",
@@ -40,6 +41,7 @@
       tpl_no_responder: "Nobody on duty", tpl_triage: "Triage", tpl_supervision: "Button supervision",
     },
     ru: {
+      legend_best: "Лучшее местоположение", legend_accuracy: "Точность", legend_trail: "Маршрут",
       skip: "К содержимому", title: "Пульт дежурного", nav_dispatches: "Вызовы", nav_region: "Регион",
       language: "Язык", sign_out: "Выйти", sound_enable: "Включить звук тревоги", sound_on: "Звук тревоги включён",
       open: "Открыть", dismiss: "Скрыть", sign_in_title: "Вход дежурного", username: "Имя пользователя",
@@ -78,6 +80,7 @@
       tpl_no_responder: "Нет дежурных", tpl_triage: "Разбор", tpl_supervision: "Контроль кнопок",
     },
     kk: {
+      legend_best: "Ең дәл орын", legend_accuracy: "Дәлдік", legend_trail: "Жүріс ізі",
       skip: "Мазмұнға өту", title: "Кезекші пульті", nav_dispatches: "Шақырулар", nav_region: "Өңір",
       language: "Тіл", sign_out: "Шығу", sound_enable: "Дабыл дыбысын қосу", sound_on: "Дабыл дыбысы қосулы",
       open: "Ашу", dismiss: "Жасыру", sign_in_title: "Кезекшінің кіруі", username: "Пайдаланушы аты",
