@@ -125,3 +125,21 @@ async def test_feed_reaches_console_on_another_instance(app_client, settings, cl
         await other.close()
     resp = await app_client.get("/v1/events")
     assert resp.status == 401
+
+
+async def test_feed_survives_losing_its_database_connection(app_client, settings, clock, db):
+    """The LISTEN connection is killed: the feed reconnects, says 'resync', and later changes still arrive."""
+    from alertd.http.keys import HUB
+
+    await seed_responders(db)
+    ws = await app_client.ws_connect(f"/v1/events?access_token={officer_token(settings, 'pol-1', clock.now())}")
+    assert (await ws.receive_json(timeout=5))["type"] == "ready"
+    killed = await db.fetchval("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+    assert killed >= 1
+    assert (await ws.receive_json(timeout=10))["type"] == "resync"
+    await asyncio.wait_for(app_client.app[HUB].listening.wait(), 10)
+    alert_id = await _raise(app_client, settings, clock, db)
+    msg = await ws.receive_json(timeout=5)
+    assert msg["type"] == "event" and msg["event"]["alert_id"] == alert_id
+    await ws.close()

@@ -61,22 +61,33 @@ class Engine:
                 soonest = min(soonest, max(0.0, (due - now).total_seconds()))
         return soonest
 
+    async def _ensure_listener(self) -> None:
+        """(Re)open the LISTEN connection; without it the engine still runs, on its poll interval."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            self._listener = await asyncpg.connect(self.dsn)
+            await self._listener.add_listener("alertd_wake", self.wake)
+        except (OSError, asyncpg.PostgresError) as exc:
+            self._listener = None
+            log.warning("engine cannot listen; polling only", extra={"fields": {"error": str(exc)}})
+
     async def run(self) -> None:
         """Run until cancelled. A failing cycle is logged and retried; the database stays the truth."""
-        self._listener = await asyncpg.connect(self.dsn)
-        await self._listener.add_listener("alertd_wake", self.wake)
         try:
             while True:
                 self._wake.clear()
+                await self._ensure_listener()
                 try:
                     await self.run_once()
                     timeout = await self._sleep_s()
-                except (asyncpg.PostgresError, OSError) as exc:
+                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                     log.warning("engine cycle failed", extra={"fields": {"error": str(exc)}})
                     timeout = self.ctx.settings.engine_poll_s
                 if timeout > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout)
         finally:
-            with contextlib.suppress(Exception):
-                await self._listener.close()
+            if self._listener is not None:
+                with contextlib.suppress(Exception):
+                    await self._listener.close()

@@ -35,23 +35,56 @@ class Hub:
         self.pool = pool
         self.dsn = dsn
         self.subscribers: weakref.WeakSet[Subscriber] = weakref.WeakSet()
-        self._conn: asyncpg.Connection | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self.listening = asyncio.Event()
+        self._inbox: asyncio.Queue[dict] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        self._conn = await asyncpg.connect(self.dsn)
-        await self._conn.add_listener("alertd_events", self._on_notify)
+        self._tasks = [asyncio.create_task(self._listen(), name="alertd-hub-listen"),
+                       asyncio.create_task(self._consume(), name="alertd-hub-route")]
+        await asyncio.wait_for(self.listening.wait(), 30)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
+        for task in self._tasks:
             task.cancel()
-        if self._conn is not None:
-            await self._conn.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        """Keep one LISTEN connection up; after a reconnect, tell consoles to catch up (?since=) on the gap."""
+        first = True
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self.dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("console feed cannot listen", extra={"fields": {"error": str(exc)}})
+                await asyncio.sleep(1)
+                continue
+            try:
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener("alertd_events", self._on_notify)
+                self.listening.set()
+                if not first:
+                    for sub in list(self.subscribers):
+                        sub.queue.put_nowait({"type": "resync"})
+                first = False
+                await lost.wait()
+                log.warning("console feed lost its database connection; reconnecting")
+            finally:
+                self.listening.clear()
+                await conn.close()
 
     def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._route(json.loads(payload)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._inbox.put_nowait(json.loads(payload))
+
+    async def _consume(self) -> None:
+        """Route notifications one at a time, so every console sees changes in the order they were made."""
+        while True:
+            message = await self._inbox.get()
+            try:
+                await self._route(message)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("console feed could not route an event", extra={"fields": {"error": str(exc)}})
 
     async def _route(self, message: dict) -> None:
         if not self.subscribers:
