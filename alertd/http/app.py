@@ -77,7 +77,7 @@ async def _engine(app: web.Application):
         metrics.escalations.labels(kind).inc()
 
     deadlines = Deadlines(ctx, observe=observe)
-    app[ENGINE] = Engine(app[POOL], ctx, [deadlines, Outbox(ctx, app[NOTIFIERS]), Supervision(ctx)],
+    app[ENGINE] = Engine(app[POOL], ctx, [deadlines, Supervision(ctx), Outbox(ctx, app[NOTIFIERS])],
                          ctx.settings.database_url)
     task = None
     if app[RUN_ENGINE]:

@@ -43,17 +43,12 @@ async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: 
         message = protocol.parse_button(device_id, event_name, payload)
     except Refused as refused:
         return await _refuse(pool, ctx, device_id, refused)
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            now = ctx.clock.now()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
             button = await conn.fetchrow(queries.button_for_update, device_id)
-            try:
-                receipt = await _accept(conn, ctx, now, button, message)
-            except Refused as refused:
-                receipt = None
-        if receipt is None:
-            return await _refuse(pool, ctx, device_id, refused, seq=message.seq)
-    return receipt
+            return await _accept(conn, ctx, ctx.clock.now(), button, message)
+    except Refused as refused:  # the transaction rolled back: nothing of it stays
+        return await _refuse(pool, ctx, device_id, refused, seq=message.seq)
 
 
 async def _accept(conn: asyncpg.Connection, ctx: Context, now: datetime, button, message: ButtonMessage) -> Receipt:
