@@ -88,3 +88,13 @@ async def test_app_files_are_served_with_csp_cache_headers_and_gzip(app_client):
     assert (await app_client.get("/app/icon-192.png")).headers["Cache-Control"].startswith("public, max-age=")
     for missing in ("/app/nope.js", "/app/tools/make_icons.py", "/app/..%2Fpyproject.toml", "/app/.hidden"):
         assert (await app_client.get(missing)).status == 404, missing
+
+
+def test_app_code_never_reaches_for_noise_title_or_history():
+    """No notification, vibration, sound, title, history or URL change anywhere in the app's code."""
+    from alertd.http.phone_app import APP_DIR
+
+    code = "".join(p.read_text() for p in APP_DIR.glob("*.js"))
+    for forbidden in ("Notification", "showNotification", "vibrate", "Audio", "pushState", "replaceState",
+                      "document.title", "location.hash", "location.href", "localStorage", "alert(", "confirm("):
+        assert forbidden not in code, forbidden

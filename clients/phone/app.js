@@ -94,7 +94,7 @@
     return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join('');
   }
 
-  function locate(ms) {
+  function locate(ms, maxAge) {
     return new Promise(function (resolve) {
       if (!navigator.geolocation) return resolve(null);
       var timer = setTimeout(function () { resolve(null); }, ms + 500);
@@ -104,7 +104,7 @@
         resolve({lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: radius,
           fix_time: new Date(p.timestamp).toISOString(), source: radius <= 100 ? 'gps' : 'network'});
       }, function () { clearTimeout(timer); resolve(null); },
-      {enableHighAccuracy: true, timeout: ms, maximumAge: 30000});
+      {enableHighAccuracy: true, timeout: ms, maximumAge: maxAge || 0});
     });
   }
 
@@ -114,7 +114,7 @@
     live = {cid: uuid(), at: now.getTime(), until: now.getTime() + cfg.minutes * 60000, cancelling: false};
     await Q.set('alert', live);
     render();
-    var fix = await locate(FIRST_FIX_MS);
+    var fix = await locate(FIRST_FIX_MS, 15000);  // a fix from moments ago beats waiting for a new one
     var body = {client_alert_id: live.cid, triggered_at: now.toISOString()};
     if (fix) body.location = fix;
     await Q.enqueue({kind: 'alert', cid: live.cid, body: body});
@@ -163,10 +163,19 @@
       worker.postMessage('flush', [ch.port2]);
     }) : Q.flush();
     return sent.then(function (outcome) {
-      if (outcome === 'offline') laterSync();
+      clearTimeout(retry);
+      if (outcome === 'offline') {
+        laterSync();
+        // The network can come back in steps (a radio "online" before its data flows): try again soon.
+        retry = setTimeout(send, backoff);
+        backoff = Math.min(backoff * 2, RETRY_MS);
+      } else {
+        backoff = 1000;
+      }
       return outcome;
     });
   }
+  var retry = null, backoff = 1000;
 
   function laterSync() {
     if (!navigator.serviceWorker) return;
@@ -205,6 +214,7 @@
 
   function show(id) {
     ['menu', 'p-code', 'p-setup'].forEach(function (p) { $(p).hidden = p !== id; });
+    $('display').hidden = id === 'p-code' || id === 'p-setup';  // the keys stay: AC is always one tap away
     if (id === 'p-setup' && cfg) {
       $('secret').value = cfg.secret; $('cue-kind').value = cfg.cue; $('minutes').value = String(cfg.minutes);
     }
@@ -276,9 +286,8 @@
     $('p-setup').addEventListener('submit', saveSetup);
     document.addEventListener('keydown', function (e) { if (e.key === 'Escape') quickExit(); });
     document.addEventListener('visibilitychange', function () { if (document.hidden) quickExit(); });
-    window.addEventListener('online', function () { send(); });
+    window.addEventListener('online', function () { backoff = 1000; send(); });
     if (typeof BroadcastChannel === 'function') new BroadcastChannel('calc').onmessage = load;
-    setInterval(function () { Q.pending().then(function (n) { if (n && navigator.onLine) send(); }); }, RETRY_MS);
     if (navigator.serviceWorker) navigator.serviceWorker.register('sw.js', {scope: './'}).catch(function () {});
     load().then(function () { if (enrolled) send(); });
   });
