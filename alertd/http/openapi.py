@@ -92,6 +92,12 @@ SPEC = {
             "Cancel with the PIN; the duress PIN answers the same but keeps the alert live",
             {"200": {"description": "cancelled", **_json(_ref("AlertAccepted"))}},
             {"type": "object", "required": ["pin"], "properties": {"pin": {"type": "string"}}}, params=_ID)},
+        "/v1/enrol": {"post": _op(
+            "The phone app redeems a one-time enrolment code (from `alertd people enrol`) for its device token",
+            {"200": {"description": "enrolled", **_json({"type": "object", "properties": {
+                "device_id": {"type": "string"}, "token": {"type": "string"},
+                "sms_number": {"type": ["string", "null"]}}})}},
+            {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}}, security=False)},
         "/v1/alerts/{id}": {"get": _op("An alert with its trail, dispatches and timeline (audited read)",
                                        {"200": {"description": "the alert", **_json(_ref("Alert"))}}, params=_ID)},
         "/v1/dispatches": {"get": _op(
