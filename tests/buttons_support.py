@@ -94,3 +94,41 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02):
         if value or loop.time() > deadline:
             return value
         await asyncio.sleep(interval)
+
+
+class PressLoop:
+    """Buttons pressing in their own threads, each press retried until acknowledged (like the firmware)."""
+
+    def __init__(self, buttons: list[Button], presses: int, gap_s: float = 0.05, wait_s: float = 60.0) -> None:
+        import threading
+
+        self.acked: list[tuple[str, int]] = []
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(b, presses, gap_s, wait_s), daemon=True)
+                        for b in buttons]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, button: Button, presses: int, gap_s: float, wait_s: float) -> None:
+        import time
+
+        try:
+            for _ in range(presses):
+                seq = button.press(wait_s=wait_s)
+                with self._lock:
+                    self.acked.append((button.device_id, seq))
+                time.sleep(gap_s)
+        except BaseException as exc:  # reported by join()
+            self.errors.append(exc)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.acked)
+
+    async def join(self, timeout: float = 90.0) -> list[tuple[str, int]]:
+        for t in self.threads:
+            await asyncio.to_thread(t.join, timeout)
+        assert not self.errors, self.errors
+        return sorted(self.acked)
