@@ -271,6 +271,28 @@ async def test_cancel_and_duress_pin_look_the_same_but_only_duress_keeps_help_co
     assert {r["status"] for r in statuses if r["alert_id"] == alert_ids[1]} == {"pending"}
 
 
+async def test_offline_cancel_follows_its_alert_and_a_wrong_pin_brings_the_cue_back(page, served, db):
+    await seed_responders(db)
+    await enrol_phone(page, db, served)
+    await page.context.set_offline(True)
+    await tap(page, "2580=")
+    await tap(page, PIN + "=")  # typed before the alert could leave the phone
+    assert await page.is_hidden("#cue")
+    await until(lambda: page.evaluate("CalcStore.pending().then(n => n === 2)"))
+    await page.context.set_offline(False)
+    await until(lambda: db.fetchval("SELECT status = 'cancelled' FROM alerts"))
+    assert [c.path.rsplit("/", 1)[-1] for c in served.posts(r"/v1/alerts.*")] == ["alerts", "cancel"]
+
+    await tap(page, "2580=")
+    alert_id = await until(lambda: db.fetchval("SELECT id FROM alerts WHERE status = 'open'"))
+    await tap(page, "5555=")
+    assert await page.is_hidden("#cue")
+    await page.wait_for_selector("#cue", state="visible")  # refused: the alert is still live, and she sees it
+    assert served.posts(r"/v1/alerts/[^/]+/cancel")[-1].status == 403
+    assert await db.fetchval("SELECT status FROM alerts WHERE id = $1", alert_id) == "open"
+    assert await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'wrong_pin'") == 1
+
+
 async def test_wipe_leaves_nothing_in_storage(page, served, db):
     await enrol_phone(page, db, served)
     await page.context.set_offline(True)

@@ -37,6 +37,8 @@
   var live = null;         // the alert she raised: {cid, at, until, cancelling}
   var seq = '';            // keys pressed since the last "=" or AC
   var tracker = null;
+  var raising = null;      // resolves once the alert is in the queue (a cancel must queue behind it)
+  var pendingCancel = null;  // {cid, refused} from her cancel until its answer
 
   /* ---- the calculator ---- */
   var acc = null, op = null, cur = '0', fresh = true;
@@ -112,12 +114,17 @@
     if (live) return;  // already live: nothing new to send
     var now = new Date();
     live = {cid: uuid(), at: now.getTime(), until: now.getTime() + cfg.minutes * 60000, cancelling: false};
-    await Q.set('alert', live);
+    var cid = live.cid;
     render();
-    var fix = await locate(FIRST_FIX_MS, 15000);  // a fix from moments ago beats waiting for a new one
-    var body = {client_alert_id: live.cid, triggered_at: now.toISOString()};
-    if (fix) body.location = fix;
-    await Q.enqueue({kind: 'alert', cid: live.cid, body: body});
+    raising = (async function () {
+      await Q.set('alert', live);
+      var fix = await locate(FIRST_FIX_MS, 15000);  // a fix from moments ago beats waiting for a new one
+      var body = {client_alert_id: cid, triggered_at: now.toISOString()};
+      if (fix) body.location = fix;
+      await Q.enqueue({kind: 'alert', cid: cid, body: body});
+      return fix;
+    })();
+    var fix = await raising;
     var outcome = await Promise.race([send(), wait(SMS_OFFER_MS).then(function () { return 'slow'; })]);
     if (outcome !== 'done' && cfg.sms) offerSms(fix);
     track();
@@ -138,11 +145,14 @@
 
   async function cancel(pin) {
     // The screen changes the same way, at once, whichever PIN this is: the cue goes.
-    live.cancelling = true;
+    var mine = live;
+    mine.cancelling = true;
+    pendingCancel = {cid: mine.cid, refused: mine.refused || 0};
     render();
-    await Q.set('alert', live);
-    await Q.dropFixes(live.cid);
-    await Q.enqueue({kind: 'cancel', cid: live.cid, pin: pin});
+    await raising;
+    await Q.set('alert', mine);
+    await Q.dropFixes(mine.cid);
+    await Q.enqueue({kind: 'cancel', cid: mine.cid, pin: pin});
     send();
   }
 
@@ -158,6 +168,7 @@
   function send() {
     var worker = navigator.serviceWorker && navigator.serviceWorker.controller;
     var sent = worker ? new Promise(function (resolve) {
+      setTimeout(function () { resolve('offline'); }, 35000);  // a worker that never answers: try again
       var ch = new MessageChannel();
       ch.port1.onmessage = function (e) { resolve(e.data); };
       worker.postMessage('flush', [ch.port2]);
@@ -189,6 +200,10 @@
     enrolled = !!(await Q.get('token'));
     cfg = (await Q.get('cfg')) || null;
     live = (await Q.get('alert')) || null;
+    if (live && pendingCancel && live.cid === pendingCancel.cid) {
+      // Until the server refuses her PIN (a wrong one), a stored "not cancelling" is only an older write.
+      if ((live.refused || 0) === pendingCancel.refused) live.cancelling = true; else pendingCancel = null;
+    }
     if (live && Date.now() - live.at > FORGET_AFTER_MS) { await Q.del('alert'); live = null; }
     if (!live) { clearInterval(tracker); tracker = null; }
     if (live && !tracker && cfg) track();
@@ -233,7 +248,7 @@
   var resetArmed = false;
   async function wipe() {
     if (!resetArmed) { resetArmed = true; $('reset').textContent = TEXT[lang].resetAgain; return; }
-    clearInterval(tracker); tracker = null;
+    clearInterval(tracker); tracker = null; pendingCancel = null;
     await Q.wipe();
     enrolled = false; cfg = null; live = null; lang = pickLang();
     quickExit();

@@ -134,7 +134,11 @@
     if (r.status >= 500) return false;
     if (r.status === 403) {  // a wrong PIN: the alert stays live and the cue comes back
       var alert = await Q.get('alert');
-      if (alert && alert.cid === item.cid) { alert.cancelling = false; await Q.set('alert', alert); }
+      if (alert && alert.cid === item.cid) {
+        alert.cancelling = false;
+        alert.refused = (alert.refused || 0) + 1;
+        await Q.set('alert', alert);
+      }
     } else {
       await forget(item.cid);
     }

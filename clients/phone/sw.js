@@ -42,7 +42,7 @@ self.addEventListener('fetch', function (event) {
 /* The page asks for a send (it came online, or it queued something); the answer goes back on the port. */
 self.addEventListener('message', function (event) {
   if (event.data !== 'flush') return;
-  event.waitUntil(CalcStore.flush().then(function (outcome) {
+  event.waitUntil(CalcStore.flush().catch(function () { return 'offline'; }).then(function (outcome) {
     if (event.ports[0]) event.ports[0].postMessage(outcome);
   }));
 });
