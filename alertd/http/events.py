@@ -137,7 +137,11 @@ async def events(request: web.Request) -> web.StreamResponse:
         try:
             while not ws.closed:
                 getter = asyncio.create_task(sub.queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:  # the server shuts down with this console still connected
+                    getter.cancel()
+                    raise
                 if getter not in done:
                     getter.cancel()
                     break
