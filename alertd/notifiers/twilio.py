@@ -7,6 +7,7 @@ exists — by destination and exact text — and only sends when it does not.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -39,7 +40,8 @@ class TwilioSms:
         """The Twilio client, created on first use: AsyncTwilioHttpClient must be made inside the running loop."""
         if self._client is None:
             s = self.ctx.settings
-            self._http = AsyncTwilioHttpClient(timeout=s.sms_send_timeout_s)
+            # The async client does not apply its own timeout (twilio 9.13): send_sms bounds each call itself.
+            self._http = AsyncTwilioHttpClient()
             self._client = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=self._http)
             if s.twilio_api_url:
                 self._client.api.base_url = s.twilio_api_url.rstrip("/")
@@ -66,9 +68,10 @@ class TwilioSms:
         async with self.pool.acquire() as conn:
             await conn.execute(queries.sms_begin_send, message.id, self.name, text, self.ctx.clock.now())
         try:
-            sent = await self.client().messages.create_async(
-                to=to, from_=s.twilio_from_number, body=text, validity_period=s.sms_validity_s,
-                status_callback=s.public_url.rstrip("/") + STATUS_PATH)
+            async with asyncio.timeout(s.sms_send_timeout_s):
+                sent = await self.client().messages.create_async(
+                    to=to, from_=s.twilio_from_number, body=text, validity_period=s.sms_validity_s,
+                    status_callback=s.public_url.rstrip("/") + STATUS_PATH)
         except TwilioRestException as exc:
             retryable = exc.status == 429 or exc.status >= 500
             state = "ambiguous" if exc.status in _AMBIGUOUS_STATUS else "rejected"
@@ -87,8 +90,9 @@ class TwilioSms:
         """The sid of a message Twilio already holds for this destination and text, if any."""
         s = self.ctx.settings
         try:
-            recent = await self.client().messages.list_async(to=to, from_=s.twilio_from_number,
-                                                             limit=_RECONCILE_LOOKBACK)
+            async with asyncio.timeout(s.sms_send_timeout_s):
+                recent = await self.client().messages.list_async(to=to, from_=s.twilio_from_number,
+                                                                 limit=_RECONCILE_LOOKBACK)
         except (TwilioRestException, TimeoutError, aiohttp.ClientError) as exc:
             # Not knowing is not permission to send again: retry the whole attempt later.
             raise SendError(f"could not reconcile an earlier attempt: {type(exc).__name__}") from None
