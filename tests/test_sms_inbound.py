@@ -8,7 +8,7 @@ from twilio.request_validator import RequestValidator
 
 from alertd.http.keys import CTX, ENGINE, POOL
 from tests.fake_twilio import fake_twilio, inbound, sign, sms_client, sms_settings  # noqa: F401  (fixtures)
-from tests.helpers import enrol, offset, responder, seed_responders
+from tests.helpers import bearer, enrol, offset, officer_token, responder, seed_responders
 
 EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
@@ -198,7 +198,7 @@ async def test_unknown_number_with_coordinates_or_malformed_aml(sms_client, sms_
         [(False, False, "sms_text"), (False, True, None)]
 
 
-async def test_unknown_number_with_nothing_to_act_on_goes_to_the_triage_queue(sms_client, sms_settings, db):
+async def test_unknown_number_with_nothing_to_act_on_goes_to_the_triage_queue(sms_client, sms_settings, clock, db):
     await seed_responders(db)
     resp = await inbound(sms_client, sms_settings, "+99655500003", "please help, I can't talk")
     assert resp.status == 200 and await resp.text() == EMPTY
@@ -207,6 +207,17 @@ async def test_unknown_number_with_nothing_to_act_on_goes_to_the_triage_queue(sm
     assert (triage["phone"], triage["body"]) == ("+99655500003", "please help, I can't talk")
     notice = await db.fetch("SELECT channel, recipient, template FROM outbox")
     assert {(r["channel"], r["template"]) for r in notice} == {("console", "sms_triage"), ("log", "sms_triage")}
+    # the duty desk reads the queue (audited) and resolves the message; an officer may not read it
+    resp = await sms_client.get("/v1/sms/triage", headers=bearer(officer_token(sms_settings, "pol-1", clock.now())))
+    assert resp.status == 403
+    desk = bearer(officer_token(sms_settings, "pol-1", clock.now(), role="supervisor"))
+    items = (await (await sms_client.get("/v1/sms/triage", headers=desk)).json())["items"]
+    assert [(i["phone"], i["body"]) for i in items] == [("+99655500003", "please help, I can't talk")]
+    assert await db.fetchval("SELECT action FROM audit_log") == "read_sms_triage"
+    resp = await sms_client.post(f"/v1/sms/triage/{items[0]['id']}/resolve", headers=desk)
+    assert resp.status == 200
+    assert (await (await sms_client.get("/v1/sms/triage", headers=desk)).json())["items"] == []
+    assert (await sms_client.post(f"/v1/sms/triage/{items[0]['id']}/resolve", headers=desk)).status == 404
 
 
 async def _dispatched(sms_client, sms_settings, clock, db, sender="+77015550010"):

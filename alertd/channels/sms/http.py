@@ -1,4 +1,4 @@
-"""Twilio's webhooks: inbound SMS and delivery status, both signed with the account's auth token.
+"""Twilio's webhooks (inbound SMS, delivery status), signed with the account's auth token; the SMS triage queue.
 
 The signature covers the URL Twilio called, which is ALERTD_PUBLIC_URL plus the path: behind a proxy the Host
 header names the proxy's upstream, not what Twilio signed, so it is never used. During a token rotation either
@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from twilio.request_validator import SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator
-from twilio.request_validator import get_signature_algorithm
+from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator,
+                                      get_signature_algorithm)
 from twilio.twiml.messaging_response import MessagingResponse
 
 from alertd.channels.sms import delivery, inbound
 from alertd.http.errors import ApiError
 from alertd.http.keys import CTX, METRICS, NOTIFIERS, POOL
+from alertd.http.security import principal
 from alertd.service.timeline import security_event
+from alertd.store import queries
 
 routes = web.RouteTableDef()
 MAX_BODY_CHARS = 1600  # Twilio's own limit for a concatenated SMS
 EMPTY_TWIML = str(MessagingResponse())
+TRIAGE_PAGE = 200
 
 
 def setup(app: web.Application) -> None:
@@ -95,3 +98,33 @@ async def sms_status(request: web.Request) -> web.Response:
     await delivery.record_status(request.app[POOL], request.app[CTX], sid, status.lower(),
                                  error_code if isinstance(error_code, str) and error_code else None)
     return twiml(None)
+
+
+@routes.get("/v1/sms/triage")
+async def triage_queue(request: web.Request) -> web.Response:
+    """The duty desk's queue: messages from numbers nobody enrolled, with nothing to dispatch on (read is audited)."""
+    who = await principal(request, "supervisor", "admin")
+    ctx = request.app[CTX]
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        rows = await conn.fetch(queries.sms_triage_open, TRIAGE_PAGE)
+        await conn.execute(queries.insert_audit, ctx.clock.now(), who.actor, "read_sms_triage", None,
+                           {"items": len(rows)})
+    return web.json_response({"items": [
+        {"id": r["id"], "phone": r["phone"], "body": r["body"], "received_at": r["received_at"].isoformat()}
+        for r in rows]})
+
+
+@routes.post("/v1/sms/triage/{id}/resolve")
+async def triage_resolve(request: web.Request) -> web.Response:
+    who = await principal(request, "supervisor", "admin")
+    ctx = request.app[CTX]
+    try:
+        triage_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such triage message") from None
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        if await conn.fetchval(queries.sms_triage_resolve, triage_id, ctx.clock.now()) is None:
+            raise ApiError(404, "not_found", "no such open triage message")
+        await conn.execute(queries.insert_audit, ctx.clock.now(), who.actor, "resolve_sms_triage", None,
+                           {"triage_id": triage_id})
+    return web.json_response({"id": triage_id, "resolved": True})

@@ -7,7 +7,7 @@ make a second alert: it finds the first and adds to it.
 
 from __future__ import annotations
 
-import logging
+import uuid
 from dataclasses import dataclass
 
 import asyncpg
@@ -19,10 +19,9 @@ from alertd.core.sms_text import contains_phrase, parse_ack
 from alertd.service import intake, officer
 from alertd.service.context import Context
 from alertd.service.enrolment import new_id, normalise_phrase
-from alertd.service.timeline import event, security_event, tell_supervisor
+from alertd.service.timeline import security_event, tell_supervisor
 from alertd.store import queries
 
-log = logging.getLogger("alertd.sms")
 NOTE_CHARS = 320  # what of her message the timeline keeps (two segments' worth)
 SOURCE = "sms:inbound"
 
@@ -43,43 +42,59 @@ class Outcome:
     alert_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Sender:
+    """What the database knows about the MessageSid and the number, read in one round trip."""
+
+    seen: bool
+    responder_ids: list[str]
+    responder_language: str | None
+    person_id: str | None  # enrolled
+    code_phrase: str | None
+    contact_person_id: str | None  # not enrolled, wrote before
+    open_alert_id: object | None  # her open alert, enrolled or not
+
+    @classmethod
+    def from_row(cls, row) -> Sender:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
 async def handle(pool: asyncpg.Pool, ctx: Context, sms: InboundSms) -> Outcome:
     """Act on one inbound SMS; the caller answers Twilio after this returns (everything is committed)."""
     async with pool.acquire() as conn:
-        if await conn.fetchrow(queries.sms_seen, sms.sid) is not None:
-            return Outcome("duplicate")
-        responders = await conn.fetch(queries.sms_responders_by_phone, sms.sender)
-        person = await conn.fetchrow(queries.sms_person_by_phone, sms.sender)
+        sender = Sender.from_row(await conn.fetchrow(queries.sms_sender, sms.sid, sms.sender))
+    if sender.seen:
+        return Outcome("duplicate")
     code = parse_ack(sms.body)
-    if responders and code:
-        return await _acknowledge(pool, ctx, sms, code, responders)
-    if person is not None:
-        return await _from_person(pool, ctx, sms, person["id"], person["code_phrase"])
-    if responders:
+    if sender.responder_ids and code:
+        return await _acknowledge(pool, ctx, sms, code, sender)
+    if sender.person_id is not None:
+        return await _from_person(pool, ctx, sms, sender)
+    if sender.responder_ids:
         await _record(pool, ctx, sms, "responder")
-        return Outcome("responder", render("ack_help", {}, responders[0]["language"]))
+        return Outcome("responder", render("ack_help", {}, sender.responder_language))
     if code:
         await _code_from_stranger(pool, ctx, code)
-    return await _from_stranger(pool, ctx, sms)
+    return await _from_stranger(pool, ctx, sms, sender)
 
 
-async def _acknowledge(pool, ctx: Context, sms: InboundSms, code: str, responders) -> Outcome:
+async def _acknowledge(pool, ctx: Context, sms: InboundSms, code: str, sender: Sender) -> Outcome:
     """A code from a responder's registered phone acknowledges that responder's dispatch, and nothing else."""
-    language = {r["id"]: r["language"] for r in responders}
     async with pool.acquire() as conn:
         dispatch = await conn.fetchrow(queries.sms_dispatch_by_code, code)
-    if dispatch is None or dispatch["responder_id"] not in language:
-        await _record(pool, ctx, sms, "responder")
-        return Outcome("responder", render("ack_unknown", {"code": code}, responders[0]["language"]))
-    responder_id = dispatch["responder_id"]
+        if dispatch is None or dispatch["responder_id"] not in sender.responder_ids:
+            await _record(pool, ctx, sms, "responder")
+            return Outcome("responder", render("ack_unknown", {"code": code}, sender.responder_language))
+        responder_id = dispatch["responder_id"]
+        language = await conn.fetchval(queries.responder_language, responder_id)
     try:
         await officer.acknowledge(pool, ctx, str(dispatch["id"]), responder_id=responder_id,
                                   actor=f"sms:{responder_id}", via="sms")
     except Conflict:
         await _record(pool, ctx, sms, "responder", dispatch_id=dispatch["id"])
-        return Outcome("responder", render("ack_inactive", {"code": code}, language[responder_id]))
+        return Outcome("responder", render("ack_inactive", {"code": code}, language))
     await _record(pool, ctx, sms, "ack", dispatch_id=dispatch["id"])
-    return Outcome("ack", render("ack_ok", {"code": code}, language[responder_id]))
+    return Outcome("ack", render("ack_ok", {"code": code}, language))
 
 
 async def _code_from_stranger(pool, ctx: Context, code: str) -> None:
@@ -91,28 +106,23 @@ async def _code_from_stranger(pool, ctx: Context, code: str) -> None:
                                  dispatch_id=str(dispatch["id"]))
 
 
-async def _from_person(pool, ctx: Context, sms: InboundSms, person_id: str, phrase: str | None) -> Outcome:
+async def _from_person(pool, ctx: Context, sms: InboundSms, sender: Sender) -> Outcome:
     """An enrolled person: with a code phrase only a message holding it raises an alert; an open alert takes any."""
-    if phrase and not contains_phrase(normalise_phrase(sms.body), phrase):
-        async with pool.acquire() as conn:
-            has_open = await conn.fetchrow(queries.sms_open_alert, person_id) is not None
-        if not has_open:
-            await _record(pool, ctx, sms, "ignored")
-            return Outcome("ignored")
-    return await _alert_or_add(pool, ctx, sms, person_id, locate_text(sms.body, ctx.clock.now()), verified=True)
+    phrase = sender.code_phrase
+    if phrase and sender.open_alert_id is None and not contains_phrase(normalise_phrase(sms.body), phrase):
+        await _record(pool, ctx, sms, "ignored")
+        return Outcome("ignored")
+    return await _alert_or_add(pool, ctx, sms, sender.person_id, sender.open_alert_id,
+                               locate_text(sms.body, ctx.clock.now()), verified=True)
 
 
-async def _from_stranger(pool, ctx: Context, sms: InboundSms) -> Outcome:
+async def _from_stranger(pool, ctx: Context, sms: InboundSms, sender: Sender) -> Outcome:
     """A number nobody enrolled: AML or coordinates raise an unverified alert; anything else goes to triage."""
     found = locate_text(sms.body, ctx.clock.now())
-    async with pool.acquire() as conn:
-        person_id = await conn.fetchval(queries.sms_contact_person, sms.sender)
-        has_open = person_id is not None and await conn.fetchrow(queries.sms_open_alert, person_id) is not None
-    if not has_open and not found.aml and found.location is None:
+    if sender.open_alert_id is None and not found.aml and found.location is None:
         return await _triage(pool, ctx, sms)
-    if person_id is None:
-        person_id = await _stranger(pool, ctx, sms.sender)
-    return await _alert_or_add(pool, ctx, sms, person_id, found, verified=False)
+    person_id = sender.contact_person_id or await _stranger(pool, ctx, sms.sender)
+    return await _alert_or_add(pool, ctx, sms, person_id, sender.open_alert_id, found, verified=False)
 
 
 async def _stranger(pool, ctx: Context, phone: str) -> str:
@@ -127,13 +137,11 @@ async def _stranger(pool, ctx: Context, phone: str) -> str:
         return person_id
 
 
-async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, found: SmsLocation, *,
-                        verified: bool) -> Outcome:
+async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, open_alert_id, found: SmsLocation,
+                        *, verified: bool) -> Outcome:
     for _ in range(3):
-        async with pool.acquire() as conn:
-            open_alert = await conn.fetchrow(queries.sms_open_alert, person_id)
-        if open_alert is not None:
-            return await _add(pool, ctx, sms, person_id, open_alert["id"], found)
+        if open_alert_id is not None:
+            return await _add(pool, ctx, sms, person_id, open_alert_id, found)
         try:
             raised = await intake.raise_alert(
                 pool, ctx, person_id=person_id, device_id=None, channel="sms", client_alert_id=sms.sid,
@@ -141,11 +149,11 @@ async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, fou
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "alerts_sms_message":  # the same MessageSid raced in: one alert stands
                 return Outcome("duplicate")
-            continue  # another SMS of hers raised an alert a moment ago: add to that one
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.fetchval(queries.sms_record_inbound, sms.sid, ctx.clock.now(), "raised", raised.alert_id,
-                                None)
-            await _note(conn, ctx, raised.alert_id, sms, found)
+            # another SMS of hers raised an alert a moment ago: add to that one
+            async with pool.acquire() as conn:
+                open_alert_id = await conn.fetchval(queries.sms_open_alert, person_id)
+            continue
+        await _record_note(pool, ctx, sms, "raised", raised.alert_id, found)
         return Outcome("raised", alert_id=raised.alert_id)
     raise RuntimeError("could not raise or find the open SMS alert")
 
@@ -158,17 +166,17 @@ async def _add(pool, ctx: Context, sms: InboundSms, person_id: str, alert_id, fo
                                        fixes=[found.location])
         except Conflict:
             pass  # closed a moment ago; the note still records what she sent
-    async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval(queries.sms_record_inbound, sms.sid, ctx.clock.now(), "added", alert_id,
-                               None) is None:
-            return Outcome("duplicate")
-        await _note(conn, ctx, alert_id, sms, found)
+    if not await _record_note(pool, ctx, sms, "added", alert_id, found):
+        return Outcome("duplicate")
     return Outcome("added", alert_id=str(alert_id))
 
 
-async def _note(conn, ctx: Context, alert_id, sms: InboundSms, found: SmsLocation) -> None:
-    await event(conn, alert_id, ctx.clock.now(), "sms_received", note=sms.body[:NOTE_CHARS],
-                location_form=found.form, flags=list(found.flags))
+async def _record_note(pool, ctx: Context, sms: InboundSms, outcome: str, alert_id, found: SmsLocation) -> bool:
+    """Record the MessageSid and her message as a note on the alert, together; False if already recorded."""
+    note = {"note": sms.body[:NOTE_CHARS], "location_form": found.form, "flags": list(found.flags)}
+    async with pool.acquire() as conn:
+        return await conn.fetchval(queries.sms_record_with_note, sms.sid, ctx.clock.now(), outcome,
+                                   uuid.UUID(str(alert_id)), note) is not None
 
 
 async def _triage(pool, ctx: Context, sms: InboundSms) -> Outcome:

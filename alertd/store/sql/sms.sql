@@ -1,7 +1,3 @@
--- name: sms_person_by_phone
--- The enrolled person a phone number belongs to, with her normalised code phrase.
-SELECT p.id, p.code_phrase FROM person_phones pp JOIN people p ON p.id = pp.person_id WHERE pp.phone = $1;
-
 -- name: sms_contact_person
 -- The pseudonymous person of a sender who is not enrolled, if she wrote before.
 SELECT person_id FROM sms_contacts WHERE phone = $1;
@@ -24,20 +20,12 @@ SELECT id, status FROM alerts
  WHERE person_id = $1 AND status IN ('open', 'unanswered')
  ORDER BY created_at DESC LIMIT 1;
 
--- name: sms_seen
--- What became of an inbound MessageSid already handled.
-SELECT outcome, alert_id FROM sms_inbound WHERE message_sid = $1;
-
 -- name: sms_record_inbound
 -- Record an inbound MessageSid once; nothing is returned when it was already recorded.
 INSERT INTO sms_inbound (message_sid, received_at, outcome, alert_id, dispatch_id)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (message_sid) DO NOTHING
 RETURNING message_sid;
-
--- name: sms_alert_by_message
--- The alert an inbound MessageSid raised.
-SELECT id, status FROM alerts WHERE channel = 'sms' AND device_id IS NULL AND client_alert_id = $1;
 
 -- name: sms_insert_triage
 -- Queue a message from a number that is not enrolled, with nothing to dispatch on, for the duty desk.
@@ -47,12 +35,12 @@ RETURNING id;
 
 -- name: sms_triage_open
 -- The duty desk's queue: unresolved messages, oldest first.
-SELECT id, message_sid, phone, body, received_at FROM sms_triage
+SELECT id, phone, body, received_at FROM sms_triage
  WHERE resolved_at IS NULL ORDER BY received_at, id LIMIT $1;
 
--- name: sms_responders_by_phone
--- Responders registered with this phone number (a post's duty phone may serve more than one).
-SELECT id, language FROM responders WHERE phone = $1 ORDER BY id;
+-- name: sms_triage_resolve
+-- The duty desk dealt with a triage message.
+UPDATE sms_triage SET resolved_at = $2 WHERE id = $1 AND resolved_at IS NULL RETURNING id;
 
 -- name: sms_dispatch_by_code
 -- The dispatch a code names.
@@ -91,3 +79,37 @@ UPDATE sms_messages SET delivery = $2, error_code = $3, updated_at = $4 WHERE ou
 UPDATE dispatches SET ack_deadline = LEAST(ack_deadline, $2), updated_at = $2
  WHERE id = $1 AND status = 'pending'
 RETURNING id;
+
+-- name: sms_sender
+-- Everything an inbound SMS needs about its MessageSid and sender, in one round trip.
+WITH person AS (
+    SELECT pp.person_id, p.code_phrase FROM person_phones pp JOIN people p ON p.id = pp.person_id
+     WHERE pp.phone = $2
+), contact AS (
+    SELECT person_id FROM sms_contacts WHERE phone = $2
+)
+SELECT EXISTS (SELECT 1 FROM sms_inbound WHERE message_sid = $1) AS seen,
+       (SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM responders WHERE phone = $2) AS responder_ids,
+       (SELECT language FROM responders WHERE phone = $2 ORDER BY id LIMIT 1) AS responder_language,
+       (SELECT person_id FROM person) AS person_id,
+       (SELECT code_phrase FROM person) AS code_phrase,
+       (SELECT person_id FROM contact) AS contact_person_id,
+       (SELECT a.id FROM alerts a
+         WHERE a.person_id = coalesce((SELECT person_id FROM person), (SELECT person_id FROM contact))
+           AND a.status IN ('open', 'unanswered')
+         ORDER BY a.created_at DESC LIMIT 1) AS open_alert_id;
+
+-- name: sms_record_with_note
+-- Record an inbound MessageSid once and, only if it is new, put her message on the alert's timeline.
+WITH recorded AS (
+    INSERT INTO sms_inbound (message_sid, received_at, outcome, alert_id) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (message_sid) DO NOTHING
+    RETURNING alert_id
+)
+INSERT INTO alert_events (alert_id, at, type, data)
+SELECT alert_id, $2, 'sms_received', $5 FROM recorded
+RETURNING id;
+
+-- name: responder_language
+-- The language a responder reads.
+SELECT language FROM responders WHERE id = $1;

@@ -1,0 +1,247 @@
+"""Benchmark: signed Twilio SMS webhooks against `alertd serve`, next to a baseline measured in the same run.
+
+Every request is a new MessageSid from the next enrolled phone, with coordinates in the text, so each one
+raises a full alert (signature check, location parse, alert, three dispatches, outbox, timeline) before the
+empty <Response/> goes back. The baseline is a minimal aiohttp handler that reads the same form and answers
+<Response/>, in its own process, on the same machine, under the same load generator.
+
+    .venv/bin/python bench/sms_webhook.py [--duration 10] [--concurrency 32] [--rate 200]
+
+Prints, for both servers: requests/s at full speed (closed loop), and p50/p99 answer time at a fixed rate (open
+loop, measured from each request's scheduled time so a stall counts against the server); then the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alertd.localservices import LocalMosquitto, LocalPostgres, free_port  # noqa: E402
+from alertd.service.enrolment import ResponderRecord, upsert_responders  # noqa: E402
+from alertd.settings import Settings  # noqa: E402
+from alertd.store.db import connect  # noqa: E402
+from alertd.store.migrate import migrate  # noqa: E402
+from alertd.store.queries import queries  # noqa: E402
+
+TOKEN = "bench-auth-token-" + "x" * 16
+PATH = "/v1/sms/inbound"
+BASE_LAT, BASE_LON = 50.0, 70.0
+
+
+# --- the baseline server (run as a child: `sms_webhook.py --baseline PORT`) ---------------------------------
+
+def baseline(port: int) -> None:
+    from aiohttp import web
+
+    async def hook(request: web.Request) -> web.Response:
+        await request.post()
+        return web.Response(text='<?xml version="1.0" encoding="UTF-8"?><Response />', content_type="text/xml")
+
+    async def ready(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post(PATH, hook)
+    app.router.add_get("/readyz", ready)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# --- setup ----------------------------------------------------------------------------------------------------
+
+async def seed(dsn: str, people: int) -> list[str]:
+    """Responders around the base point and `people` enrolled phones (no code phrase: any text raises)."""
+    conn = await connect(dsn)
+    try:
+        records = [ResponderRecord(id=f"{kind[:3]}-{i}", kind=kind, name=f"{kind} {i}", region="bench",
+                                   lat=BASE_LAT + 0.02 * i, lon=BASE_LON + 0.01 * i, language="ru")
+                   for kind in ("police_post", "crisis_centre", "mobile_unit") for i in range(5)]
+        await upsert_responders(conn, records)
+        phones = [f"+7702{n:07d}" for n in range(people)]
+        ids = [f"P-BENCH{n:07d}" for n in range(people)]
+        await conn.executemany(queries.insert_person,
+                               [(pid, None, None, None, None, None, None, False, "bench") for pid in ids])
+        await conn.executemany(queries.insert_person_phone, list(zip(phones, ids, strict=True)))
+    finally:
+        await conn.close()
+    return phones
+
+
+class Requests:
+    """Fresh signed webhooks, each a new MessageSid from the next phone, signed the way Twilio signs."""
+
+    def __init__(self, public_url: str, phones: list[str]) -> None:
+        self.url = public_url + PATH
+        self.phones = phones
+        self.validator = RequestValidator(TOKEN)
+        self.n = 0
+
+    def next(self) -> tuple[dict, dict]:
+        n, self.n = self.n, self.n + 1
+        form = {"MessageSid": f"SM{secrets.token_hex(16)}", "AccountSid": "AC" + "0" * 32,
+                "From": self.phones[n % len(self.phones)], "To": "+15005550006",
+                "Body": f"help {BASE_LAT + (n % 50) * 0.001:.5f}, {BASE_LON:.5f}", "NumMedia": "0"}
+        return form, {"X-Twilio-Signature": self.validator.compute_signature(self.url, form)}
+
+
+def wait_ready(url: str, child: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {child.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready within {timeout}s")
+
+
+# --- load ---------------------------------------------------------------------------------------------------
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))] if ordered else float("nan")
+
+
+async def closed_loop(url: str, requests: Requests, concurrency: int, duration: float) -> dict:
+    """As fast as `concurrency` callers can go for `duration` seconds: requests per second."""
+    done, errors = 0, 0
+    stop_at = time.perf_counter() + duration
+
+    async def caller(session: aiohttp.ClientSession) -> None:
+        nonlocal done, errors
+        while time.perf_counter() < stop_at:
+            form, headers = requests.next()
+            async with session.post(url, data=form, headers=headers) as resp:
+                await resp.read()
+                done += 1
+                errors += resp.status != 200
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        await asyncio.gather(*[caller(session) for _ in range(concurrency)])
+    elapsed = time.perf_counter() - start
+    return {"rps": done / elapsed, "n": done, "errors": errors}
+
+
+async def open_loop(url: str, requests: Requests, rate: float, duration: float) -> dict:
+    """A request every 1/rate s for `duration` s; latency from each request's scheduled time."""
+    count = int(rate * duration)
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(session, form, headers, scheduled: float) -> None:
+        nonlocal errors
+        async with session.post(url, data=form, headers=headers) as resp:
+            await resp.read()
+            errors += resp.status != 200
+        latencies.append(time.perf_counter() - scheduled)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        start = time.perf_counter() + 0.05
+        tasks = []
+        for i in range(count):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, *requests.next(), scheduled)))
+        await asyncio.gather(*tasks)
+    return {"n": count, "errors": errors, "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000, "max_ms": max(latencies) * 1000}
+
+
+async def measure(name: str, url: str, requests: Requests, args) -> dict:
+    await closed_loop(url, requests, 8, 1.0)  # warm-up
+    full = await closed_loop(url, requests, args.concurrency, args.duration)
+    fixed = await open_loop(url, requests, args.rate, args.duration)
+    print(f"{name:9} {full['rps']:8.0f} req/s (n={full['n']}, errors={full['errors']})   "
+          f"at {args.rate:.0f}/s: p50 {fixed['p50_ms']:6.1f} ms  p99 {fixed['p99_ms']:6.1f} ms  "
+          f"max {fixed['max_ms']:6.1f} ms (n={fixed['n']}, errors={fixed['errors']})", flush=True)
+    return {"closed": full, "open": fixed}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=200.0)
+    args = parser.parse_args()
+    # Enough phones that (at up to ~1500 req/s) every alertd request is a first SMS and raises a new alert.
+    need = int((1500 + args.rate) * (args.duration + 1))
+
+    workdir = Path(tempfile.mkdtemp(prefix="alertd-bench-sms-"))
+    os.chmod(workdir, 0o755)
+    pg = LocalPostgres(workdir / "pg", durable=True).start()
+    broker = LocalMosquitto(workdir / "mqtt").start()
+    children: list[subprocess.Popen] = []
+    try:
+        import asyncpg
+
+        admin = await asyncpg.connect(pg.dsn())
+        await admin.execute("CREATE DATABASE bench")
+        await admin.close()
+        conn = await connect(pg.dsn("bench"))
+        await migrate(conn)
+        await conn.close()
+        phones = await seed(pg.dsn("bench"), need)
+
+        port = free_port()
+        settings = Settings(database_url=pg.dsn("bench"), mqtt_url=broker.url, http_port=port,
+                            public_url="https://alertd.example.org", jwt_secret=secrets.token_urlsafe(48),
+                            twilio_auth_token=TOKEN, log_level="WARNING", data_dir=str(workdir / "data"))
+        with open(workdir / "alertd.log", "wb") as out:
+            children.append(subprocess.Popen([sys.executable, "-m", "alertd", "serve"], cwd=ROOT, stdout=out,
+                                             stderr=subprocess.STDOUT, env={**os.environ, **settings.as_env()}))
+        wait_ready(f"http://127.0.0.1:{port}/readyz", children[-1])
+        base_port = free_port()
+        children.append(subprocess.Popen([sys.executable, __file__, "--baseline", str(base_port)], cwd=ROOT))
+        wait_ready(f"http://127.0.0.1:{base_port}/readyz", children[-1])
+
+        print(f"{os.cpu_count()} cpu, load {os.getloadavg()[0]:.2f}; every alertd request raises a new alert")
+        base = await measure("baseline", f"http://127.0.0.1:{base_port}{PATH}",
+                             Requests(settings.public_url, phones), args)
+        alertd = await measure("alertd", f"http://127.0.0.1:{port}{PATH}",
+                               Requests(settings.public_url, phones), args)
+        conn = await connect(pg.dsn("bench"))
+        alerts = await conn.fetchval("SELECT count(*) FROM alerts")
+        await conn.close()
+        print(f"ratio     {alertd['closed']['rps'] / base['closed']['rps']:.2f} of baseline req/s; "
+              f"p99 {alertd['open']['p99_ms'] / base['open']['p99_ms']:.1f}x baseline at {args.rate:.0f}/s; "
+              f"{alerts} alerts committed")
+        verdict = "PASS" if alertd["open"]["p99_ms"] < 200 and alertd["open"]["errors"] == 0 else "MISS"
+        print(f"{verdict}  target p99 < 200 ms at {args.rate:.0f} req/s: {alertd['open']['p99_ms']:.1f} ms")
+        return 0
+    finally:
+        for child in children:
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        broker.stop()
+        pg.stop("fast")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--baseline":
+        baseline(int(sys.argv[2]))
+    else:
+        sys.exit(asyncio.run(main()))
