@@ -373,3 +373,24 @@ async def test_first_load_is_small_installable_and_works_offline(served, tmp_pat
             assert await page.text_content("#out") == "42"
         finally:
             await context.close()
+
+
+async def test_first_load_over_an_emulated_2g_link_is_usable_in_seconds(browser, served):
+    context = await browser.new_context(locale="kk-KZ", viewport={"width": 360, "height": 640})
+    try:
+        page = await context.new_page()
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Network.enable")
+        # a rural 2G/EDGE link: 300 ms round trips, 250 kbit/s down, 50 kbit/s up
+        await cdp.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": 300, "downloadThroughput": 250_000 / 8, "uploadThroughput": 50_000 / 8})
+        started = time.monotonic()
+        await page.goto(served.url, wait_until="commit")
+        await page.wait_for_function("() => document.getElementById('activate').textContent === 'Белсендіру'")
+        usable = time.monotonic() - started
+        print(f"first load over emulated 2G: usable after {usable:.2f} s")
+        assert usable < 6
+        await tap(page, "7*6=")
+        assert await page.text_content("#out") == "42"
+    finally:
+        await context.close()
