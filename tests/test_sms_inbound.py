@@ -138,6 +138,16 @@ async def test_code_phrase_gates_alerts_in_any_script(sms_client, sms_settings, 
     assert await db.fetchval("SELECT location_source FROM alerts") == "sms_text"
 
 
+async def test_aml_from_her_number_needs_no_code_phrase(sms_client, sms_settings, clock, db):
+    await seed_responders(db)
+    await enrol(db, clock.now(), phone="+77015550009", code_phrase="blue tulip")
+    lat, lon = offset(0.5)
+    resp = await inbound(sms_client, sms_settings, "+77015550009", AML.format(lat=lat, lon=lon))
+    assert resp.status == 200 and await resp.text() == EMPTY
+    row = await db.fetchrow("SELECT verified, location_source FROM alerts")
+    assert (row["verified"], row["location_source"]) == (True, "aml")
+
+
 async def test_further_sms_adds_location_and_note_to_the_open_alert(sms_client, sms_settings, clock, db):
     await seed_responders(db)
     await enrol(db, clock.now(), phone="+77015550007", home=offset(13.5))
@@ -300,3 +310,10 @@ async def test_malformed_webhook_after_a_good_signature_is_400(sms_client, sms_s
         sms_settings.public_url + "/v1/sms/inbound", params)
     resp = await sms_client.post("/v1/sms/inbound", data=params, headers={"X-Twilio-Signature": headers})
     assert resp.status == 400
+
+
+def test_sms_endpoints_are_in_the_api_spec():
+    from alertd.http.openapi import SPEC
+
+    for path in ("/v1/sms/inbound", "/v1/sms/status", "/v1/sms/triage", "/v1/sms/triage/{id}/resolve"):
+        assert path in SPEC["paths"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from alertd.channels.sms.spec import SMS_PATHS
+
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -116,6 +118,7 @@ SPEC = {
                 "note": {"type": "string", "maxLength": 2000}}}, params=_ID)},
         "/v1/events": {"get": _op("WebSocket of live dispatch and alert changes; ?since=EVENT_ID replays missed ones",
                                   {"101": {"description": "switching protocols"}})},
+        **SMS_PATHS,
         "/healthz": {"get": _op("Liveness", {"200": {"description": "alive"}}, security=False)},
         "/readyz": {"get": _op("Readiness: database and broker", {"200": {"description": "ready"},
                                                                    "503": {"description": "not ready"}},

@@ -107,13 +107,18 @@ async def _code_from_stranger(pool, ctx: Context, code: str) -> None:
 
 
 async def _from_person(pool, ctx: Context, sms: InboundSms, sender: Sender) -> Outcome:
-    """An enrolled person: with a code phrase only a message holding it raises an alert; an open alert takes any."""
+    """An enrolled person: with a code phrase only a message holding it raises an alert.
+
+    Two exceptions: while her alert is open any message adds to it, and an AML message raises an alert without
+    the phrase — nobody types AML by accident; it is her phone's (or the phone app's) emergency location.
+    """
+    found = locate_text(sms.body, ctx.clock.now())
     phrase = sender.code_phrase
-    if phrase and sender.open_alert_id is None and not contains_phrase(normalise_phrase(sms.body), phrase):
+    if (phrase and sender.open_alert_id is None and not found.aml
+            and not contains_phrase(normalise_phrase(sms.body), phrase)):
         await _record(pool, ctx, sms, "ignored")
         return Outcome("ignored")
-    return await _alert_or_add(pool, ctx, sms, sender.person_id, sender.open_alert_id,
-                               locate_text(sms.body, ctx.clock.now()), verified=True)
+    return await _alert_or_add(pool, ctx, sms, sender.person_id, sender.open_alert_id, found, verified=True)
 
 
 async def _from_stranger(pool, ctx: Context, sms: InboundSms, sender: Sender) -> Outcome:
