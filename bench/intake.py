@@ -1,0 +1,151 @@
+"""Benchmark 1: alert intake throughput and latency of `alertd serve` against a minimal single-INSERT server.
+
+Starts a throwaway PostgreSQL+PostGIS and Mosquitto, seeds the demo region and many enrolled phones, then drives
+POST /v1/alerts from a separate load-generator process: closed loop (max requests/s) and open loop (a fixed
+rate, Poisson arrivals). A 201 from alertd means the alert, its three dispatches with their deadlines, its outbox
+rows and its timeline are committed, so request latency is "request to committed dispatches".
+
+    .venv/bin/python bench/intake.py [--people 1000] [--concurrency 32] [--duration 15] [--rate 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+
+import benchlib
+from alertd import auth
+from alertd.clock import SystemClock
+from alertd.core.model import Location
+from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
+from alertd.localservices import free_port
+from alertd.service.enrolment import enrol_person, upsert_responders
+from alertd.store.db import connect
+
+LOADGEN = str(benchlib.BENCH_DIR / "loadgen.py")
+BASELINE = str(benchlib.BENCH_DIR / "baseline_server.py")
+THROUGHPUT_TARGET = 0.5  # of the baseline's requests/s
+P99_TARGET_MS = 50.0
+
+
+async def seed(dsn: str, settings, people: int) -> list[str]:
+    """The demo region's responders and `people` enrolled phones (home in the region); their device tokens."""
+    rng = random.Random(3)
+    now = SystemClock().now()
+    tokens = []
+    conn = await connect(dsn)
+    try:
+        await upsert_responders(conn, responders())
+        async with conn.transaction():
+            for i in range(people):
+                home = Location(CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
+                                CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON), 30.0, "home", now)
+                enrolled = await enrol_person(conn, now, phones=[f"+7705{i:07d}"], home=home)
+                tokens.append(auth.issue(settings, role="device", sub=enrolled.device_id, ttl_s=86400, now=now,
+                                         person_id=enrolled.person_id, device_id=enrolled.device_id))
+    finally:
+        await conn.close()
+    return tokens
+
+
+async def drive(url: str, tokens_file: str, args) -> dict:
+    common = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+    closed = await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens_file, "closed",
+                                      "--concurrency", str(args.concurrency), *common])
+    opened = await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens_file, "open",
+                                      "--rate", str(args.rate), *common])
+    return {"closed": closed, "open": opened}
+
+
+async def committed(dsn: str, alert_ids: list[str]) -> dict:
+    """Of the alerts answered 201: how many have their three dispatches committed; outbox rows still waiting."""
+    conn = await connect(dsn)
+    try:
+        complete = await conn.fetchval(
+            """SELECT count(*) FROM unnest($1::uuid[]) AS a(id)
+                WHERE (SELECT count(DISTINCT kind) FROM dispatches d WHERE d.alert_id = a.id) = 3""",
+            alert_ids)
+        waiting = await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        total = await conn.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await conn.close()
+    return {"answered_201": len(alert_ids), "with_3_dispatches": complete, "outbox_pending": waiting,
+            "outbox_total": total}
+
+
+def row(name: str, result: dict) -> str:
+    c, o = result["closed"], result["open"]
+    errors = sum(n for s, n in {**c["statuses"], **o["statuses"]}.items() if s != "201")
+    return (f"{name:22} {c['rps']:8.0f} {c['p50_ms']:7.1f} {c['p99_ms']:7.1f}   "
+            f"{o['rps']:7.0f} {o['p50_ms']:7.1f} {o['p99_ms']:7.1f} {o['max_ms']:7.1f}   {errors:6d}")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=1000, help="enrolled phones, tokens used round robin")
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop connections")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop alerts/s")
+    parser.add_argument("--no-durable", action="store_true", help="fsync off (default: durable, fsync on)")
+    args = parser.parse_args()
+
+    with benchlib.Services(durable=not args.no_durable) as services:
+        dsn = await services.database("alertd")
+        baseline_dsn = await services.database("baseline", migrated=False)
+        # Deadlines long enough that none fires during the run: deadline firing is benchmark 3's subject.
+        settings = services.settings(dsn, ack_deadline_police_post=3600, ack_deadline_crisis_centre=3600,
+                                     ack_deadline_mobile_unit=3600)
+        tokens = await seed(dsn, settings, args.people)
+        tokens_file = services.workdir / "tokens.json"
+        tokens_file.write_text(json.dumps(tokens))
+        print(f"alert intake: {benchlib.machine()}; PostgreSQL {'fsync off' if args.no_durable else 'durable'}; "
+              f"{args.people} enrolled phones, {len(responders())} responders (demo region)")
+
+        port = free_port()
+        server = services.spawn([benchlib.PYTHON, BASELINE, "--dsn", baseline_dsn, "--port", str(port)],
+                                log_name="baseline.log")
+        benchlib.wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+        base = await drive(f"http://127.0.0.1:{port}/v1/alerts", str(tokens_file), args)
+        benchlib.stop_child(server)
+
+        service = services.serve(settings)
+        alertd = await drive(f"http://127.0.0.1:{settings.http_port}/v1/alerts", str(tokens_file), args)
+        benchlib.stop_child(service)
+        check = await committed(dsn, alertd["closed"]["alert_ids"] + alertd["open"]["alert_ids"])
+
+    print(f"\n{'':22} {'closed loop, ' + str(args.concurrency) + ' connections':^24}   "
+          f"{'open loop, ' + str(int(args.rate)) + '/s Poisson':^31}")
+    print(f"{'server':22} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}   {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'max ms':>7}   {'errors':>6}")
+    print(row("baseline (1 INSERT)", base))
+    print(row("alertd serve", alertd))
+    ratio = alertd["closed"]["rps"] / base["closed"]["rps"]
+    print(f"\nthroughput ratio alertd/baseline: {ratio:.2f}x;  open-loop p99 ratio alertd/baseline: "
+          f"{alertd['open']['p99_ms'] / base['open']['p99_ms']:.1f}x")
+    print(f"alertd: {check['with_3_dispatches']} of {check['answered_201']} alerts answered 201 have 3 committed "
+          f"dispatches; outbox {check['outbox_pending']} of {check['outbox_total']} messages still pending at stop")
+    for name, result in (("baseline", base), ("alertd", alertd)):
+        for mode in ("closed", "open"):
+            statuses = {s: n for s, n in result[mode]["statuses"].items() if s != "201"}
+            if statuses:
+                print(f"  {name} {mode}: non-201 answers {statuses}")
+
+    verdicts = benchlib.Verdicts()
+    verdicts.check(ratio >= THROUGHPUT_TARGET, f"throughput >= {THROUGHPUT_TARGET}x baseline",
+                   f"{ratio:.2f}x ({alertd['closed']['rps']:.0f} vs {base['closed']['rps']:.0f} req/s)")
+    o = alertd["open"]
+    achieved = o["ok"] == o["requests"] and o["rps"] >= 0.95 * args.rate
+    verdicts.check(o["p99_ms"] < P99_TARGET_MS and achieved, f"p99 < {P99_TARGET_MS:.0f} ms at {args.rate:.0f} alerts/s",
+                   f"{o['p99_ms']:.1f} ms ({o['ok']} of {o['requests']} answered 201)")
+    verdicts.check(check["with_3_dispatches"] == check["answered_201"], "every 201 has its 3 dispatches committed",
+                   f"{check['with_3_dispatches']} of {check['answered_201']}")
+    verdicts.print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,181 @@
+"""Benchmark 2: the nearest-responder query (queries.nearest_responder) at 1k, 100k and 1M responders.
+
+Each size is bulk-loaded with generate_series (indexes dropped during the load and rebuilt exactly as the
+migrations define them, then ANALYZE), then the query alertd runs for every dispatch (through
+alertd.service.dispatching.nearest, as the service calls it) is timed as a client round trip, for random points of the region and each kind. Baselines in the same run: a bare `SELECT 1` round
+trip on the same connection, and the same query at the smallest size.
+
+    .venv/bin/python bench/nearest.py [--sizes 1000,100000,1000000] [--queries 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import sys
+import time
+from datetime import UTC, datetime
+
+import benchlib
+from alertd.core.model import Location
+from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON
+from alertd.service import dispatching
+from alertd.store import queries
+from alertd.store.db import connect
+
+KINDS = ("police_post", "crisis_centre", "mobile_unit")
+P99_TARGET_MS, TARGET_SIZE = 2.0, 100_000
+POLICE_SHARE, WITH_JURISDICTION = 0.6, 1 / 3  # of responders; of police posts
+COVERAGE = 1.5  # jurisdictions covering an average point: posts tile the region whatever their number
+
+# Responders spread uniformly over the demo region (an oblast-sized area): 60% police posts (a third with a square
+# jurisdiction), 15% crisis centres, 25% mobile units, 90% on duty, districts by quadrant as in demo_region.
+LOAD_RESPONDERS = f"""
+INSERT INTO responders (id, kind, name, region, location, jurisdiction, on_duty, language)
+SELECT 'r-' || g, kind, 'Responder ' || g,
+       CASE WHEN lat >= {CENTRE_LAT} THEN 'North' ELSE 'South' END
+         || CASE WHEN lon >= {CENTRE_LON} THEN '-east' ELSE '-west' END,
+       point::geography,
+       CASE WHEN kind = 'police_post' AND random() < {WITH_JURISDICTION}
+            THEN ST_Multi(ST_Expand(point, $2 / (111.2 * cos(radians(lat))), $2 / 111.2))::geography END,
+       random() < 0.9, 'ru'
+  FROM (SELECT g, lat, lon, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS point,
+               CASE WHEN k < {POLICE_SHARE} THEN 'police_post' WHEN k < 0.75 THEN 'crisis_centre'
+                    ELSE 'mobile_unit' END AS kind
+          FROM (SELECT g, {CENTRE_LAT} + (random() * 2 - 1) * {HALF_LAT} AS lat,
+                       {CENTRE_LON} + (random() * 2 - 1) * {HALF_LON} AS lon, random() AS k
+                  FROM generate_series(1, $1) AS g) AS r) AS s
+"""
+REGION_KM2 = (2 * HALF_LAT * 111.2) * (2 * HALF_LON * 111.2 * math.cos(math.radians(CENTRE_LAT)))
+
+
+def jurisdiction_half_side_km(size: int) -> float:
+    posts = max(1.0, size * POLICE_SHARE * WITH_JURISDICTION)
+    return math.sqrt(COVERAGE * REGION_KM2 / posts) / 2
+
+
+async def load(conn, size: int) -> float:
+    """Replace every responder with `size` generated ones; return the seconds the load, index build and ANALYZE took."""
+    started = time.perf_counter()
+    indexes = await conn.fetch(
+        """SELECT indexname, indexdef FROM pg_indexes
+            WHERE tablename = 'responders' AND indexname <> 'responders_pkey'""")
+    await conn.execute("TRUNCATE responders CASCADE")
+    for index in indexes:
+        await conn.execute(f'DROP INDEX "{index["indexname"]}"')
+    await conn.execute("SELECT setseed(0.42)")
+    await conn.execute("SET maintenance_work_mem = '256MB'")
+    await conn.execute(LOAD_RESPONDERS, size, jurisdiction_half_side_km(size))
+    for index in indexes:
+        await conn.execute(index["indexdef"])
+    await conn.execute("ANALYZE responders")
+    return time.perf_counter() - started
+
+
+async def time_queries(conn, n: int, seed: int, budget_s: float) -> dict[str, list[float]]:
+    """Milliseconds per nearest_responder round trip, by kind, for random points of the region (at most budget_s)."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    out: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    stop_at = time.perf_counter() + budget_s
+    for i in range(n):
+        if time.perf_counter() > stop_at:
+            break
+        kind = KINDS[i % 3]
+        lat = CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT)
+        lon = CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON)
+        where = Location(lat, lon, 20.0, "gps", now)
+        t0 = time.perf_counter()
+        found = await dispatching.nearest(conn, kind, where, [])
+        out[kind].append((time.perf_counter() - t0) * 1000)
+        if found is None:
+            raise RuntimeError(f"no {kind} found near {lat:.3f},{lon:.3f}")
+    return out
+
+
+async def round_trips(conn, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await conn.fetchval("SELECT 1")
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+async def plan(conn, kind: str) -> str:
+    """The scans the server ran for one query of this kind, and its server-side execution time."""
+    sql = f"EXPLAIN (ANALYZE, COSTS OFF) {queries.nearest_responder}"
+    extra = len((await conn.prepare(queries.nearest_responder)).get_parameters()) - 4  # optional filters: unset
+    lines = await conn.fetch(sql, kind, CENTRE_LON + 0.1, CENTRE_LAT - 0.1, [], *[None] * extra)
+    text = [r[0] for r in lines]
+    scans = [t.strip().removeprefix("->  ").split("  (")[0] for t in text
+             if "Scan" in t and "never executed" not in t and "CTE Scan" not in t and "Subquery Scan" not in t]
+    execution = next((t for t in text if t.startswith("Execution Time")), "")
+    return f"{'; '.join(scans)}; {execution.lower()}"
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000", help="responder counts, comma-separated")
+    parser.add_argument("--queries", type=int, default=3000, help="timed queries per size (a third per kind)")
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--budget", type=float, default=20.0, help="at most this many seconds of queries per size")
+    parser.add_argument("--no-durable", action="store_true", help="fsync off (default: durable, fsync on)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    results = []
+    with benchlib.Services(durable=not args.no_durable, broker=False) as services:
+        dsn = await services.database("alertd")
+        conn = await connect(dsn)
+        try:
+            print(f"nearest responder: {benchlib.machine()}; PostgreSQL "
+                  f"{'fsync off' if args.no_durable else 'durable'}; {args.queries} queries per size")
+            await conn.fetchval(queries.warm_postgis)
+            for size in sizes:
+                seconds = await load(conn, size)
+                await time_queries(conn, args.warmup, seed=size + 1, budget_s=args.budget / 5)
+                by_kind = await time_queries(conn, args.queries, seed=size, budget_s=args.budget)
+                select1 = await round_trips(conn, args.queries)
+                results.append({"size": size, "load_s": seconds, "by_kind": by_kind, "select1": select1,
+                                "plans": {kind: await plan(conn, kind) for kind in ("police_post", "mobile_unit")}})
+                print(f"  loaded {size:>9,} responders in {seconds:5.1f} s "
+                      f"(jurisdiction squares {2 * jurisdiction_half_side_km(size):.1f} km)", flush=True)
+        finally:
+            await conn.close()
+
+    print(f"\n{'responders':>10} {'queries':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}   {'police p99':>10} "
+          f"{'centre p99':>10} {'unit p99':>8}   {'SELECT 1 p50/p99':>16}   {'p99 vs smallest':>15}")
+    first_p99 = None
+    for r in results:
+        every = [t for times in r["by_kind"].values() for t in times]
+        s = benchlib.summary(every)
+        r["p99"] = s["p99"]
+        first_p99 = first_p99 or s["p99"]
+        k = {kind: benchlib.percentile(times, 99) for kind, times in r["by_kind"].items()}
+        one = benchlib.summary(r["select1"])
+        print(f"{r['size']:>10,} {s['n']:7d} {s['p50']:7.3f} {s['p99']:7.3f} {s['max']:7.2f}   {k['police_post']:10.3f} "
+              f"{k['crisis_centre']:10.3f} {k['mobile_unit']:8.3f}   {one['p50']:7.3f}/{one['p99']:<7.3f}  "
+              f"{s['p99'] / first_p99:14.2f}x")
+    if len(results) > 1:
+        print(f"\ngrowth: p99 x{results[-1]['p99'] / results[0]['p99']:.2f} for "
+              f"x{results[-1]['size'] / results[0]['size']:,.0f} the responders")
+    print()
+    for r in results:
+        for kind, text in r["plans"].items():
+            print(f"  plan at {r['size']:>9,}, {kind:11}: {text}")
+
+    verdicts = benchlib.Verdicts()
+    at_target = [r for r in results if r["size"] == TARGET_SIZE]
+    if at_target:
+        p99 = at_target[0]["p99"]
+        verdicts.check(p99 < P99_TARGET_MS, f"p99 < {P99_TARGET_MS} ms at {TARGET_SIZE:,} responders",
+                       f"{p99:.3f} ms")
+    verdicts.print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
