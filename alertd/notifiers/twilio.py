@@ -21,6 +21,9 @@ from alertd.service.context import Context
 from alertd.store import queries
 
 log = logging.getLogger("alertd.notify.twilio")
+# twilio's client logs every request line by line at INFO (URLs with responder numbers): keep only its warnings.
+_http_log = logging.getLogger("alertd.notify.twilio.http")
+_http_log.setLevel(logging.WARNING)
 STATUS_PATH = "/v1/sms/status"
 # 5xx other than 503 may come after Twilio accepted the message: reconcile before sending again.
 _AMBIGUOUS_STATUS = {500, 502, 504}
@@ -41,7 +44,7 @@ class TwilioSms:
         if self._client is None:
             s = self.ctx.settings
             # The async client does not apply its own timeout (twilio 9.13): send_sms bounds each call itself.
-            self._http = AsyncTwilioHttpClient()
+            self._http = AsyncTwilioHttpClient(logger=_http_log)
             self._client = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=self._http)
             if s.twilio_api_url:
                 self._client.api.base_url = s.twilio_api_url.rstrip("/")
