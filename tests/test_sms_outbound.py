@@ -146,6 +146,24 @@ async def test_delivery_status_is_recorded_and_undelivered_escalates_now(sms_cli
         == "cc-2"
 
 
+async def test_undelivered_sms_does_not_escalate_a_unit_whose_terminal_got_the_dispatch(sms_client, sms_settings,
+                                                                                         clock, db, fake_twilio):
+    await seed_responders(db, [responder("pol-1", "police_post", 2), responder("cc-1", "crisis_centre", 3),
+                               responder("mu-1", "mobile_unit", 4, phone="+77010000041")])
+    await _alert(sms_client, sms_settings, clock, db)
+    await sms_client.app[ENGINE].run_once()
+    # the unit terminal got the dispatch: the outbox row the mqtt notifier leaves once the broker acknowledged it
+    await db.execute("INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, status, "
+                     "next_attempt_at, created_at, sent_at) SELECT 'mqtt', 'mu-1', 'dispatch', '{}', alert_id, id, "
+                     "'sent', created_at, created_at, created_at FROM dispatches WHERE responder_id = 'mu-1'")
+    [sent] = fake_twilio.sent_to("+77010000041")
+    deadline = await db.fetchval("SELECT ack_deadline FROM dispatches WHERE responder_id = 'mu-1'")
+    await fake_twilio.post_status(sms_client, sent, "failed", error_code="30005")
+    assert await db.fetchval("SELECT count(*) FROM alert_events WHERE type = 'sms_undelivered'") == 1
+    assert await db.fetchval("SELECT ack_deadline FROM dispatches WHERE responder_id = 'mu-1'") == deadline
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE template = 'sms_undelivered'") == 2
+
+
 async def test_delivered_status_shows_on_the_dispatch(sms_client, sms_settings, clock, db, fake_twilio):
     await seed_responders(db)
     await _alert(sms_client, sms_settings, clock, db)

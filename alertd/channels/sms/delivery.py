@@ -1,8 +1,9 @@
 """Delivery status of SMS to responders, as Twilio's status callback reports it.
 
 An undelivered dispatch SMS means the responder cannot have read it: the timeline shows it on the dispatch, the
-supervisor is told, and the dispatch's deadline is brought forward to now so the engine escalates it like any
-missed deadline (exactly once, on whichever instance claims it).
+supervisor is told, and — unless a mobile unit's terminal received the dispatch over MQTT — the dispatch's
+deadline is brought forward to now so the engine escalates it like any missed deadline (exactly once, on
+whichever instance claims it). The console does not count: nobody may be watching it.
 """
 
 from __future__ import annotations

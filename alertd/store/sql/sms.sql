@@ -75,9 +75,11 @@ SELECT m.outbox_id, m.delivery, o.template, o.recipient, o.alert_id, o.dispatch_
 UPDATE sms_messages SET delivery = $2, error_code = $3, updated_at = $4 WHERE outbox_id = $1;
 
 -- name: sms_deadline_now
--- The responder cannot have read the dispatch: bring its deadline forward so the engine escalates it now.
+-- The responder cannot have read the dispatch (unless its unit terminal got it over MQTT): escalate it now.
 UPDATE dispatches SET ack_deadline = LEAST(ack_deadline, $2), updated_at = $2
  WHERE id = $1 AND status = 'pending'
+   AND NOT EXISTS (SELECT 1 FROM outbox o
+                    WHERE o.dispatch_id = $1 AND o.template = 'dispatch' AND o.channel = 'mqtt' AND o.status = 'sent')
 RETURNING id;
 
 -- name: sms_sender
