@@ -134,13 +134,21 @@ async def test_supervisor_sees_the_region_and_officers_do_not(app_client, settin
     assert len(view["triage"]) == 1 and view["triage"][0]["id"] != alert_id
     assert {(d["responder_id"], d["status"]) for d in view["deadlines"]} >= {("pol-1", "expired")}
     assert {e["type"] for e in view["escalations"]} >= {"expired", "escalated", "escalation_dispatched"}
-    assert "supervision" in {n["template"] for n in view["notices"]}
+    assert [n["payload"]["device_id"] for n in view["supervision"]] == ["B-1"]
+    assert {n["template"] for n in view["notices"]} >= {"missed_deadline", "triage"}
     assert view["outbox_failures"] and "+7701" not in str(view["outbox_failures"])
     # A supervisor opens any alert of the region (an audited read), though not dispatched to pol-3.
     opened = await app_client.get(f"/console/api/alerts/{alert_id}", headers=bearer(token))
     assert opened.status == 200
     assert {r["id"] for r in (await opened.json())["responders"]} >= {"pol-1", "pol-2", "cc-1", "mu-1"}
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'read_alert' AND actor = 'supervisor:boss'") == 1
+
+    await db.execute("INSERT INTO outbox (channel, recipient, template, payload, next_attempt_at, created_at) "
+                     "VALUES ('console', 'cc-1', 'button_silent', '{\"device_id\": \"B-2\"}', $1, $1)", clock.now())
+    caseworker = bearer(officer_token(settings, "cc-1", clock.now()))
+    notices = await (await app_client.get("/console/api/notices", headers=caseworker)).json()
+    assert [(n["template"], n["payload"]["device_id"]) for n in notices["items"]] == [("button_silent", "B-2")]
+    assert (await (await app_client.get("/console/api/notices", headers=bearer(token))).json())["items"] == []
 
     officer = officer_token(settings, "pol-4", clock.now())
     assert (await app_client.get("/console/api/region", headers=bearer(officer))).status == 403

@@ -218,7 +218,8 @@ async def test_supervisor_region_view_and_languages(live, console, settings, clo
 
     await page.select_option("#lang", "ru")
     await expect(page.locator("#nav-region")).to_have_text("Регион")
-    await page.select_option("#lang", "en")
+    async with page.expect_response(lambda r: r.url.endswith("/console/api/me") and r.request.method == "PATCH"):
+        await page.select_option("#lang", "en")
     await expect(page.locator("#panel-open h2")).to_contain_text("Open alerts")
     assert await db.fetchval("SELECT language FROM officers WHERE username = 'boss'") == "en"
     await shot(page, "console-supervisor.png")
@@ -229,8 +230,13 @@ async def test_supervisor_region_view_and_languages(live, console, settings, clo
 
 
 async def test_sign_out_returns_to_sign_in_and_the_token_stops_working(live, console, clock, db):
-    await add_officer(db, clock.now(), "pol1", "pol-1")
-    page = await console("pol1")
+    await add_officer(db, clock.now(), "cc1", "cc-1")
+    await db.execute("INSERT INTO outbox (channel, recipient, template, payload, next_attempt_at, created_at) "
+                     "VALUES ('console', 'cc-1', 'button_low_battery', $1, $2, $2)",
+                     {"device_id": "B-9", "battery": 0.1}, clock.now())
+    page = await console("cc1")
+    await expect(page.locator("#notice-list li")).to_contain_text("Button battery low")
+    await expect(page.locator("#notice-list li")).to_contain_text("B-9")
     token = await page.evaluate("window.Live.session.token")
     await page.click("#signout")
     await expect(page.locator("#signin")).to_be_visible()

@@ -187,6 +187,14 @@ async def alert(request: web.Request) -> web.Response:
     return _json(result)
 
 
+@routes.get("/console/api/notices")
+async def notices(request: web.Request) -> web.Response:
+    """Button supervision notices addressed to the caller's responder (as a survivor's caseworker)."""
+    who = await _console_user(request, *officers.ROLES)
+    items = await officers.responder_notices(request.app[POOL], request.app[CTX].clock.now(), who.responder_id)
+    return _json({"items": items})
+
+
 @routes.get("/console/api/region")
 async def region(request: web.Request) -> web.Response:
     who = await _console_user(request, "supervisor", "admin")

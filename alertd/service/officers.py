@@ -26,6 +26,8 @@ LIMIT_PER_USERNAME = 5
 LIMIT_PER_SOURCE = 30
 NEAR_DEADLINE = timedelta(seconds=30)
 RECENT = timedelta(hours=24)
+# Notices about a survivor's button (silent, battery low) rather than about an alert.
+SUPERVISION_TEMPLATES = ("supervision", "button_silent", "button_low_battery")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
 # Digit runs that could be a phone number are masked in provider errors shown on the console.
 _NUMBER = re.compile(r"\+?\d[\d\s().-]{5,}\d")
@@ -227,11 +229,21 @@ async def region_view(pool: asyncpg.Pool, now: datetime, region: str) -> dict:
         failure["last_error"] = mask_numbers(failure["last_error"])
     return {
         "region": region, "now": now.isoformat(),
+        "supervision": [n for n in notices if n["template"] in SUPERVISION_TEMPLATES],
         "open_alerts": [a for a in alerts if a["status"] == "open" and not a["triage"]],
         "unanswered": [a for a in alerts if a["status"] == "unanswered"],
         "triage": [a for a in alerts if a["triage"]],
-        "deadlines": deadlines, "escalations": escalations, "outbox_failures": failures, "notices": notices,
+        "deadlines": deadlines, "escalations": escalations, "outbox_failures": failures,
+        "notices": [n for n in notices if n["template"] not in SUPERVISION_TEMPLATES],
     }
+
+
+async def responder_notices(pool: asyncpg.Pool, now: datetime, responder_id: str) -> list[dict]:
+    """Button supervision notices addressed to a responder (a caseworker) in the last day."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(queries.console_responder_notices, responder_id, now - RECENT,
+                                list(SUPERVISION_TEMPLATES))
+    return [_row(r) for r in rows]
 
 
 async def alert_region(pool: asyncpg.Pool, alert_id: str) -> str | None:

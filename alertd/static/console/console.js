@@ -104,7 +104,7 @@
     if (state.alertId && e.alert_id === state.alertId) scheduleAlert();
     if (!$("region-view").hidden) scheduleRegion();
   });
-  Live.on("notification", () => { if (!$("region-view").hidden) scheduleRegion(); });
+  Live.on("notification", () => { scheduleRefresh(); if (!$("region-view").hidden) scheduleRegion(); });
 
   /* ---- the dispatch list ---- */
   function scheduleRefresh() { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 100); }
@@ -112,8 +112,11 @@
   async function refresh() {
     if (!Live.session) return;
     try {
-      const [list, me] = await Promise.all([Live.call("GET", "/v1/dispatches"), Live.call("GET", "/console/api/me")]);
+      const [list, me, notices] = await Promise.all([Live.call("GET", "/v1/dispatches"),
+        Live.call("GET", "/console/api/me"), Live.call("GET", "/console/api/notices")]);
       Live.syncClock(me.now);
+      $("notice-list").replaceChildren(...notices.items.map(Views.notice));
+      $("my-notices").hidden = notices.items.length === 0;
       state.tiles = Boolean(me.tiles);
       state.dispatches = list.items;
       noticeNew(list.items);

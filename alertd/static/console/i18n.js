@@ -4,6 +4,7 @@
   const TEXTS = {
     en: {
       legend_best: "Best location", legend_accuracy: "Accuracy", legend_trail: "Trail",
+      tpl_button_silent: "Button silent", tpl_button_low_battery: "Button battery low", tpl_sms_triage: "SMS to triage", tpl_sms_undelivered: "SMS not delivered", tpl_dispatch: "Dispatch", tpl_escalation: "Escalation", tpl_stand_down: "Stand down", tpl_withdrawn: "Withdrawn", tpl_duress: "Duress", my_notices: "Button notices for you",
       skip: "Skip to content", title: "Duty console", nav_dispatches: "Dispatches", nav_region: "Region",
       language: "Language", sign_out: "Sign out", sound_enable: "Enable alarm sound", sound_on: "Alarm sound on",
       open: "Open", dismiss: "Dismiss", sign_in_title: "Duty officer sign-in", username: "Username",
@@ -42,6 +43,7 @@
     },
     ru: {
       legend_best: "Лучшее местоположение", legend_accuracy: "Точность", legend_trail: "Маршрут",
+      tpl_button_silent: "Кнопка молчит", tpl_button_low_battery: "Батарея кнопки разряжена", tpl_sms_triage: "SMS на разбор", tpl_sms_undelivered: "SMS не доставлено", tpl_dispatch: "Вызов", tpl_escalation: "Эскалация", tpl_stand_down: "Отбой", tpl_withdrawn: "Отозван", tpl_duress: "Принуждение", my_notices: "Уведомления о кнопках",
       skip: "К содержимому", title: "Пульт дежурного", nav_dispatches: "Вызовы", nav_region: "Регион",
       language: "Язык", sign_out: "Выйти", sound_enable: "Включить звук тревоги", sound_on: "Звук тревоги включён",
       open: "Открыть", dismiss: "Скрыть", sign_in_title: "Вход дежурного", username: "Имя пользователя",
@@ -81,6 +83,7 @@
     },
     kk: {
       legend_best: "Ең дәл орын", legend_accuracy: "Дәлдік", legend_trail: "Жүріс ізі",
+      tpl_button_silent: "Батырма үнсіз", tpl_button_low_battery: "Батырма батареясы әлсіз", tpl_sms_triage: "SMS талдауға", tpl_sms_undelivered: "SMS жеткізілмеді", tpl_dispatch: "Шақыру", tpl_escalation: "Эскалация", tpl_stand_down: "Тоқтату", tpl_withdrawn: "Қайтарылды", tpl_duress: "Мәжбүрлеу", my_notices: "Батырма хабарламалары",
       skip: "Мазмұнға өту", title: "Кезекші пульті", nav_dispatches: "Шақырулар", nav_region: "Өңір",
       language: "Тіл", sign_out: "Шығу", sound_enable: "Дабыл дыбысын қосу", sound_on: "Дабыл дыбысы қосулы",
       open: "Ашу", dismiss: "Жасыру", sign_in_title: "Кезекшінің кіруі", username: "Пайдаланушы аты",
@@ -133,5 +136,7 @@
     document.title = t("title") + " · alertd";
   }
 
-  window.I18N = { t, setLanguage, get language() { return current; }, languages: Object.keys(TEXTS) };
+  function has(key) { return Boolean(TEXTS[current][key] || TEXTS.en[key]); }
+
+  window.I18N = { t, has, setLanguage, get language() { return current; }, languages: Object.keys(TEXTS) };
 })();

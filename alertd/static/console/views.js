@@ -213,13 +213,22 @@
       a.pending ? ` · ${t("pending_n", { n: a.pending })}` : "", a.missed ? ` · ${t("missed_n", { n: a.missed })}` : "");
   }
 
+  function templateName(template) {
+    const key = "tpl_" + template;
+    return window.I18N.has(key) ? t(key) : template;
+  }
+
+  /* A notice to a supervisor or a caseworker: what, when, about which alert; the payload's ids, never contacts. */
+  function notice(n) {
+    const details = Object.entries(n.payload || {}).filter(([k, v]) => k !== "language" && v !== null)
+      .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+    return el("li", { class: `tpl-${n.template}` }, el("time", { datetime: n.created_at }, clockTime(n.created_at)), " ",
+      el("strong", {}, templateName(n.template)), " ", n.alert_id ? el("a", { href: `#/alert/${n.alert_id}` }, shortId(n.alert_id)) : "",
+      " ", details);
+  }
+
   function regionView(view) {
     document.getElementById("region-title").textContent = t("region_title", { r: view.region });
-    const supervision = view.notices.filter((n) => n.template === "supervision");
-    const others = view.notices.filter((n) => n.template !== "supervision");
-    const notice = (n) => el("li", { class: `tpl-${n.template}` }, el("time", { datetime: n.created_at }, clockTime(n.created_at)), " ",
-      t("tpl_" + n.template), " ", n.alert_id ? el("a", { href: `#/alert/${n.alert_id}` }, shortId(n.alert_id)) : "",
-      " ", Object.entries(n.payload || {}).filter(([k]) => k !== "language").map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" "));
     document.getElementById("region-panels").replaceChildren(
       panel("unanswered", t("unanswered_alerts"), view.unanswered, alertRow),
       panel("deadlines", t("deadlines"), view.deadlines, (d) => el("li", { class: d.duress ? "is-duress" : "" },
@@ -229,13 +238,13 @@
       panel("open", t("open_alerts"), view.open_alerts, alertRow),
       panel("escalations", t("escalations"), view.escalations, (e) => el("li", {},
         el("time", { datetime: e.at }, clockTime(e.at)), " ", el("a", { href: `#/alert/${e.alert_id}` }, shortId(e.alert_id)), " ", eventText(e))),
-      panel("supervision", t("supervision"), supervision, notice),
-      panel("notices", t("notices"), others, notice),
+      panel("supervision", t("supervision"), view.supervision, notice),
+      panel("notices", t("notices"), view.notices, notice),
       panel("failures", t("outbox_failures"), view.outbox_failures, (f) => el("li", {},
-        `${f.channel} · ${t("tpl_" + f.template)} · `, el("span", { class: "mono" }, f.recipient),
+        `${f.channel} · ${templateName(f.template)} · `, el("span", { class: "mono" }, f.recipient),
         ` · ${f.attempts} ${t("attempts")} · ${f.status}`, f.last_error ? el("div", { class: "error-text" }, f.last_error) : "")));
     tick(document.getElementById("region-view"));
   }
 
-  window.Views = { el, tick, dispatchCard, alertView, regionView, drawMap, get map() { return map; } };
+  window.Views = { el, tick, dispatchCard, alertView, regionView, drawMap, notice, get map() { return map; } };
 })();

@@ -129,3 +129,11 @@ SELECT o.id, o.channel, o.recipient, o.template, o.alert_id, o.dispatch_id, o.st
 -- name: console_person_phones
 -- A person's phone numbers: only for the admin's audited reveal.
 SELECT phone FROM person_phones WHERE person_id = $1 ORDER BY phone;
+
+-- name: console_responder_notices
+-- Console notices of templates $3 sent to responder $1 since $2 (a caseworker's button supervision notices).
+SELECT o.id, o.template, o.payload, o.alert_id, o.created_at
+  FROM outbox o
+ WHERE o.channel = 'console' AND o.recipient = $1 AND o.created_at >= $2 AND o.template = ANY($3::text[])
+ ORDER BY o.id DESC
+ LIMIT 100;
