@@ -204,3 +204,12 @@ async def test_officers_add_command_reads_the_password_from_stdin(settings, db, 
     from alertd.service.officers import _password_matches
 
     assert _password_matches(row["password_hash"], PASSWORD)
+
+
+async def test_every_console_api_route_is_in_openapi(app_client):
+    spec = await (await app_client.get("/openapi.json")).json()
+    for resource in app_client.app.router.resources():
+        path = resource.canonical
+        if path.startswith("/console/api/"):
+            methods = {route.method.lower() for route in resource} - {"head"}
+            assert methods <= set(spec["paths"][path]), path

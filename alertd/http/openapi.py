@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alertd.channels.sms.spec import SMS_PATHS
+from alertd.http.console import CONSOLE_PATHS
 
 
 def _ref(name: str) -> dict:
@@ -119,6 +120,7 @@ SPEC = {
         "/v1/events": {"get": _op("WebSocket of live dispatch and alert changes; ?since=EVENT_ID replays missed ones",
                                   {"101": {"description": "switching protocols"}})},
         **SMS_PATHS,
+        **CONSOLE_PATHS,
         "/healthz": {"get": _op("Liveness", {"200": {"description": "alive"}}, security=False)},
         "/readyz": {"get": _op("Readiness: database and broker", {"200": {"description": "ready"},
                                                                    "503": {"description": "not ready"}},
