@@ -141,7 +141,8 @@ async def test_supervisor_sees_the_region_and_officers_do_not(app_client, settin
     opened = await app_client.get(f"/console/api/alerts/{alert_id}", headers=bearer(token))
     assert opened.status == 200
     assert {r["id"] for r in (await opened.json())["responders"]} >= {"pol-1", "pol-2", "cc-1", "mu-1"}
-    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'read_alert' AND actor = 'supervisor:boss'") == 1
+    reads = "SELECT count(*) FROM audit_log WHERE action = 'read_alert' AND actor = $1"
+    assert await db.fetchval(reads, "supervisor:boss") == 1
 
     await db.execute("INSERT INTO outbox (channel, recipient, template, payload, next_attempt_at, created_at) "
                      "VALUES ('console', 'cc-1', 'button_silent', '{\"device_id\": \"B-2\"}', $1, $1)", clock.now())

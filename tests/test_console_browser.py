@@ -111,7 +111,8 @@ async def test_dispatch_appears_is_acknowledged_and_the_timeline_follows(live, c
     await expect(page.locator("#map path.accuracy")).to_have_count(1)
     await expect(page.locator("#map path.responder")).to_have_count(3)
     await expect(page.locator("#map-note")).to_contain_text("coordinate grid")
-    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'read_alert' AND actor = 'officer:pol1'") >= 1
+    reads = "SELECT count(*) FROM audit_log WHERE action = 'read_alert' AND actor = $1"
+    assert await db.fetchval(reads, "officer:pol1") >= 1
 
     # One click on "en route" from the list shows up in the open alert's timeline through the live feed.
     await page.keyboard.press("Escape")
