@@ -24,7 +24,8 @@ CREATE TABLE officer_sessions (
 );
 CREATE INDEX officer_sessions_username ON officer_sessions (username) WHERE ended_at IS NULL;
 
--- Failed attempts only: the limiter counts them per username and per source over a sliding window.
+-- Sign-in attempts not (yet) successful: each is recorded before its password is checked, so parallel guesses
+-- cannot slip past the limiter, which counts them per username and per source over a sliding window.
 CREATE TABLE sign_in_failures (
     id        bigserial PRIMARY KEY,
     at        timestamptz NOT NULL,

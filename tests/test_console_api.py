@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import re
 import uuid
@@ -59,6 +60,14 @@ async def test_wrong_user_and_wrong_password_get_the_same_answer_then_the_limit(
     clock.advance(15 * 60 + 1)
     assert (await sign_in(app_client, "pol1")).status == 200
     assert await db.fetchval("SELECT count(*) FROM sign_in_failures WHERE username = 'pol1'") == 0
+
+
+async def test_parallel_guesses_cannot_slip_past_the_limit(app_client, settings, clock, db):
+    await seed_responders(db)
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    answers = await asyncio.gather(*[sign_in(app_client, "pol1", f"guess {i}") for i in range(12)])
+    statuses = sorted(a.status for a in answers)
+    assert 1 <= statuses.count(401) <= 5 and statuses.count(429) == 12 - statuses.count(401)
 
 
 async def test_sign_out_ends_the_session_and_renewal(app_client, settings, clock, db):

@@ -145,15 +145,17 @@ async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str
     username = username.strip().lower()[:64]
     now = ctx.clock.now()
     async with pool.acquire() as conn:
+        # Count this attempt as failed before checking it, so parallel guesses cannot slip past the limit;
+        # a success clears the username's failures.
+        await conn.execute(queries.sign_in_failure_insert, now, username, source)
         counts = await conn.fetchrow(queries.sign_in_failure_counts, now - LIMIT_WINDOW, username, source)
-        if counts["by_username"] >= LIMIT_PER_USERNAME or counts["by_source"] >= LIMIT_PER_SOURCE:
+        if counts["by_username"] > LIMIT_PER_USERNAME or counts["by_source"] > LIMIT_PER_SOURCE:
             raise TooManyAttempts(int(LIMIT_WINDOW.total_seconds()))
         row = await conn.fetchrow(queries.officer_get, username)
     stored = row["password_hash"] if row is not None else None
     ok = await asyncio.get_running_loop().run_in_executor(None, _password_matches, stored, password)
     if not ok or row["disabled_at"] is not None:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute(queries.sign_in_failure_insert, now, username, source)
+        async with pool.acquire() as conn:
             await conn.execute(queries.insert_security_event, now, "bad_sign_in", f"console:{source}",
                                {"username": username})
         raise SignInRefused()
