@@ -95,6 +95,11 @@ async def test_dispatch_appears_is_acknowledged_and_the_timeline_follows(live, c
     await expect(card.locator(".countdown")).to_have_text(re.compile(r"acknowledge within [01]:\d\d"))
     await expect(card.locator(".kind")).to_have_text("Police post")
     await shot(page, "console-dispatches.png")
+    for width, height in ((768, 1024), (1024, 600)):  # a tablet, a small laptop: nothing scrolls sideways
+        await page.set_viewport_size({"width": width, "height": height})
+        assert await page.evaluate("document.documentElement.scrollWidth") <= width
+        await expect(card.locator(".act-ack")).to_be_in_viewport()
+    await page.set_viewport_size({"width": 1280, "height": 800})
     assert "+77015550199" not in await page.content()
 
     await card.locator(".act-ack").click()
@@ -140,6 +145,13 @@ async def test_escalation_appears_on_the_next_responders_console(live, console, 
     await expect(escalated.locator(".badge")).to_contain_text("escalation #1")
     await expect(second.locator("#alarm")).to_be_visible()
     await expect(first.locator(".card[data-status=expired] .countdown")).to_have_text(re.compile("overdue by"))
+
+    # Keyboard only: j moves to the first dispatch, a acknowledges it.
+    await second.keyboard.press("j")
+    await expect(escalated).to_be_focused()
+    await second.keyboard.press("a")
+    await expect(second.locator(".card[data-status=acknowledged]")).to_be_visible()
+    await expect(second.locator(".card[data-status=acknowledged]")).to_be_focused()
 
 
 async def test_a_second_instance_feeds_the_same_console(live, console, settings, clock, db):
