@@ -132,12 +132,16 @@ async def list_all(conn: asyncpg.Connection) -> list[dict]:
     return [profile(row) for row in await conn.fetch(queries.officer_list)]
 
 
-def _token(ctx: Context, row, session_id: uuid.UUID, now: datetime) -> tuple[str, datetime]:
-    """A short-lived JWT bound to the account's responder and role (and region, for a supervisor)."""
-    token = auth.issue(ctx.settings, role=row["role"], sub=row["username"], ttl_s=TOKEN_TTL_S, now=now,
+def _token(ctx: Context, row, session_id: uuid.UUID, now: datetime, session_ends: datetime) -> tuple[str, datetime]:
+    """A short-lived JWT bound to the account's responder and role (and region, for a supervisor).
+
+    It never outlives its session: /v1 endpoints check only the token, not the session.
+    """
+    ttl_s = max(1, min(TOKEN_TTL_S, int((session_ends - now).total_seconds())))
+    token = auth.issue(ctx.settings, role=row["role"], sub=row["username"], ttl_s=ttl_s, now=now,
                        responder_id=row["responder_id"], sid=str(session_id),
                        region=row["region"] if row["role"] == "supervisor" else None)
-    return token, now + timedelta(seconds=TOKEN_TTL_S)
+    return token, now + timedelta(seconds=ttl_s)
 
 
 async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str, source: str) -> SignedIn:
@@ -164,7 +168,7 @@ async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str
         await conn.execute(queries.officer_session_insert, session_id, username, now, now + SESSION_TTL)
         await conn.execute(queries.officer_signed_in, username, now)
         await conn.execute(queries.sign_in_failures_clear, username)
-    token, expires_at = _token(ctx, row, session_id, now)
+    token, expires_at = _token(ctx, row, session_id, now, now + SESSION_TTL)
     return SignedIn(token, expires_at, now + SESSION_TTL, profile(row))
 
 
@@ -180,8 +184,8 @@ async def renew(pool: asyncpg.Pool, ctx: Context, session_id: str | None) -> Sig
         if session is None:
             raise SignInRefused()
         row = await conn.fetchrow(queries.officer_get, session["username"])
-    token, expires_at = _token(ctx, row, key, now)
-    return SignedIn(token, min(expires_at, session["expires_at"]), session["expires_at"], profile(row))
+    token, expires_at = _token(ctx, row, key, now, session["expires_at"])
+    return SignedIn(token, expires_at, session["expires_at"], profile(row))
 
 
 async def sign_out(pool: asyncpg.Pool, ctx: Context, session_id: str | None) -> None:
