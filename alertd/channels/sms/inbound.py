@@ -82,11 +82,12 @@ async def _acknowledge(pool, ctx: Context, sms: InboundSms, code: str, sender: S
     """A code from a responder's registered phone acknowledges that responder's dispatch, and nothing else."""
     async with pool.acquire() as conn:
         dispatch = await conn.fetchrow(queries.sms_dispatch_by_code, code)
-        if dispatch is None or dispatch["responder_id"] not in sender.responder_ids:
-            await _record(pool, ctx, sms, "responder")
-            return Outcome("responder", render("ack_unknown", {"code": code}, sender.responder_language))
-        responder_id = dispatch["responder_id"]
-        language = await conn.fetchval(queries.responder_language, responder_id)
+        mine = dispatch is not None and dispatch["responder_id"] in sender.responder_ids
+        language = await conn.fetchval(queries.responder_language, dispatch["responder_id"]) if mine else None
+    if not mine:
+        await _record(pool, ctx, sms, "responder")
+        return Outcome("responder", render("ack_unknown", {"code": code}, sender.responder_language))
+    responder_id = dispatch["responder_id"]
     try:
         await officer.acknowledge(pool, ctx, str(dispatch["id"]), responder_id=responder_id,
                                   actor=f"sms:{responder_id}", via="sms")
@@ -144,6 +145,7 @@ async def _stranger(pool, ctx: Context, phone: str) -> str:
 
 async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, open_alert_id, found: SmsLocation,
                         *, verified: bool) -> Outcome:
+    """Add to her open alert, or raise one; losing a race to another SMS of hers turns into adding to its alert."""
     for _ in range(3):
         if open_alert_id is not None:
             return await _add(pool, ctx, sms, person_id, open_alert_id, found)
