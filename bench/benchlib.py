@@ -93,6 +93,25 @@ class Services:
         return child
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its children it has reaped (PostgreSQL's ended backends)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds(pg: LocalPostgres) -> float:
+    """CPU time of the postmaster and every backend, live or ended."""
+    main = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    total = cpu_seconds(main)
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1] == str(main):
+                total += cpu_seconds(int(proc.name))
+        except (OSError, IndexError):
+            continue
+    return total
+
+
 def stop_child(child: subprocess.Popen, timeout: float = 15.0) -> None:
     if child.poll() is None:
         child.terminate()
@@ -169,3 +188,5 @@ class Verdicts:
         print()
         for line in self.lines:
             print(line)
+        # Other work on the machine moves every figure: say how busy it was.
+        print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpu)")

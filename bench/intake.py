@@ -15,6 +15,7 @@ import asyncio
 import json
 import random
 import sys
+import time
 
 import benchlib
 from alertd import auth
@@ -60,20 +61,54 @@ async def drive(url: str, tokens_file: str, args) -> dict:
     return {"closed": closed, "open": opened}
 
 
-async def committed(dsn: str, alert_ids: list[str]) -> dict:
-    """Of the alerts answered 201: how many have their three dispatches committed; outbox rows still waiting."""
+async def committed(dsn: str, alert_ids: list[str], drain_s: float) -> dict:
+    """Of the alerts answered 201: how many have their three dispatches committed. Then, load stopped, how long
+    the engine takes to hand every queued message to its notifier (at most drain_s), and the lag of the
+    responders' dispatch messages (outbox created_at -> sent_at)."""
     conn = await connect(dsn)
     try:
         complete = await conn.fetchval(
             """SELECT count(*) FROM unnest($1::uuid[]) AS a(id)
                 WHERE (SELECT count(DISTINCT kind) FROM dispatches d WHERE d.alert_id = a.id) = 3""",
             alert_ids)
-        waiting = await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")
-        total = await conn.fetchval("SELECT count(*) FROM outbox")
+        at_stop = await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        t0 = time.monotonic()
+        while (waiting := await conn.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")) and \
+                time.monotonic() - t0 < drain_s:
+            await asyncio.sleep(0.5)
+        drained = time.monotonic() - t0
+        lag = await conn.fetch(
+            """SELECT extract(epoch FROM sent_at - created_at) AS lag FROM outbox
+                WHERE template = 'dispatch' AND status = 'sent'""")
+        total = await conn.fetchval("SELECT count(*) FROM outbox WHERE template = 'dispatch'")
     finally:
         await conn.close()
-    return {"answered_201": len(alert_ids), "with_3_dispatches": complete, "outbox_pending": waiting,
-            "outbox_total": total}
+    return {"answered_201": len(alert_ids), "with_3_dispatches": complete, "outbox_at_stop": at_stop,
+            "outbox_left": waiting, "drain_s": drained, "dispatch_messages": total,
+            "dispatch_lag": benchlib.summary([float(r["lag"]) for r in lag])}
+
+
+async def drive_measured(services: benchlib.Services, server, dsn: str, table: str, url: str, tokens_file: str,
+                         args) -> tuple[dict, dict]:
+    """drive(), plus the CPU the server process and PostgreSQL spent per row committed (the load generator's
+    own CPU excluded): a cost that other work on the machine does not hide the way it hides requests/s."""
+
+    async def rows() -> int:
+        conn = await connect(dsn)
+        try:
+            return await conn.fetchval(f"SELECT count(*) FROM {table}")
+        finally:
+            await conn.close()
+
+    before = (benchlib.cpu_seconds(server.pid), benchlib.postgres_cpu_seconds(services.pg), await rows(),
+              time.time())
+    result = await drive(url, tokens_file, args)
+    after = (benchlib.cpu_seconds(server.pid), benchlib.postgres_cpu_seconds(services.pg), await rows(),
+             time.time())
+    committed_rows = max(1, after[2] - before[2])
+    return result, {"server_s": after[0] - before[0], "postgres_s": after[1] - before[1], "rows": committed_rows,
+                    "wall_s": after[3] - before[3],
+                    "ms_per_row": 1000 * (after[0] - before[0] + after[1] - before[1]) / committed_rows}
 
 
 def row(name: str, result: dict) -> str:
@@ -90,6 +125,7 @@ async def main() -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop alerts/s")
+    parser.add_argument("--drain", type=float, default=30.0, help="seconds to let the outbox drain after the load")
     parser.add_argument("--no-durable", action="store_true", help="fsync off (default: durable, fsync on)")
     args = parser.parse_args()
 
@@ -109,13 +145,16 @@ async def main() -> int:
         server = services.spawn([benchlib.PYTHON, BASELINE, "--dsn", baseline_dsn, "--port", str(port)],
                                 log_name="baseline.log")
         benchlib.wait_ready(f"http://127.0.0.1:{port}/readyz", server)
-        base = await drive(f"http://127.0.0.1:{port}/v1/alerts", str(tokens_file), args)
+        base, base_cpu = await drive_measured(services, server, baseline_dsn, "baseline_alerts",
+                                              f"http://127.0.0.1:{port}/v1/alerts", str(tokens_file), args)
         benchlib.stop_child(server)
 
         service = services.serve(settings)
-        alertd = await drive(f"http://127.0.0.1:{settings.http_port}/v1/alerts", str(tokens_file), args)
+        alertd, cpu = await drive_measured(services, service, dsn, "alerts",
+                                           f"http://127.0.0.1:{settings.http_port}/v1/alerts", str(tokens_file),
+                                           args)
+        check = await committed(dsn, alertd["closed"]["alert_ids"] + alertd["open"]["alert_ids"], args.drain)
         benchlib.stop_child(service)
-        check = await committed(dsn, alertd["closed"]["alert_ids"] + alertd["open"]["alert_ids"])
 
     print(f"\n{'':22} {'closed loop, ' + str(args.concurrency) + ' connections':^24}   "
           f"{'open loop, ' + str(int(args.rate)) + '/s Poisson':^31}")
@@ -126,8 +165,17 @@ async def main() -> int:
     ratio = alertd["closed"]["rps"] / base["closed"]["rps"]
     print(f"\nthroughput ratio alertd/baseline: {ratio:.2f}x;  open-loop p99 ratio alertd/baseline: "
           f"{alertd['open']['p99_ms'] / base['open']['p99_ms']:.1f}x")
+    lag = check["dispatch_lag"]
     print(f"alertd: {check['with_3_dispatches']} of {check['answered_201']} alerts answered 201 have 3 committed "
-          f"dispatches; outbox {check['outbox_pending']} of {check['outbox_total']} messages still pending at stop")
+          f"dispatches.\n  outbox: {check['outbox_at_stop']} messages waiting when the load stopped, "
+          f"{check['outbox_left']} after {check['drain_s']:.0f} s more; responders' dispatch messages handed to "
+          f"their notifier: {lag['n']} of {check['dispatch_messages']}, lag p50 {lag['p50']:.2f} s, "
+          f"p99 {lag['p99']:.2f} s, max {lag['max']:.2f} s")
+    for name, c in (("baseline", base_cpu), ("alertd", cpu)):
+        print(f"  CPU under load, {name}: server {c['server_s']:.1f} s + PostgreSQL {c['postgres_s']:.1f} s in "
+              f"{c['wall_s']:.0f} s for {c['rows']} rows = {c['ms_per_row']:.2f} ms per committed request")
+    print(f"  CPU per request ratio alertd/baseline: {cpu['ms_per_row'] / base_cpu['ms_per_row']:.1f}x "
+          f"(alertd's own outbox work during the load included)")
     for name, result in (("baseline", base), ("alertd", alertd)):
         for mode in ("closed", "open"):
             statuses = {s: n for s, n in result[mode]["statuses"].items() if s != "201"}

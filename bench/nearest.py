@@ -74,11 +74,13 @@ async def load(conn, size: int) -> float:
     return time.perf_counter() - started
 
 
-async def time_queries(conn, n: int, seed: int, budget_s: float) -> dict[str, list[float]]:
-    """Milliseconds per nearest_responder round trip, by kind, for random points of the region (at most budget_s)."""
+async def time_queries(conn, n: int, seed: int, budget_s: float) -> tuple[dict[str, list[float]], list[float]]:
+    """Milliseconds per nearest_responder round trip by kind, for random points of the region (at most budget_s);
+    and of a bare `SELECT 1` right after each, so the baseline sees the same moments of machine load."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     out: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    select1: list[float] = []
     stop_at = time.perf_counter() + budget_s
     for i in range(n):
         if time.perf_counter() > stop_at:
@@ -92,16 +94,10 @@ async def time_queries(conn, n: int, seed: int, budget_s: float) -> dict[str, li
         out[kind].append((time.perf_counter() - t0) * 1000)
         if found is None:
             raise RuntimeError(f"no {kind} found near {lat:.3f},{lon:.3f}")
-    return out
-
-
-async def round_trips(conn, n: int) -> list[float]:
-    times = []
-    for _ in range(n):
         t0 = time.perf_counter()
         await conn.fetchval("SELECT 1")
-        times.append((time.perf_counter() - t0) * 1000)
-    return times
+        select1.append((time.perf_counter() - t0) * 1000)
+    return out, select1
 
 
 async def plan(conn, kind: str) -> str:
@@ -137,8 +133,7 @@ async def main() -> int:
             for size in sizes:
                 seconds = await load(conn, size)
                 await time_queries(conn, args.warmup, seed=size + 1, budget_s=args.budget / 5)
-                by_kind = await time_queries(conn, args.queries, seed=size, budget_s=args.budget)
-                select1 = await round_trips(conn, args.queries)
+                by_kind, select1 = await time_queries(conn, args.queries, seed=size, budget_s=args.budget)
                 results.append({"size": size, "load_s": seconds, "by_kind": by_kind, "select1": select1,
                                 "plans": {kind: await plan(conn, kind) for kind in ("police_post", "mobile_unit")}})
                 print(f"  loaded {size:>9,} responders in {seconds:5.1f} s "
