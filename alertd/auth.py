@@ -28,6 +28,7 @@ class Principal:
     device_id: str | None = None
     expired: bool = False  # only ever True for device tokens: a stale panic alert is still accepted
     region: str | None = None
+    session_id: str | None = None  # console sign-ins: the token dies with its session (sign-out)
 
     @property
     def actor(self) -> str:
@@ -67,5 +68,5 @@ def verify(settings: Settings, token: str, now: datetime, *, allow_expired_devic
     return Principal(
         sub=str(claims["sub"]), role=role, responder_id=claims.get("responder_id"),
         person_id=claims.get("person_id"), device_id=claims.get("device_id"), expired=expired,
-        region=claims.get("region"),
+        region=claims.get("region"), session_id=claims.get("sid"),
     )

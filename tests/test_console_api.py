@@ -79,8 +79,14 @@ async def test_sign_out_ends_the_session_and_renewal(app_client, settings, clock
     assert renewed.status == 200
     token = (await renewed.json())["token"]
     assert (await app_client.get("/console/api/me", headers=bearer(token))).status == 200
+    assert (await app_client.get("/v1/dispatches", headers=bearer(token))).status == 200
     assert (await app_client.delete("/console/api/session", headers=bearer(token))).status == 200
     assert (await app_client.get("/console/api/me", headers=bearer(token))).status == 401
+    # a copied token dies with its session on the whole API, not just the console's own routes
+    assert (await app_client.get("/v1/dispatches", headers=bearer(token))).status == 401
+    ws = await app_client.get(f"/v1/events?access_token={token}",
+                              headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert ws.status == 401
     assert (await app_client.post("/console/api/session/renew", headers=bearer(token))).status == 401
 
     # The session itself ends after a shift, however often the token was renewed.

@@ -7,12 +7,11 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-import jwt
 from aiohttp import web
 
 from alertd.http.errors import ApiError, error_response, json_body
 from alertd.http.keys import CTX, POOL
-from alertd.http.security import bearer, principal
+from alertd.http.security import principal
 from alertd.service import officer, officers
 from alertd.store import queries
 
@@ -91,21 +90,6 @@ async def console_tile(request: web.Request) -> web.StreamResponse:
                                            "X-Content-Type-Options": "nosniff"})
 
 
-def _session_id(request: web.Request) -> str | None:
-    """The console session a (verified) token belongs to; tokens from `alertd tokens issue` have none."""
-    token = bearer(request) or ""
-    return jwt.decode(token, options={"verify_signature": False}).get("sid")
-
-
-async def _console_user(request: web.Request, *roles: str):
-    """A verified caller whose console session (if the token has one) has not been signed out."""
-    who = await principal(request, *roles)
-    sid = _session_id(request)
-    if sid is not None and not await officers.session_is_live(request.app[POOL], request.app[CTX], sid):
-        raise ApiError(401, "unauthorized", "the session has ended; sign in again")
-    return who
-
-
 def _signed_in(result: officers.SignedIn, now) -> web.Response:
     return _json({"token": result.token, "expires_at": result.expires_at.isoformat(),
                   "session_expires_at": result.session_expires_at.isoformat(),
@@ -131,23 +115,23 @@ async def sign_in(request: web.Request) -> web.Response:
 
 @routes.post("/console/api/session/renew")
 async def renew(request: web.Request) -> web.Response:
-    await principal(request, *officers.ROLES)
+    who = await principal(request, *officers.ROLES)
     ctx = request.app[CTX]
-    result = await officers.renew(request.app[POOL], ctx, _session_id(request))
+    result = await officers.renew(request.app[POOL], ctx, who.session_id)
     return _signed_in(result, ctx.clock.now())
 
 
 @routes.delete("/console/api/session")
 async def sign_out(request: web.Request) -> web.Response:
-    await principal(request, *officers.ROLES)
-    await officers.sign_out(request.app[POOL], request.app[CTX], _session_id(request))
+    who = await principal(request, *officers.ROLES)
+    await officers.sign_out(request.app[POOL], request.app[CTX], who.session_id)
     return _json({"signed_out": True})
 
 
 @routes.get("/console/api/me")
 async def me(request: web.Request) -> web.Response:
     """Who is signed in, and the server's clock (countdowns run on it, not on the officer's PC clock)."""
-    who = await _console_user(request, *officers.ROLES, "admin")
+    who = await principal(request, *officers.ROLES, "admin")
     ctx = request.app[CTX]
     async with request.app[POOL].acquire() as conn:
         row = await conn.fetchrow(queries.officer_get, who.sub)
@@ -161,7 +145,7 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.patch("/console/api/me")
 async def set_language(request: web.Request) -> web.Response:
-    who = await _console_user(request, *officers.ROLES)
+    who = await principal(request, *officers.ROLES)
     body = await json_body(request)
     language = body.get("language") if isinstance(body, dict) else None
     if language not in officers.LANGUAGES:
@@ -174,7 +158,7 @@ async def set_language(request: web.Request) -> web.Response:
 @routes.get("/console/api/alerts/{id}")
 async def alert(request: web.Request) -> web.Response:
     """The alert view (an audited read): an officer sees alerts dispatched to them, a supervisor their region's."""
-    who = await _console_user(request, *officers.ROLES, "admin")
+    who = await principal(request, *officers.ROLES, "admin")
     alert_id = request.match_info["id"]
     pool, ctx = request.app[POOL], request.app[CTX]
     scope = who.responder_id
@@ -190,14 +174,14 @@ async def alert(request: web.Request) -> web.Response:
 @routes.get("/console/api/notices")
 async def notices(request: web.Request) -> web.Response:
     """Button supervision notices addressed to the caller's responder (as a survivor's caseworker)."""
-    who = await _console_user(request, *officers.ROLES)
+    who = await principal(request, *officers.ROLES)
     items = await officers.responder_notices(request.app[POOL], request.app[CTX].clock.now(), who.responder_id)
     return _json({"items": items})
 
 
 @routes.get("/console/api/region")
 async def region(request: web.Request) -> web.Response:
-    who = await _console_user(request, "supervisor", "admin")
+    who = await principal(request, "supervisor", "admin")
     name = who.region if who.role == "supervisor" else request.query.get("region")
     if not name:
         raise ApiError(400, "malformed", "a region is required")

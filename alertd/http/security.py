@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from alertd import auth
@@ -28,6 +30,13 @@ async def _refuse(request: web.Request, kind: str, status: int, code: str, messa
     return ApiError(status, code, message)
 
 
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
 async def principal(request: web.Request, *roles: str) -> auth.Principal:
     """The verified caller, or 401 (no or bad token) / 403 (wrong role)."""
     ctx = request.app[CTX]
@@ -40,6 +49,11 @@ async def principal(request: web.Request, *roles: str) -> auth.Principal:
         raise await _refuse(request, "bad_token", 401, "unauthorized", "invalid token", reason=str(exc)) from None
     if who.role not in roles:
         raise await _refuse(request, "wrong_role", 403, "forbidden", "this token may not do that", role=who.role)
+    if who.session_id is not None:
+        async with request.app[POOL].acquire() as conn:
+            live = await conn.fetchrow(queries.officer_session_live, _uuid_or_none(who.session_id), ctx.clock.now())
+        if live is None:
+            raise await _refuse(request, "ended_session", 401, "unauthorized", "the session has ended; sign in again")
     if who.role == "device":
         async with request.app[POOL].acquire() as conn:
             device = await conn.fetchrow(queries.device_for_token, who.device_id)
