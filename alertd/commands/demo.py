@@ -13,6 +13,7 @@ from alertd.commands.core import serve
 from alertd.core.model import Location
 from alertd.demo_region import CENTRE_LAT, CENTRE_LON, responders
 from alertd.localservices import LocalMosquitto, LocalPostgres, free_port
+from alertd.service import officers
 from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.settings import Settings
 from alertd.store import queries
@@ -53,6 +54,25 @@ async def _seed(settings: Settings) -> dict:
     return dict(person)
 
 
+async def _console_accounts(settings: Settings, data_dir: Path, post: str) -> list[dict]:
+    """Console sign-ins for the sample post: a duty officer and the region's supervisor (made once, kept)."""
+    path = data_dir / "console_logins.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    logins = [{"username": "duty", "password": secrets.token_urlsafe(9), "role": "officer"},
+              {"username": "supervisor", "password": secrets.token_urlsafe(9), "role": "supervisor"}]
+    conn = await connect(settings.database_url)
+    try:
+        for login in logins:
+            await officers.add(conn, SystemClock().now(), username=login["username"], password=login["password"],
+                               responder_id=post, role=login["role"], language="en")
+    finally:
+        await conn.close()
+    path.write_text(json.dumps(logins))
+    path.chmod(0o600)
+    return logins
+
+
 async def cmd_demo(args, settings: Settings) -> None:
     data_dir = (args.data_dir or Path(settings.data_dir)).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +100,7 @@ async def cmd_demo(args, settings: Settings) -> None:
             await conn.close()
         officer = auth.issue(settings, role="officer", sub=f"officer@{post}", ttl_s=day, now=now,
                              responder_id=post)
+        console_logins = await _console_accounts(settings, data_dir, post)
         admin_token = auth.issue(settings, role="admin", sub="admin-demo", ttl_s=day, now=now)
         engineer = auth.issue(settings, role="engineer", sub="engineer-demo", ttl_s=day, now=now)
         http = f"http://127.0.0.1:{http_port}"
@@ -95,6 +116,7 @@ async def cmd_demo(args, settings: Settings) -> None:
             "person": person,
             "tokens": {"device": device_token, "officer": officer, "admin": admin_token, "engineer": engineer},
             "officer_responder": post,
+            "console_logins": console_logins,
             "curl": (f"curl -s -X POST {http}/v1/alerts -H 'Authorization: Bearer {device_token}' "
                      f"-H 'Content-Type: application/json' -d '{body}'"),
         }
@@ -121,6 +143,9 @@ def _announce(doc: dict, as_json: bool) -> None:
     print("\nPoint other alertd commands at this demo:")
     for k, v in doc["env"].items():
         print(f"  export {k}='{v}'")
+    print(f"\nConsole sign-ins at {doc['urls']['console']}:")
+    for login in doc["console_logins"]:
+        print(f"  {login['role']} : {login['username']} / {login['password']}")
     print(f"\nSample person {doc['person']['person_id']} (PIN 1234, duress PIN 9999)")
     for role, token in doc["tokens"].items():
         print(f"  {role} token: {token}")
