@@ -115,3 +115,7 @@ RETURNING id;
 -- name: responder_language
 -- The language a responder reads.
 SELECT language FROM responders WHERE id = $1;
+
+-- name: bench_outbox_backlog
+-- Outbox messages due and not yet sent (the SMS benchmark waits for zero between runs).
+SELECT count(*) FROM outbox WHERE status = 'pending' AND next_attempt_at <= now();
