@@ -21,9 +21,13 @@ ADMIN = ("admin", "admin-" + secrets.token_hex(8))
 SERVICE = ("alertd", "svc-" + secrets.token_hex(8))
 
 
-async def start_secured_broker(directory, port: int | None = None) -> LocalMosquitto:
+async def start_secured_broker(directory) -> LocalMosquitto:
     """A Mosquitto that refuses anonymous clients, with alertd's own service account in dynamic security."""
-    broker = await asyncio.to_thread(LocalMosquitto(directory, port, dynsec_admin=ADMIN).start)
+    for attempt in range(3):
+        broker = await asyncio.to_thread(LocalMosquitto(directory / f"try-{attempt}", dynsec_admin=ADMIN).start)
+        await asyncio.sleep(0.2)
+        if broker.process.poll() is None:  # not beaten to its free port by another test run on this machine
+            break
     await Dynsec(broker.user_url(*ADMIN)).add_service(*SERVICE)
     return broker
 
@@ -54,8 +58,8 @@ async def running_service(settings, clock):
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        await asyncio.wait_for(app[INGEST].subscribed.wait(), 10)
-        await asyncio.wait_for(app[BROKER].connected.wait(), 10)
+        await asyncio.wait_for(app[INGEST].subscribed.wait(), 30)
+        await asyncio.wait_for(app[BROKER].connected.wait(), 30)
         yield client
     finally:
         await client.close()
@@ -85,7 +89,7 @@ async def connected_unit(broker: LocalMosquitto, creds, clock) -> Unit:
     return await asyncio.to_thread(unit.connect)
 
 
-async def eventually(predicate, timeout: float = 10.0, interval: float = 0.02):
+async def eventually(predicate, timeout: float = 30.0, interval: float = 0.02):
     """Poll an async predicate until it is truthy (for work another process or thread does)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -41,7 +41,7 @@ async def test_press_raises_one_alert_and_is_acknowledged(button_service, button
         topic, payload = firmware.message(creds.device_id, creds.hmac_secret, "press", seq,
                                           int(clock.now().timestamp()))
         button.acked.clear()
-        await asyncio.to_thread(button.send_until_acked, seq, topic, payload, 10.0)
+        await asyncio.to_thread(button.send_until_acked, seq, topic, payload, 30.0)
         assert len(await _alerts(db)) == 1
         assert await db.fetchval("SELECT count(*) FROM dispatches") == 3
         assert await _security(db) == 0

@@ -46,7 +46,7 @@ async def test_unit_moves_receives_its_dispatch_and_acknowledges_over_mqtt(
         assert dispatch["responder_id"] == "mu-2"
 
         await button_service.app[ENGINE].run_once()
-        assert await eventually(lambda: _async(mu2.dispatches), timeout=5)
+        assert await eventually(lambda: _async(mu2.dispatches), timeout=20)
         sent = mu2.dispatches[0]
         assert sent["template"] == "dispatch" and sent["dispatch_id"] == str(dispatch["id"])
         assert sent["code"] == dispatch["code"] and sent["kind"] == "mobile_unit" and sent["deadline"]

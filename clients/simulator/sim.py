@@ -125,7 +125,7 @@ class Button:
         topic, payload = protocol.message(self.device_id, self.secret, event, seq, ts, bat=bat, loc=loc, cell=cell)
         return seq, topic, payload
 
-    def press(self, *, loc=None, cell=None, bat: float | None = None, wait_s: float = 10.0) -> int:
+    def press(self, *, loc=None, cell=None, bat: float | None = None, wait_s: float = 30.0) -> int:
         """Press and retry until alertd acknowledges (or wait_s passes: then TimeoutError)."""
         seq, topic, payload = self.next_message("press", loc=loc, cell=cell, bat=bat)
         self.send_until_acked(seq, topic, payload, wait_s)
