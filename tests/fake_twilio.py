@@ -42,6 +42,8 @@ class FakeTwilio:
     messages: list[Sent] = field(default_factory=list)
     script: list[str | int] = field(default_factory=list)  # next answers: 400, 429, 500, "timeout", "accept_then_timeout"
     requests: list[dict] = field(default_factory=list)
+    list_script: list[int] = field(default_factory=list)  # next answers to a list request: 500, 429, ...
+    lists: int = 0
     unexpected: list[str] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -96,6 +98,10 @@ class FakeTwilio:
         if not self._authorised(request):
             self.unexpected.append("bad auth")
             return _error(401, 20003, "Authenticate")
+        self.lists += 1
+        if self.list_script:
+            status = self.list_script.pop(0)
+            return _error(status, _ERRORS.get(status, 20000 + status), "scripted failure")
         to, from_ = request.query.get("To"), request.query.get("From")
         size = int(request.query.get("PageSize", "50"))
         found = [m for m in reversed(self.messages) if (to is None or m.to == to) and (from_ is None or m.from_ == from_)]

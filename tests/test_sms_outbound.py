@@ -119,6 +119,25 @@ async def test_ambiguous_failure_is_reconciled_never_sent_twice(sms_client, sms_
     assert (state["state"], state["sid"]) == ("accepted", fake_twilio.messages[0].sid)
 
 
+async def test_when_the_reconcile_fails_nothing_is_sent_until_it_succeeds(sms_client, sms_settings, clock, db,
+                                                                           fake_twilio):
+    await seed_responders(db)
+    fake_twilio.hang_s = 1.0
+    fake_twilio.script = ["accept_then_timeout"]
+    fake_twilio.list_script = [500]
+    await _alert(sms_client, sms_settings, clock, db)
+    await sms_client.app[ENGINE].run_once()
+    clock.advance(2)
+    await sms_client.app[ENGINE].run_once()  # the reconcile gets a 500: no resend on a guess
+    [row] = await _sms_outbox(db)
+    assert row["status"] == "pending" and "reconcile" in row["last_error"]
+    assert len(fake_twilio.requests) == 1 and fake_twilio.lists == 1
+    clock.advance(4)
+    await sms_client.app[ENGINE].run_once()
+    [row] = await _sms_outbox(db)
+    assert row["status"] == "sent" and len(fake_twilio.messages) == 1 and len(fake_twilio.requests) == 1
+
+
 async def test_delivery_status_is_recorded_and_undelivered_escalates_now(sms_client, sms_settings, clock, db,
                                                                          fake_twilio):
     await seed_responders(db)

@@ -12,7 +12,7 @@ import logging
 
 import aiohttp
 import asyncpg
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
@@ -96,7 +96,7 @@ class TwilioSms:
             async with asyncio.timeout(s.sms_send_timeout_s):
                 recent = await self.client().messages.list_async(to=to, from_=s.twilio_from_number,
                                                                  limit=_RECONCILE_LOOKBACK)
-        except (TwilioRestException, TimeoutError, aiohttp.ClientError) as exc:
+        except (TwilioException, TimeoutError, aiohttp.ClientError) as exc:
             # Not knowing is not permission to send again: retry the whole attempt later.
             raise SendError(f"could not reconcile an earlier attempt: {type(exc).__name__}") from None
         for m in recent:
