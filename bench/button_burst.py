@@ -139,13 +139,15 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--raw", type=int, default=20000, help="messages for the raw broker rate")
+    parser.add_argument("--services", type=int, default=1, help="`alertd serve` processes sharing the subscription")
     args = parser.parse_args()
     with benchlib.Services(broker=False) as services:
         services.broker = LocalMosquitto(services.workdir / "mqtt", extra_config=BROKER_CONFIG).start()
         dsn = await services.database("bench")
         buttons = await seed(dsn, args.buttons)
-        settings = services.settings(dsn, mqtt_client_id="alertd-bench", db_pool_max=20)
-        services.serve(settings)
+        for i in range(args.services):
+            services.serve(services.settings(dsn, mqtt_client_id=f"alertd-bench-{i}", db_pool_max=20),
+                           log_name=f"alertd-{i}.log")
         url = services.broker.url
         raw = raw_rate(url, args.raw)
         swarm = Swarm(url, buttons, connections=8)
@@ -159,7 +161,7 @@ async def main() -> None:
             p = paced(swarm, args.rate, args.duration)
         finally:
             swarm.close()
-    print(f"machine: {benchlib.machine()}")
+    print(f"machine: {benchlib.machine()}; {args.services} alertd serve process(es)")
     print(f"raw broker QoS 1 publish->subscriber: {raw:,.0f} msg/s ({args.raw} messages)")
     print(f"burst of {len(buttons)} presses: {b['acked']} committed, {b['per_s']:,.0f} presses/s sustained, "
           f"press-to-committed p50 {b['p50'] * 1000:.1f} ms, p99 {b['p99'] * 1000:.1f} ms, max {b['max'] * 1000:.1f} ms")

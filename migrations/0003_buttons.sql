@@ -63,3 +63,6 @@ CREATE TABLE cell_towers (
     updated_at timestamptz,
     PRIMARY KEY (mcc, mnc, lac, cid)
 );
+
+-- A press without GPS looks up her phone app's latest fix: find her app alerts without scanning them all.
+CREATE INDEX alerts_person_app ON alerts (person_id, created_at DESC) WHERE channel = 'app';

@@ -1,19 +1,16 @@
 """The button protocol without a broker: the firmware's own code (as MicroPython runs it) against the service's
-checks, payload validation, retry backoff, the persistent seq, and the location order."""
+checks, payload validation, retry backoff and the persistent seq."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 
 import pytest
 
-from alertd.core.model import Location
 from alertd.mqtt import protocol
 from alertd.mqtt.protocol import Refused
-from alertd.service.buttons import choose_location
 from clients.button import protocol as firmware
 
 SECRET = "ab" * 32
@@ -95,14 +92,3 @@ def test_firmware_seq_survives_reboots_and_a_press_retries_with_backoff_until_ac
     assert [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)] == [2, 4, 8, 15, 30, 60, 60]
     assert not pending.settled_by(b'{"seq": 2}') and not pending.settled_by(b"junk")
     assert pending.settled_by(b'{"seq": 3}')
-
-
-def test_location_order_is_gps_phone_cell_home():
-    at = datetime(2026, 11, 26, tzinfo=UTC)
-    gps, phone, cell, home = (Location(50, 70, acc, src, at) for acc, src in
-                              ((10, "gps"), (30, "phone_last_fix"), (1500, "cell"), (50, "home")))
-    assert choose_location(gps, phone, cell, home) is gps
-    assert choose_location(None, phone, cell, home) is phone
-    assert choose_location(None, None, cell, home) is cell
-    assert choose_location(None, None, None, home) is home
-    assert choose_location(None, None, None, None) is None

@@ -31,12 +31,6 @@ class Receipt:
     duplicate: bool = False
 
 
-def choose_location(gps: Location | None, phone: Location | None, cell: Location | None,
-                    home: Location | None) -> Location | None:
-    """Best first: GPS in the press, her phone's recent fix, the cell tower, her registered home."""
-    return next((loc for loc in (gps, phone, cell, home) if loc is not None), None)
-
-
 async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: str, payload: bytes) -> Receipt:
     """Handle one press or heartbeat. Refusals are recorded as security events and answered with nothing."""
     try:
@@ -86,7 +80,7 @@ async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, button, 
     alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, message.device_id, "button",
                                    f"seq:{message.seq}", triggered_at, now, False, True)
     await event(conn, alert_id, now, "raised", channel="button", seq=message.seq)
-    where = choose_location(*await _candidates(conn, now, person_id, message, triggered_at))
+    where = await _locate(conn, now, person_id, message, triggered_at)
     if where is not None:
         await conn.execute(queries.insert_fix, alert_id, where.lon, where.lat, where.accuracy_m, where.source,
                            where.fix_time, now)
@@ -94,20 +88,21 @@ async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, button, 
     return alert_id
 
 
-async def _candidates(conn: asyncpg.Connection, now: datetime, person_id: str, message: ButtonMessage,
-                      triggered_at: datetime) -> tuple[Location | None, ...]:
-    gps = cell = None
+async def _locate(conn: asyncpg.Connection, now: datetime, person_id: str, message: ButtonMessage,
+                  triggered_at: datetime) -> Location | None:
+    """Best first, looking no further than needed: GPS in the press, her phone's fix if under 10 minutes old,
+    the cell tower. None leaves the alert to its own fallback, her registered home."""
     if message.gps is not None:
         lat, lon, acc = message.gps
-        gps = Location(lat, lon, acc, "gps", triggered_at)
+        return Location(lat, lon, acc, "gps", triggered_at)
     row = await conn.fetchrow(queries.phone_last_fix, person_id, now - PHONE_FIX_MAX_AGE)
-    phone = Location.from_row(row) if row else None
+    if row is not None:
+        return Location.from_row(row)
     if message.cell is not None:
         tower = await conn.fetchrow(queries.cell_tower, *message.cell)
         if tower is not None:
-            cell = Location(tower["lat"], tower["lon"], tower["range_m"], "cell", triggered_at)
-    # home is left to the alert's own fallback: no fix at all means the registered home
-    return gps, phone, cell, None
+            return Location(tower["lat"], tower["lon"], tower["range_m"], "cell", triggered_at)
+    return None
 
 
 async def _refuse(pool: asyncpg.Pool, ctx: Context, device_id: str, refused: Refused, **detail) -> Receipt:
