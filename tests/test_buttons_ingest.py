@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+from datetime import UTC, datetime
 
 from alertd.http.keys import ENGINE
 from alertd.service import cells
@@ -177,3 +180,57 @@ async def _next_notification(ws):
         msg = await ws.receive_json(timeout=5)
         if msg.get("type") == "notification":
             return msg
+
+
+async def test_the_broker_gets_its_puback_only_after_the_alert_committed(
+        button_service, button_settings, secured_broker, clock, db):
+    """While the press cannot commit (its button row is locked), the ingest holds back the broker's PUBACK."""
+    from alertd.http.keys import INGEST
+
+    await seed_responders(db)
+    person = await enrol(db, clock.now(), home=offset(1))
+    creds = await provision_button(db, button_settings, clock, person.person_id)
+    ingest = button_service.app[INGEST]
+    acked = []
+    real_ack = ingest.broker.client.ack
+    ingest.broker.client.ack = lambda mid, qos: (acked.append(mid), real_ack(mid, qos))
+    button = await connected_button(secured_broker, creds, clock)
+    try:
+        async with db.transaction():
+            await db.execute("SELECT 1 FROM buttons WHERE device_id = $1 FOR UPDATE", creds.device_id)
+            _seq, topic, payload = button.next_message("press")
+            await asyncio.to_thread(button.conn.publish, topic, payload)
+            assert await eventually(lambda: _async(ingest.busy == 1))
+            await asyncio.sleep(0.3)
+            assert acked == [] and button.acked == {}
+        assert await eventually(lambda: _async(acked))
+        assert len(await _alerts(db)) == 1
+        assert await eventually(lambda: _async(button.acked))
+    finally:
+        ingest.broker.client.ack = real_ack
+        button.close()
+
+
+async def _async(value):
+    return value
+
+
+async def test_simulator_command_line_presses_and_keeps_its_seq(
+        button_service, button_settings, secured_broker, clock, db, tmp_path):
+    await seed_responders(db)
+    person = await enrol(db, clock.now(), home=offset(1))
+    creds = await provision_button(db, button_settings, clock, person.person_id)
+    clock.set(datetime.now(UTC))  # the simulator signs with the real time
+    base = [sys.executable, "-m", "clients.simulator"]
+    common = ["--url", secured_broker.user_url(creds.username, creds.password), "--device", creds.device_id,
+              "--secret", creds.hmac_secret, "--state", str(tmp_path / "state.json")]
+    for expected in (1, 2):
+        out = await asyncio.to_thread(subprocess.run, [*base, "press", *common, "--lat", "50.01", "--lon", "70.0"],
+                                      capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["seq"] == expected
+    assert [r["client_alert_id"] for r in await _alerts(db)] == ["seq:1", "seq:2"]
+    wrong = [*common[:1], secured_broker.user_url(creds.username, "nope"), *common[2:]]
+    out = await asyncio.to_thread(subprocess.run, [*base, "heartbeat", *wrong, "--bat", "0.5"],
+                                  capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "refused" in out.stderr
