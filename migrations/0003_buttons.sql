@@ -31,6 +31,7 @@ CREATE TABLE buttons (
 );
 -- The supervision sweep looks for buttons not heard from since a moment.
 CREATE INDEX buttons_silent ON buttons (last_seen_at) WHERE silent_notice_at IS NULL;
+CREATE INDEX buttons_low_battery ON buttons (battery) WHERE low_battery_notice_at IS NULL;
 
 -- Topic rights per account, in the shape EMQX's PostgreSQL authorizer reads (permission, action, topic).
 CREATE VIEW mqtt_acl AS

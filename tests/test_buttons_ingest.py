@@ -147,6 +147,7 @@ async def test_heartbeats_feed_supervision_notices_to_the_caseworker_never_her_p
 
         await asyncio.to_thread(button.heartbeat, 0.1)
         assert await eventually(lambda: _battery_is(state, 0.1))
+        clock.advance(1)  # supervision sweeps at most once a second
         await engine.run_once()
         await engine.run_once()  # a second cycle makes no second notice
         notices = await db.fetch("SELECT channel, recipient, template, payload, status FROM outbox "

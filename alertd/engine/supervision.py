@@ -17,9 +17,12 @@ from alertd.store import queries
 class Supervision:
     name = "supervision"
 
-    def __init__(self, ctx: Context, batch: int = 100) -> None:
+    def __init__(self, ctx: Context, batch: int = 100, sweep_s: float = 1.0) -> None:
         self.ctx = ctx
         self.batch = batch
+        # The engine cycles on every wake (several per alert); supervision needs no more than a sweep a second.
+        self.sweep = timedelta(seconds=sweep_s)
+        self._last_sweep: datetime | None = None
 
     @property
     def silence(self) -> timedelta:
@@ -27,6 +30,8 @@ class Supervision:
 
     async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
         """Claim buttons newly silent or low on battery (SKIP LOCKED: any instance) and queue their notices."""
+        if self._last_sweep is not None and self._last_sweep <= now < self._last_sweep + self.sweep:
+            return 0
         async with pool.acquire() as conn, conn.transaction():
             silent = await conn.fetch(queries.claim_silent_buttons, now - self.silence, now, self.batch)
             low = await conn.fetch(queries.claim_low_battery_buttons, self.ctx.settings.button_low_battery, now,
@@ -37,12 +42,19 @@ class Supervision:
                 await _notice(conn, now, row, "button_low_battery")
             if silent or low:
                 await conn.execute(queries.notify_wake, "outbox")
-        return len(silent) + len(low)
+        done = len(silent) + len(low)
+        if done < self.batch:  # a full batch may have more behind it: sweep again at once
+            self._last_sweep = now
+        return done
 
     async def next_due(self, pool: asyncpg.Pool) -> datetime | None:
         async with pool.acquire() as conn:
             oldest = await conn.fetchval(queries.next_silence)
-        return None if oldest is None else oldest + self.silence
+        if oldest is None:
+            return None
+        due = oldest + self.silence
+        # never earlier than the next sweep, or the engine would spin until then
+        return due if self._last_sweep is None else max(due, self._last_sweep + self.sweep)
 
 
 async def _notice(conn: asyncpg.Connection, now: datetime, row, template: str) -> None:
