@@ -40,7 +40,8 @@ class FakeTwilio:
     auth_token: str = AUTH_TOKEN
     hang_s: float = 2.0  # how long a scripted timeout holds the request (longer than the client's timeout)
     messages: list[Sent] = field(default_factory=list)
-    script: list[str | int] = field(default_factory=list)  # next answers: 400, 429, 500, "timeout", "accept_then_timeout"
+    # next answers to a create: 400, 429, 500, "timeout", "accept_then_timeout"
+    script: list[str | int] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
     list_script: list[int] = field(default_factory=list)  # next answers to a list request: 500, 429, ...
     lists: int = 0
@@ -51,7 +52,7 @@ class FakeTwilio:
 
     async def start(self) -> FakeTwilio:
         app = web.Application()
-        base = f"/2010-04-01/Accounts/{{account}}/Messages.json"
+        base = "/2010-04-01/Accounts/{account}/Messages.json"
         app.router.add_post(base, self._create)
         app.router.add_get(base, self._list)
         self._runner = web.AppRunner(app)
@@ -104,7 +105,8 @@ class FakeTwilio:
             return _error(status, _ERRORS.get(status, 20000 + status), "scripted failure")
         to, from_ = request.query.get("To"), request.query.get("From")
         size = int(request.query.get("PageSize", "50"))
-        found = [m for m in reversed(self.messages) if (to is None or m.to == to) and (from_ is None or m.from_ == from_)]
+        found = [m for m in reversed(self.messages)
+                 if (to is None or m.to == to) and (from_ is None or m.from_ == from_)]
         return web.json_response({
             "messages": [_resource(self.account_sid, m) for m in found[:size]],
             "next_page_uri": None, "first_page_uri": request.path_qs, "previous_page_uri": None,

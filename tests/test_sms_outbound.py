@@ -161,8 +161,8 @@ async def test_delivery_status_is_recorded_and_undelivered_escalates_now(sms_cli
     assert await db.fetchval("SELECT delivery FROM sms_messages WHERE sid = $1", sent.sid) == "undelivered"
     await sms_client.app[ENGINE].run_once()
     assert await db.fetchval("SELECT status FROM dispatches WHERE id = $1", dispatch["id"]) == "expired"
-    assert await db.fetchval("SELECT responder_id FROM dispatches WHERE kind = 'crisis_centre' AND status = 'pending'") \
-        == "cc-2"
+    pending = "SELECT responder_id FROM dispatches WHERE kind = 'crisis_centre' AND status = 'pending'"
+    assert await db.fetchval(pending) == "cc-2"
 
 
 async def test_undelivered_sms_does_not_escalate_a_unit_whose_terminal_got_the_dispatch(sms_client, sms_settings,

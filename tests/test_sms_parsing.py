@@ -25,7 +25,8 @@ def _aml(body: str) -> str:
     raise AssertionError("unreachable")
 
 
-AML_V1 = 'A"ML=1;lt=+50.28390;lg=+070.45620;rd=50;top=20261126115930;lc=68;pm=G;si=401011234567890;ei=3569870123456789;mcc=401;mnc=01'
+AML_V1 = ('A"ML=1;lt=+50.28390;lg=+070.45620;rd=50;top=20261126115930;lc=68;pm=G;si=401011234567890;'
+          'ei=3569870123456789;mcc=401;mnc=01')
 
 
 def test_aml_v1_with_correct_length():

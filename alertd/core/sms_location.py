@@ -152,7 +152,8 @@ def _first_pair(values: list[str | None], at_sign: bool = False) -> tuple[str, s
     return None
 
 
-def _linked(pair: tuple[str, str] | None, form: str, now: datetime, accuracy: float | None = None) -> SmsLocation | None:
+def _linked(pair: tuple[str, str] | None, form: str, now: datetime,
+            accuracy: float | None = None) -> SmsLocation | None:
     if pair is None:
         return None
     try:

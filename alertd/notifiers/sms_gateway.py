@@ -8,7 +8,6 @@ it drops the resend after a timeout; the attempt is recorded in sms_messages lik
 from __future__ import annotations
 
 import json
-import logging
 from string import Template
 from urllib.parse import quote_plus
 
@@ -18,8 +17,6 @@ import asyncpg
 from alertd.notifiers import Message, SendError
 from alertd.service.context import Context
 from alertd.store import queries
-
-log = logging.getLogger("alertd.notify.gateway")
 
 
 def render_body(template: str, values: dict[str, str]) -> tuple[str, str]:

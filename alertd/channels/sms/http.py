@@ -80,7 +80,8 @@ async def sms_inbound(request: web.Request) -> web.Response:
     if not isinstance(sid, str) or not sid or not isinstance(sender, str) or not sender:
         raise ApiError(400, "malformed", "MessageSid and From are required")
     body = form.get("Body")
-    sms = inbound.InboundSms(sid=sid, sender=sender.strip(), body=(body if isinstance(body, str) else "")[:MAX_BODY_CHARS])
+    text = body[:MAX_BODY_CHARS] if isinstance(body, str) else ""
+    sms = inbound.InboundSms(sid=sid, sender=sender.strip(), body=text)
     outcome = await inbound.handle(request.app[POOL], request.app[CTX], sms)
     if outcome.kind in ("raised", "added", "duplicate"):
         request.app[METRICS].alerts_received.labels("sms", outcome.kind).inc()
