@@ -317,3 +317,40 @@ def test_sms_endpoints_are_in_the_api_spec():
 
     for path in ("/v1/sms/inbound", "/v1/sms/status", "/v1/sms/triage", "/v1/sms/triage/{id}/resolve"):
         assert path in SPEC["paths"]
+
+
+def _failing(*_args, **_kwargs):
+    raise ConnectionResetError("database went away mid-transaction")
+
+
+async def test_failure_midway_answers_500_and_twilios_retry_makes_one_alert(sms_client, sms_settings, clock, db,
+                                                                           monkeypatch):
+    from alertd.service import dispatching
+
+    await seed_responders(db)
+    await enrol(db, clock.now(), phone="+77015550020")
+    sid = "SM" + "d" * 32
+    monkeypatch.setattr(dispatching, "dispatch_to", _failing)
+    resp = await inbound(sms_client, sms_settings, "+77015550020", here(), sid=sid)
+    assert resp.status == 500  # Twilio hears no 200, so it retries
+    assert await _count(db, "alerts") == 0 and await _count(db, "sms_inbound") == 0
+    monkeypatch.undo()
+    resp = await inbound(sms_client, sms_settings, "+77015550020", here(), sid=sid)
+    assert resp.status == 200 and await _count(db, "alerts") == 1 and await _count(db, "dispatches") == 3
+
+
+async def test_crash_after_the_alert_commits_makes_no_second_alert_on_retry(sms_client, sms_settings, clock, db,
+                                                                          monkeypatch):
+    from alertd.channels.sms import inbound as sms_inbound
+
+    await seed_responders(db)
+    await enrol(db, clock.now(), phone="+77015550021")
+    sid = "SM" + "e" * 32
+    monkeypatch.setattr(sms_inbound, "_record_note", _failing)
+    resp = await inbound(sms_client, sms_settings, "+77015550021", here(), sid=sid)
+    assert resp.status == 500 and await _count(db, "alerts") == 1  # the alert committed, the answer was lost
+    monkeypatch.undo()
+    resp = await inbound(sms_client, sms_settings, "+77015550021", here(), sid=sid)
+    assert resp.status == 200
+    assert await _count(db, "alerts") == 1 and await _count(db, "dispatches") == 3
+    assert await db.fetchval("SELECT outcome FROM sms_inbound WHERE message_sid = $1", sid) == "added"
