@@ -85,6 +85,8 @@ class Settings:
         for kind in KINDS:
             if self.ack_deadline(kind) <= 0:
                 raise SettingsError(f"ALERTD_ACK_DEADLINE_{kind.upper()} must be positive")
+        if not 1 <= self.sms_validity_s <= 36000:  # Twilio refuses every message outside this range
+            raise SettingsError("ALERTD_SMS_VALIDITY_S must be between 1 and 36000")
         self.mqtt_parts()
         return self
 

@@ -213,3 +213,15 @@ def test_dispatch_text_has_code_place_accuracy_deadline_and_reply_instruction():
     assert "кризисный центр" in render("dispatch", payload, "ru")
     assert "дағдарыс орталығы" in render("dispatch", payload, "kk")
     assert render("dispatch", payload, "xx").startswith("ТРЕВОГА")  # unknown language: Russian
+
+
+def test_validity_period_outside_twilios_range_is_refused():
+    from alertd.settings import Settings, SettingsError
+
+    good = Settings(jwt_secret="x" * 40)
+    assert good.validate().sms_validity_s == 600
+    with pytest.raises(SettingsError, match="ALERTD_SMS_VALIDITY_S"):
+        good.replace(sms_validity_s=0).validate()
+    env = Settings.from_env({"TWILIO_AUTH_TOKEN_SECONDARY": "next", "ALERTD_SMS_GATEWAY_PREFIXES": "+996"})
+    assert (env.twilio_auth_token_secondary, env.sms_gateway_prefixes) == ("next", "+996")
+    assert "next" not in repr(env)  # secrets print as ***, or not at all
