@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alertd.service import dispatching
+from alertd.service import dispatching, timeline
+from alertd.store import queries
 from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
 
 TABLES = ("alerts", "location_fixes", "dispatches", "alert_events", "outbox")
@@ -14,21 +15,27 @@ async def _counts(db) -> dict[str, int]:
     return {t: await db.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
 
 
-@pytest.mark.parametrize("fail_after", [0, 1, 2])
+async def _events_then_crash(self, conn):
+    """Write the timeline events, then fail before the outbox rows: a crash between two statements."""
+    if self.events:
+        await conn.execute(queries.insert_events, *map(list, zip(*self.events, strict=True)))
+    raise ConnectionResetError("database went away between two statements")
+
+
+def _failing(*_args, **_kwargs):
+    raise ConnectionResetError("database went away mid-transaction")
+
+
+@pytest.mark.parametrize("target, name, replacement", [
+    (dispatching, "nearest_each", _failing),
+    (dispatching, "dispatch_to", _failing),
+    (timeline.Batch, "flush", _events_then_crash),
+])
 async def test_failure_midway_commits_nothing_and_is_not_acknowledged(app_client, settings, clock, db, monkeypatch,
-                                                                      fail_after):
+                                                                      target, name, replacement):
     await seed_responders(db)
     person = await enrol(db, clock.now())
-    real = dispatching.dispatch_to
-    calls = {"n": 0}
-
-    async def flaky(*args, **kwargs):
-        if calls["n"] == fail_after:
-            raise ConnectionResetError("database went away mid-transaction")
-        calls["n"] += 1
-        return await real(*args, **kwargs)
-
-    monkeypatch.setattr(dispatching, "dispatch_to", flaky)
+    monkeypatch.setattr(target, name, replacement)
     token = device_token(settings, person, clock.now())
     resp = await app_client.post("/v1/alerts", json={"client_alert_id": "z", "location": fix(*offset(1))},
                                  headers=bearer(token))
@@ -37,9 +44,9 @@ async def test_failure_midway_commits_nothing_and_is_not_acknowledged(app_client
     assert await _counts(db) == dict.fromkeys(TABLES, 0)
 
     # the phone retries with the same client_alert_id once things are well: one alert, fully dispatched
-    monkeypatch.setattr(dispatching, "dispatch_to", real)
+    monkeypatch.undo()
     resp = await app_client.post("/v1/alerts", json={"client_alert_id": "z", "location": fix(*offset(1))},
                                  headers=bearer(token))
     assert resp.status == 201
     counts = await _counts(db)
-    assert counts["alerts"] == 1 and counts["dispatches"] == 3
+    assert counts["alerts"] == 1 and counts["dispatches"] == 3 and counts["outbox"] == 4  # console for each, SMS for the one with a phone

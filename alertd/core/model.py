@@ -88,13 +88,22 @@ class Responder:
     lat: float
     lon: float
     distance_m: float | None = None
+    phone: str | None = None
+    language: str = "ru"
+    has_terminal: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Responder:
         return cls(
             id=row["id"], kind=row["kind"], name=row["name"], region=row["region"],
-            lat=row["lat"], lon=row["lon"], distance_m=row.get("distance_m"),
+            lat=row["lat"], lon=row["lon"], distance_m=row.get("distance_m"), phone=row.get("phone"),
+            language=row.get("language") or "ru", has_terminal=bool(row.get("has_terminal")),
         )
+
+    @property
+    def contacts(self) -> dict[str, Any]:
+        """How to reach it: what the outbox needs to pick channels and a language."""
+        return {"id": self.id, "phone": self.phone, "language": self.language, "has_terminal": self.has_terminal}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import asyncpg
 
 from alertd.service import dispatching
 from alertd.service.context import Context
+from alertd.service.timeline import Batch
 from alertd.store import queries
 
 log = logging.getLogger("alertd.engine.deadlines")
@@ -27,8 +28,10 @@ class Deadlines:
         """Claim up to a batch of due dispatches (SKIP LOCKED: another instance takes the rest) and escalate each."""
         async with pool.acquire() as conn, conn.transaction():
             expired = await conn.fetch(queries.claim_due_dispatches, now, self.batch)
+            writes = Batch(now)
             for row in expired:
-                await dispatching.escalate(conn, self.ctx, now, row)
+                await dispatching.escalate(conn, self.ctx, writes, row)
+            await writes.flush(conn)
         for row in expired:
             lateness = (now - row["ack_deadline"]).total_seconds()
             self.observe(lateness, row["kind"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -18,35 +20,59 @@ LEASE_S = 60.0  # a message a crashed instance leased is retried after this
 class Outbox:
     name = "outbox"
 
-    def __init__(self, ctx: Context, registry: Registry, batch: int = 50) -> None:
+    def __init__(self, ctx: Context, registry: Registry, batch: int = 200, concurrency: int = 16) -> None:
         self.ctx = ctx
         self.registry = registry
         self.batch = batch
+        self.concurrency = concurrency
 
     async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
+        """Lease a batch, deliver it (no pooled connection held while notifiers talk to providers), record it.
+
+        Messages to one recipient on one channel go in order; different recipients are served concurrently.
+        """
         async with pool.acquire() as conn:
             rows = await conn.fetch(queries.claim_outbox, now, self.batch, LEASE_S)
+        if not rows:
+            return 0
+        queues: dict[tuple[str, str], list[Message]] = defaultdict(list)
         for row in rows:
-            await self._deliver(pool, Message.from_row(row))
+            message = Message.from_row(row)
+            queues[(message.channel, message.recipient)].append(message)
+        gate = asyncio.Semaphore(self.concurrency)
+        sent: list[tuple[int, str | None]] = []
+        failed: list[tuple[Message, str, bool]] = []
+
+        async def drain(messages: list[Message]) -> None:
+            async with gate:
+                for message in messages:
+                    outcome = await self._send(message)
+                    if isinstance(outcome, tuple):
+                        failed.append((message, *outcome))
+                    else:
+                        sent.append((message.id, outcome))
+
+        await asyncio.gather(*(drain(q) for q in queues.values()))
+        done_at = self.ctx.clock.now()
+        async with pool.acquire() as conn:
+            if sent:
+                await conn.execute(queries.outbox_sent, [i for i, _ in sent], done_at, [r for _, r in sent])
+            for message, error, retryable in failed:
+                await self._failed(conn, message, error, retryable, done_at)
         return len(rows)
 
-    async def _deliver(self, pool: asyncpg.Pool, message: Message) -> None:
+    async def _send(self, message: Message) -> str | None | tuple[str, bool]:
+        """The provider reference on success, or (error, retryable)."""
         notifier = self.registry.get(message.channel)
-        now = self.ctx.clock.now()
-        async with pool.acquire() as conn:
-            if notifier is None:
-                await conn.execute(queries.outbox_failed, message.id, f"no notifier for channel {message.channel}")
-                return
-            try:
-                ref = await notifier.send(message)
-            except SendError as exc:
-                await self._failed(conn, message, str(exc), exc.retryable, now)
-                return
-            except Exception as exc:  # a notifier bug must not stop the engine; the message is retried
-                log.exception("notifier raised", extra={"fields": {"channel": message.channel}})
-                await self._failed(conn, message, f"{type(exc).__name__}: {exc}", True, now)
-                return
-            await conn.execute(queries.outbox_sent, message.id, self.ctx.clock.now(), ref)
+        if notifier is None:
+            return f"no notifier for channel {message.channel}", False
+        try:
+            return await notifier.send(message)
+        except SendError as exc:
+            return str(exc), exc.retryable
+        except Exception as exc:  # a notifier bug must not stop the engine; the message is retried
+            log.exception("notifier raised", extra={"fields": {"channel": message.channel}})
+            return f"{type(exc).__name__}: {exc}", True
 
     async def _failed(self, conn: asyncpg.Connection, message: Message, error: str, retryable: bool,
                       now: datetime) -> None:

@@ -9,11 +9,11 @@ from datetime import datetime
 import asyncpg
 
 from alertd.core.location import best_location, moved_enough
-from alertd.core.model import ACTIVE_DISPATCH, Conflict, Forbidden, Location, NotFound
+from alertd.core.model import ACTIVE_DISPATCH, KINDS, Conflict, Forbidden, Location, NotFound
 from alertd.service import dispatching
 from alertd.service.context import Context
 from alertd.service.pins import check_pins_async
-from alertd.service.timeline import event, security_event, tell_responder, tell_supervisor
+from alertd.service.timeline import Batch, event, security_event, tell_responder, tell_supervisor
 from alertd.store import queries
 
 
@@ -35,25 +35,53 @@ async def raise_alert(pool: asyncpg.Pool, ctx: Context, *, person_id: str, devic
         if alert_id is None:  # the same client_alert_id again: the first alert stands
             row = await conn.fetchrow(queries.alert_by_client_id, device_id, client_alert_id)
             return Raised(str(row["id"]), row["status"], created=False)
-        await event(conn, alert_id, now, "raised", channel=channel, stale_token=stale_token, verified=verified)
+        batch = Batch(now)
+        batch.event(alert_id, "raised", channel=channel, stale_token=stale_token, verified=verified)
         if location is not None:
             await conn.execute(queries.insert_fix, alert_id, location.lon, location.lat, location.accuracy_m,
                                location.source, location.fix_time, now)
-        await _locate_and_dispatch(conn, ctx, now, alert_id, person_id)
+        # A new alert's only fix is the one it came with: no need to read its trail back.
+        fixes = [location] if location is not None else []
+        await _locate_and_dispatch(conn, ctx, batch, _new_alert(alert_id), person_id, fixes)
+        await batch.flush(conn)
         return Raised(str(alert_id), "open", created=True)
 
 
-async def _locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, now: datetime, alert_id,
-                               person_id: str) -> None:
-    alert = await conn.fetchrow(queries.alert_for_update, alert_id)
-    best = await _best(conn, ctx, alert_id, person_id)
+def _new_alert(alert_id) -> dict:
+    """What dispatching needs of an alert that was inserted in this transaction."""
+    return {"id": alert_id, "region": None, "priority": "normal", "duress": False}
+
+
+async def locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, now: datetime, alert_id,
+                              person_id: str) -> None:
+    """Locate a just-inserted alert from its fixes (or the home) and dispatch it, in the caller's transaction."""
+    batch = Batch(now)
+    fixes = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert_id)]
+    await _locate_and_dispatch(conn, ctx, batch, _new_alert(alert_id), person_id, fixes)
+    await batch.flush(conn)
+
+
+async def _locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, person_id: str,
+                               fixes: list[Location]) -> None:
+    home = None
+    if not fixes:  # the home matters only when she sent no fix at all
+        home_row = await conn.fetchrow(queries.person_home, person_id)
+        home = Location.from_row(home_row) if home_row else None
+    best = best_location(fixes, home, ctx.settings.accurate_fix_m)
     if best is None:
-        await conn.execute(queries.set_alert_triage, alert_id, True)
-        await event(conn, alert_id, now, "triage", reason="no usable location")
-        await tell_supervisor(conn, now, None, "triage", {"reason": "no usable location"}, alert_id=alert_id)
+        await conn.execute(queries.set_alert_triage, alert["id"], True)
+        batch.event(alert["id"], "triage", reason="no usable location")
+        batch.tell_supervisor(None, "triage", {"reason": "no usable location"}, alert_id=alert["id"])
         return
-    await _record_best(conn, now, alert_id, best)
-    await dispatching.dispatch_all(conn, ctx, now, dict(alert), best)
+    await _dispatch_on(conn, ctx, batch, alert, best)
+
+
+async def _dispatch_on(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, best: Location) -> None:
+    """Record the best location (and, with it, the region of the nearest police post) and dispatch each kind."""
+    found = await dispatching.nearest_each(conn, ctx, batch.now, KINDS, best)
+    region = alert["region"] or dispatching.region_of(found)
+    await _record_best(conn, batch, alert["id"], best, region)
+    await dispatching.dispatch_all(conn, ctx, batch, {**dict(alert), "region": region}, best, found)
 
 
 async def _best(conn: asyncpg.Connection, ctx: Context, alert_id, person_id: str) -> Location | None:
@@ -63,10 +91,11 @@ async def _best(conn: asyncpg.Connection, ctx: Context, alert_id, person_id: str
     return best_location(fixes, home, ctx.settings.accurate_fix_m)
 
 
-async def _record_best(conn: asyncpg.Connection, now: datetime, alert_id, best: Location) -> None:
+async def _record_best(conn: asyncpg.Connection, batch: Batch, alert_id, best: Location,
+                       region: str | None = None) -> None:
     await conn.execute(queries.set_alert_location, alert_id, best.lon, best.lat, best.accuracy_m, best.source,
-                       best.fix_time)
-    await event(conn, alert_id, now, "located", source=best.source, accuracy_m=best.accuracy_m)
+                       best.fix_time, region)
+    batch.event(alert_id, "located", source=best.source, accuracy_m=best.accuracy_m)
 
 
 async def open_alert_of(conn: asyncpg.Connection, alert_id: str, person_id: str):
@@ -94,13 +123,16 @@ async def add_locations(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, pers
                                fix.fix_time, now)
         old = Location.from_row(alert, "loc_")
         best = await _best(conn, ctx, alert["id"], person_id)
-        await event(conn, alert["id"], now, "location", fixes=len(fixes))
+        batch = Batch(now)
+        batch.event(alert["id"], "location", fixes=len(fixes))
         if best is not None and best != old:
-            await _record_best(conn, now, alert["id"], best)
             if old is None:  # it was waiting in triage for a location
-                await dispatching.dispatch_all(conn, ctx, now, dict(alert), best)
-            elif moved_enough(old, best, ctx.settings.redispatch_min_move_m):
-                await dispatching.redispatch_if_nearer(conn, ctx, now, alert, best)
+                await _dispatch_on(conn, ctx, batch, alert, best)
+            else:
+                await _record_best(conn, batch, alert["id"], best)
+                if moved_enough(old, best, ctx.settings.redispatch_min_move_m):
+                    await dispatching.redispatch_if_nearer(conn, ctx, batch, alert, best)
+        await batch.flush(conn)
         return {"alert_id": str(alert["id"]), "status": alert["status"], "accepted": len(fixes)}
 
 
@@ -146,9 +178,3 @@ async def _cancel_or_duress(conn: asyncpg.Connection, now: datetime, alert, verd
                              alert_id=alert["id"], dispatch_id=d["id"])
     await event(conn, alert["id"], now, "cancelled", by="person")
     return answer
-
-
-async def locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, now: datetime, alert_id,
-                              person_id: str) -> None:
-    """Locate a just-inserted alert from its fixes (or the home) and dispatch it, in the caller's transaction."""
-    await _locate_and_dispatch(conn, ctx, now, alert_id, person_id)

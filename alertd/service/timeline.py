@@ -1,7 +1,12 @@
-"""Timeline events, outbox rows and security events: the writes every workflow shares."""
+"""Timeline events, outbox rows and security events: the writes every workflow shares.
+
+A workflow collects its events and messages in a `Batch` and writes them with `flush` just before its
+transaction commits: two statements and one wake-up, however many dispatches it made.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -9,40 +14,86 @@ import asyncpg
 
 from alertd.store import queries
 
-# Every responder gets the console; a responder with a phone also gets SMS.
+# Every responder gets the console; a responder with a phone also gets SMS; a unit with a terminal, MQTT.
 CONSOLE, SMS, LOG = "console", "sms", "log"
-MQTT = "mqtt"  # a mobile unit's terminal
+MQTT = "mqtt"
+
+
+def channels_for(contacts) -> list[str]:
+    """The channels a responder can be reached on, from its contacts (phone, has_terminal)."""
+    channels = [CONSOLE]
+    if contacts is not None and contacts["phone"]:
+        channels.append(SMS)
+    if contacts is not None and contacts["has_terminal"]:
+        channels.append(MQTT)
+    return channels
+
+
+@dataclass
+class Batch:
+    """The timeline events and outbox messages of one transaction, written together by `flush`."""
+
+    now: datetime
+    events: list[tuple] = field(default_factory=list)
+    messages: list[tuple] = field(default_factory=list)
+
+    def event(self, alert_id, type_: str, *, dispatch_id=None, responder_id: str | None = None,
+              actor: str | None = None, **data: Any) -> None:
+        self.events.append((alert_id, self.now, type_, dispatch_id, responder_id, actor, data))
+
+    def message(self, channel: str, recipient: str, template: str, payload: dict[str, Any], *, alert_id=None,
+                dispatch_id=None) -> None:
+        self.messages.append((channel, recipient, template, payload, alert_id, dispatch_id))
+
+    def tell(self, contacts, template: str, payload: dict[str, Any], *, alert_id=None, dispatch_id=None) -> None:
+        """A message to a responder on each of its channels; `contacts` has id, phone, language, has_terminal."""
+        body = {**payload, "language": contacts["language"] or "ru"}
+        for channel in channels_for(contacts):
+            self.message(channel, contacts["id"], template, body, alert_id=alert_id, dispatch_id=dispatch_id)
+
+    def tell_supervisor(self, region: str | None, template: str, payload: dict[str, Any], *, alert_id=None,
+                        dispatch_id=None) -> None:
+        """A notice to the supervisors of a region (their console, and the log)."""
+        for channel in (CONSOLE, LOG):
+            self.message(channel, f"supervisor:{region or 'unknown'}", template, payload, alert_id=alert_id,
+                         dispatch_id=dispatch_id)
+
+    async def flush(self, conn: asyncpg.Connection) -> None:
+        """Write what was collected (NOTIFY to every console happens in the events' trigger)."""
+        if self.events:
+            await conn.execute(queries.insert_events, *map(list, zip(*self.events, strict=True)))
+            self.events.clear()
+        if self.messages:
+            await conn.execute(queries.insert_outbox, self.now, *map(list, zip(*self.messages, strict=True)))
+            self.messages.clear()
+            await conn.execute(queries.notify_wake, "outbox")
 
 
 async def event(conn: asyncpg.Connection, alert_id, at: datetime, type_: str, *, dispatch_id=None,
-                responder_id: str | None = None, actor: str | None = None, **data: Any) -> int:
-    """Append one event to an alert's timeline (NOTIFY to every console happens in the trigger)."""
-    return await conn.fetchval(queries.insert_event, alert_id, at, type_, dispatch_id, responder_id, actor, data)
+                responder_id: str | None = None, actor: str | None = None, **data: Any) -> None:
+    """Append one event to an alert's timeline now."""
+    batch = Batch(at)
+    batch.event(alert_id, type_, dispatch_id=dispatch_id, responder_id=responder_id, actor=actor, **data)
+    await batch.flush(conn)
 
 
 async def tell_responder(conn: asyncpg.Connection, now: datetime, responder_id: str, template: str,
                          payload: dict[str, Any], *, alert_id=None, dispatch_id=None) -> None:
     """Queue a message to a responder on each channel it can be reached by."""
     contacts = await conn.fetchrow(queries.responder_contacts, responder_id)
-    channels = [CONSOLE]
-    if contacts and contacts["phone"]:
-        channels.append(SMS)
-    if contacts and contacts["has_terminal"]:
-        channels.append(MQTT)
-    for channel in channels:
-        await conn.execute(queries.insert_outbox, channel, responder_id, template,
-                           {**payload, "language": contacts["language"] if contacts else "ru"},
-                           alert_id, dispatch_id, now)
-    await conn.execute(queries.notify_wake, "outbox")
+    if contacts is None:
+        return
+    batch = Batch(now)
+    batch.tell(contacts, template, payload, alert_id=alert_id, dispatch_id=dispatch_id)
+    await batch.flush(conn)
 
 
 async def tell_supervisor(conn: asyncpg.Connection, now: datetime, region: str | None, template: str,
                           payload: dict[str, Any], *, alert_id=None, dispatch_id=None) -> None:
     """Queue a notice to the supervisors of a region (their console, and the log)."""
-    recipient = f"supervisor:{region or 'unknown'}"
-    for channel in (CONSOLE, LOG):
-        await conn.execute(queries.insert_outbox, channel, recipient, template, payload, alert_id,
-                           dispatch_id, now)
+    batch = Batch(now)
+    batch.tell_supervisor(region, template, payload, alert_id=alert_id, dispatch_id=dispatch_id)
+    await batch.flush(conn)
 
 
 async def security_event(conn: asyncpg.Connection, at: datetime, kind: str, source: str,

@@ -36,18 +36,15 @@ SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress
   FROM alerts a WHERE a.id = $1;
 
 -- name: set_alert_location
--- Record the alert's best location and where it came from.
+-- Record the alert's best location and where it came from; $7 is its region if it has none yet.
 UPDATE alerts SET location = ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography,
-       location_accuracy_m = $4, location_source = $5, location_fix_time = $6, triage = false
+       location_accuracy_m = $4, location_source = $5, location_fix_time = $6, triage = false,
+       region = coalesce(region, $7)
  WHERE id = $1;
 
 -- name: set_alert_triage
 -- Mark an alert as needing the duty desk: no usable location to dispatch on.
 UPDATE alerts SET triage = $2 WHERE id = $1;
-
--- name: set_alert_region
--- Remember the region the alert falls in (the region of its nearest police post).
-UPDATE alerts SET region = $2 WHERE id = $1 AND region IS NULL;
 
 -- name: set_alert_status
 -- Move an alert to a new status; closed_at is stamped when it leaves open/unanswered.
@@ -79,11 +76,13 @@ SELECT ST_Y(home::geometry) AS lat, ST_X(home::geometry) AS lon, home_accuracy_m
 -- A person's PIN hashes, for cancel.
 SELECT cancel_pin_hash, duress_pin_hash FROM people WHERE id = $1;
 
--- name: insert_event
--- Append one event to an alert's timeline.
+-- name: insert_events
+-- Append events to timelines, in the order given (one statement for all of a transaction's events).
 INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id;
+SELECT u.alert_id, u.at, u.type, u.dispatch_id, u.responder_id, u.actor, u.data
+  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::jsonb[])
+       WITH ORDINALITY AS u(alert_id, at, type, dispatch_id, responder_id, actor, data, n)
+ ORDER BY u.n;
 
 -- name: alert_events
 -- An alert's timeline, oldest first.

@@ -1,8 +1,10 @@
 -- name: insert_outbox
--- Queue one message for a notifier channel.
+-- Queue messages for notifier channels (one statement for all of a transaction's messages).
 INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-RETURNING id;
+SELECT u.channel, u.recipient, u.template, u.payload, u.alert_id, u.dispatch_id, $1, $1
+  FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[], $7::uuid[])
+       WITH ORDINALITY AS u(channel, recipient, template, payload, alert_id, dispatch_id, n)
+ ORDER BY u.n;
 
 -- name: claim_outbox
 -- Lease up to $2 due messages: push their next attempt out by $3 seconds so no other instance takes them meanwhile.
@@ -19,8 +21,10 @@ RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dis
           o.created_at, o.provider_ref;
 
 -- name: outbox_sent
--- Mark a message sent.
-UPDATE outbox SET status = 'sent', sent_at = $2, provider_ref = $3, last_error = NULL WHERE id = $1;
+-- Mark messages $1 sent at $2, each with its provider reference in $3.
+UPDATE outbox o SET status = 'sent', sent_at = $2, provider_ref = u.ref, last_error = NULL
+  FROM unnest($1::bigint[], $3::text[]) AS u(id, ref)
+ WHERE o.id = u.id;
 
 -- name: outbox_retry
 -- Schedule another attempt after a failure.
