@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alertd.service.context import Context
+from alertd.service.timeline import Batch
 from alertd.store import queries
 
 
@@ -65,5 +66,7 @@ async def _notice(conn: asyncpg.Connection, now: datetime, row, template: str) -
         "battery": None if row["battery"] is None else round(row["battery"], 2),
     }
     recipient = row["caseworker_id"] or f"supervisor:{row['region'] or 'unknown'}"
-    await conn.execute(queries.insert_outbox, "console", recipient, template, payload, None, None, now)
-    await conn.execute(queries.insert_outbox, "log", "engineers", template, payload, None, None, now)
+    batch = Batch(now)
+    batch.message("console", recipient, template, payload)
+    batch.message("log", "engineers", template, payload)
+    await batch.flush(conn)
