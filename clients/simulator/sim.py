@@ -186,6 +186,7 @@ class Swarm:
         self.sent: dict[tuple[str, int], float] = {}
         self.acked: dict[tuple[str, int], float] = {}
         self.seq = {device_id: 0 for device_id, _ in buttons}
+        self._cursor = -1
         self._lock = threading.Lock()
         self.conns = [_Connection(url) for _ in range(connections)]
         for conn in self.conns:
@@ -211,6 +212,18 @@ class Swarm:
         self.sent[(device_id, seq)] = time.monotonic()
         self.conns[index % len(self.conns)].publish_nowait(topic, payload)
         return device_id, seq
+
+    def press_next(self, loc=None) -> tuple[str, int] | None:
+        """Press the next button (round robin) whose last press was acknowledged, as a real button behaves
+        (it sends nothing new while a press is pending); None when every button is waiting."""
+        n = len(self.buttons)
+        for _ in range(n):
+            self._cursor = (self._cursor + 1) % n
+            device_id = self.buttons[self._cursor][0]
+            seq = self.seq[device_id]
+            if seq == 0 or (device_id, seq) in self.acked:
+                return self.press(self._cursor, loc=loc)
+        return None
 
     def latencies(self) -> list[float]:
         with self._lock:
