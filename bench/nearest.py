@@ -4,7 +4,8 @@ Each size is bulk-loaded with generate_series (indexes dropped during the load a
 migrations define them, then ANALYZE). For random points of the region the query is timed as a client round
 trip the two ways the service runs it (alertd.service.dispatching): for all three kinds at once, as an alert's
 dispatch does, and for one kind, as an escalation does. Baselines in the same run: a bare `SELECT 1` right after
-each, on the same connection, and the same queries at the smallest size.
+each, on the same connection, and the same queries at the smallest size. The server's own execution time of
+the all-kinds query (EXPLAIN ANALYZE, 500 points) shows the query's cost apart from a busy machine's noise.
 
     .venv/bin/python bench/nearest.py [--sizes 1000,100000,1000000] [--queries 3000]
 """
@@ -107,6 +108,20 @@ async def time_queries(conn, n: int, seed: int, budget_s: float) -> dict[str, li
     return out
 
 
+async def server_ms(conn, n: int, seed: int) -> list[float]:
+    """The server's own execution time (EXPLAIN ANALYZE) of the all-kinds query for n random points: the query's
+    cost without the client, the socket and the scheduling that a busy machine adds to a round trip."""
+    rng = random.Random(seed)
+    sql = f"EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) {queries.nearest_responder}"
+    extra = len((await conn.prepare(queries.nearest_responder)).get_parameters()) - 4
+    out = []
+    for _ in range(n):
+        lines = await conn.fetch(sql, list(KINDS), CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON),
+                                 CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT), [], *[None] * extra)
+        out.append(float(next(r[0] for r in lines if r[0].startswith("Execution Time")).split()[2]))
+    return out
+
+
 async def plan(conn, kind: str) -> str:
     """The scans the server ran for one query of this kind, and its server-side execution time."""
     sql = f"EXPLAIN (ANALYZE, COSTS OFF) {queries.nearest_responder}"
@@ -142,16 +157,17 @@ async def main() -> int:
                 seconds = await load(conn, size)
                 await time_queries(conn, args.warmup, seed=size + 1, budget_s=args.budget / 5)
                 times = await time_queries(conn, args.queries, seed=size, budget_s=args.budget)
-                results.append({"size": size, "times": times,
+                results.append({"size": size, "times": times, "server": await server_ms(conn, 500, seed=size),
                                 "plans": {kind: await plan(conn, kind) for kind in ("police_post", "mobile_unit")}})
                 print(f"  loaded {size:>9,} responders in {seconds:5.1f} s "
                       f"(jurisdiction squares {2 * jurisdiction_half_side_km(size):.1f} km)", flush=True)
         finally:
             await conn.close()
 
-    print(f"\n{'':18} {'all three kinds, one query':^27}   {'one kind (p99)':^29}   {'SELECT 1':^15}")
+    print(f"\n{'':18} {'all three kinds, one query':^27}   {'one kind (p99)':^29}   {'SELECT 1':^15}   "
+          f"{'server-side':^15}")
     print(f"{'responders':>10} {'points':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}   {'police':>9} {'centre':>9} "
-          f"{'unit':>9}   {'p50':>7} {'p99':>7}")
+          f"{'unit':>9}   {'p50':>7} {'p99':>7}   {'p50':>7} {'p99':>7}")
     for r in results:
         t = r["times"]
         r["all"] = benchlib.summary(t["all"])
@@ -160,7 +176,8 @@ async def main() -> int:
         k = {kind: benchlib.percentile(t[kind], 99) for kind in KINDS}
         print(f"{r['size']:>10,} {r['all']['n']:7d} {r['all']['p50']:8.3f} {r['all']['p99']:8.3f} "
               f"{r['all']['max']:8.2f}   {k['police_post']:9.3f} {k['crisis_centre']:9.3f} {k['mobile_unit']:9.3f}   "
-              f"{one['p50']:7.3f} {one['p99']:7.3f}")
+              f"{one['p50']:7.3f} {one['p99']:7.3f}   {benchlib.percentile(r['server'], 50):7.3f} "
+              f"{benchlib.percentile(r['server'], 99):7.3f}")
     if len(results) > 1:
         first, last = results[0], results[-1]
         print(f"\ngrowth over x{last['size'] / first['size']:,.0f} the responders: all kinds p50 "
