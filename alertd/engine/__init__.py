@@ -26,18 +26,24 @@ class Module(Protocol):
 
 
 class Engine:
+    # Wake-ups that arrive this close together are served by one cycle (a burst of alerts, one outbox pass).
+    DEBOUNCE_S = 0.005
+
     def __init__(self, pool: asyncpg.Pool, ctx: Context, modules: list[Module], dsn: str) -> None:
         self.pool = pool
         self.dsn = dsn
         self.ctx = ctx
         self.modules = modules
         self._wake = asyncio.Event()
+        self._woken: set[str] = set()
         self._listener: asyncpg.Connection | None = None
 
-    async def run_once(self, now: datetime | None = None) -> dict[str, int]:
-        """One cycle over every module; each runs until it has nothing more due."""
+    async def run_once(self, now: datetime | None = None, only: set[str] | None = None) -> dict[str, int]:
+        """One cycle over the modules (all, or those named in `only`); each runs until nothing more is due."""
         done = {}
         for module in self.modules:
+            if only is not None and module.name not in only:
+                continue
             total = 0
             while True:
                 n = await module.process_due(self.pool, now or self.ctx.clock.now())
@@ -47,7 +53,9 @@ class Engine:
             done[module.name] = total
         return done
 
-    def wake(self, *_args) -> None:
+    def wake(self, _conn=None, _pid=None, _channel=None, payload: str | None = None) -> None:
+        """NOTIFY alertd_wake 'module name' (or anything else: every module) ran somewhere; work is waiting."""
+        self._woken.add(payload or "*")
         self._wake.set()
 
     async def _sleep_s(self) -> float:
@@ -73,20 +81,32 @@ class Engine:
             log.warning("engine cannot listen; polling only", extra={"fields": {"error": str(exc)}})
 
     async def run(self) -> None:
-        """Run until cancelled. A failing cycle is logged and retried; the database stays the truth."""
+        """Run until cancelled. A failing cycle is logged and retried; the database stays the truth.
+
+        A full cycle (every module) runs when the earliest due work or the poll interval comes; a NOTIFY in
+        between runs only the module it names, so a stream of alerts does not re-check every deadline each time.
+        """
+        loop = asyncio.get_running_loop()
+        names = {m.name for m in self.modules}
+        full_at = loop.time()
         try:
             while True:
-                self._wake.clear()
                 await self._ensure_listener()
+                woken, self._woken = self._woken, set()
+                self._wake.clear()
+                full = loop.time() >= full_at or not woken <= names
                 try:
-                    await self.run_once()
-                    timeout = await self._sleep_s()
+                    await self.run_once(only=None if full else woken)
+                    if full:
+                        full_at = loop.time() + await self._sleep_s()
                 except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                     log.warning("engine cycle failed", extra={"fields": {"error": str(exc)}})
-                    timeout = self.ctx.settings.engine_poll_s
+                    full_at = loop.time() + self.ctx.settings.engine_poll_s
+                timeout = full_at - loop.time()
                 if timeout > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout)
+                        await asyncio.sleep(self.DEBOUNCE_S)
         finally:
             if self._listener is not None:
                 with contextlib.suppress(Exception):

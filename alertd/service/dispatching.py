@@ -68,7 +68,7 @@ async def dispatch_to(conn: asyncpg.Connection, ctx: Context, batch: Batch, aler
         payload = policy.dispatch_payload(code=code, kind=responder.kind, location=loc, deadline=deadline,
                                           priority=alert["priority"], duress=alert["duress"], attempt=attempt)
         batch.tell(responder.contacts, "dispatch", payload, alert_id=alert["id"], dispatch_id=dispatch_id)
-    await conn.execute(queries.notify_wake, "deadline")
+    # No wake-up for the deadline: it is seconds away, and every engine polls more often than that.
     return [str(i) for i in ids]
 
 

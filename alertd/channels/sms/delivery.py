@@ -55,6 +55,6 @@ async def record_status(pool: asyncpg.Pool, ctx: Context, sid: str, status: str,
                               {"code": row["code"], "responder_id": row["recipient"], "error_code": error_code},
                               alert_id=row["alert_id"], dispatch_id=row["dispatch_id"])
         if await conn.fetchval(queries.sms_deadline_now, row["dispatch_id"], now) is not None:
-            await conn.execute(queries.notify_wake, "deadline")
+            await conn.execute(queries.notify_wake, "deadlines")
             return "escalating"
         return "undelivered"
