@@ -339,18 +339,20 @@ async def test_failure_midway_answers_500_and_twilios_retry_makes_one_alert(sms_
     assert resp.status == 200 and await _count(db, "alerts") == 1 and await _count(db, "dispatches") == 3
 
 
-async def test_crash_after_the_alert_commits_makes_no_second_alert_on_retry(sms_client, sms_settings, clock, db,
-                                                                          monkeypatch):
+async def test_crash_after_a_location_was_added_is_finished_by_the_retry(sms_client, sms_settings, clock, db,
+                                                                         monkeypatch):
     from alertd.channels.sms import inbound as sms_inbound
 
     await seed_responders(db)
     await enrol(db, clock.now(), phone="+77015550021")
+    await inbound(sms_client, sms_settings, "+77015550021", here())
     sid = "SM" + "e" * 32
     monkeypatch.setattr(sms_inbound, "_record_note", _failing)
-    resp = await inbound(sms_client, sms_settings, "+77015550021", here(), sid=sid)
-    assert resp.status == 500 and await _count(db, "alerts") == 1  # the alert committed, the answer was lost
+    resp = await inbound(sms_client, sms_settings, "+77015550021", f"now {here(0.6)}", sid=sid)
+    assert resp.status == 500  # the fix committed, the note and the answer were lost
     monkeypatch.undo()
-    resp = await inbound(sms_client, sms_settings, "+77015550021", here(), sid=sid)
+    resp = await inbound(sms_client, sms_settings, "+77015550021", f"now {here(0.6)}", sid=sid)
     assert resp.status == 200
     assert await _count(db, "alerts") == 1 and await _count(db, "dispatches") == 3
     assert await db.fetchval("SELECT outcome FROM sms_inbound WHERE message_sid = $1", sid) == "added"
+    assert await db.fetchval("SELECT count(*) FROM alert_events WHERE type = 'sms_received'") == 2

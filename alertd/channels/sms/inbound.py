@@ -1,8 +1,8 @@
 """What an inbound SMS means: a responder's acknowledgement, a survivor's alert or addition, or triage.
 
-Each MessageSid is acted on once (Twilio retries webhooks). An alert raised by SMS carries its MessageSid, and a
-person has at most one open SMS alert (both unique in the database), so a retried or concurrent SMS can never
-make a second alert: it finds the first and adds to it.
+Each MessageSid is acted on once (Twilio retries webhooks). An alert raised by SMS carries its MessageSid and
+commits with its MessageSid record, and a person has at most one open SMS alert (both unique in the database), so
+a retried or concurrent SMS can never make a second alert: it finds the first and adds to it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alertd.core.sms_text import contains_phrase, parse_ack
 from alertd.service import intake, officer
 from alertd.service.context import Context
 from alertd.service.enrolment import new_id, normalise_phrase
-from alertd.service.timeline import security_event, tell_supervisor
+from alertd.service.timeline import event, security_event, tell_supervisor
 from alertd.store import queries
 
 NOTE_CHARS = 320  # what of her message the timeline keeps (two segments' worth)
@@ -150,9 +150,7 @@ async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, ope
         if open_alert_id is not None:
             return await _add(pool, ctx, sms, person_id, open_alert_id, found)
         try:
-            raised = await intake.raise_alert(
-                pool, ctx, person_id=person_id, device_id=None, channel="sms", client_alert_id=sms.sid,
-                triggered_at=ctx.clock.now(), location=found.location, verified=verified)
+            alert_id = await _raise(pool, ctx, sms, person_id, found, verified=verified)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "alerts_sms_message":  # the same MessageSid raced in: one alert stands
                 return Outcome("duplicate")
@@ -160,9 +158,25 @@ async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, ope
             async with pool.acquire() as conn:
                 open_alert_id = await conn.fetchval(queries.sms_open_alert, person_id)
             continue
-        await _record_note(pool, ctx, sms, "raised", raised.alert_id, found)
-        return Outcome("raised", alert_id=raised.alert_id)
+        return Outcome("raised", alert_id=alert_id)
     raise RuntimeError("could not raise or find the open SMS alert")
+
+
+async def _raise(pool, ctx: Context, sms: InboundSms, person_id: str, found: SmsLocation, *, verified: bool) -> str:
+    """One transaction: the alert (carrying its MessageSid), its fix, located and dispatched by the core, and the
+    MessageSid record with her message as the first note. One commit, so a retry finds all of it or none."""
+    async with pool.acquire() as conn, conn.transaction():
+        now = ctx.clock.now()
+        alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, None, "sms", sms.sid, now,
+                                       now, False, verified)
+        await event(conn, alert_id, now, "raised", channel="sms", verified=verified)
+        if found.location is not None:
+            loc = found.location
+            await conn.execute(queries.insert_fix, alert_id, loc.lon, loc.lat, loc.accuracy_m, loc.source,
+                               loc.fix_time, now)
+        await intake.locate_and_dispatch(conn, ctx, now, alert_id, person_id)
+        await conn.fetchval(queries.sms_record_with_note, sms.sid, now, "raised", alert_id, _note(sms, found))
+    return str(alert_id)
 
 
 async def _add(pool, ctx: Context, sms: InboundSms, person_id: str, alert_id, found: SmsLocation) -> Outcome:
@@ -178,12 +192,15 @@ async def _add(pool, ctx: Context, sms: InboundSms, person_id: str, alert_id, fo
     return Outcome("added", alert_id=str(alert_id))
 
 
+def _note(sms: InboundSms, found: SmsLocation) -> dict:
+    return {"note": sms.body[:NOTE_CHARS], "location_form": found.form, "flags": list(found.flags)}
+
+
 async def _record_note(pool, ctx: Context, sms: InboundSms, outcome: str, alert_id, found: SmsLocation) -> bool:
     """Record the MessageSid and her message as a note on the alert, together; False if already recorded."""
-    note = {"note": sms.body[:NOTE_CHARS], "location_form": found.form, "flags": list(found.flags)}
     async with pool.acquire() as conn:
         return await conn.fetchval(queries.sms_record_with_note, sms.sid, ctx.clock.now(), outcome,
-                                   uuid.UUID(str(alert_id)), note) is not None
+                                   uuid.UUID(str(alert_id)), _note(sms, found)) is not None
 
 
 async def _triage(pool, ctx: Context, sms: InboundSms) -> Outcome:
