@@ -48,3 +48,26 @@ async def rotate(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     await principal(request, *ENGINEERS)
     return web.json_response(await _with_broker(request, provisioning.revoke, request.match_info["id"]))
+
+
+_CREDENTIALS = {"content": {"application/json": {"schema": {"type": "object", "properties": {
+    name: {"type": "string"} for name in ("device_id", "username", "password", "client_id", "hmac_secret",
+                                          "person_id", "kind")} | {"topics": {"type": "object"}}}}}}
+_DEVICE_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+# The buttons' part of /openapi.json (docs/buttons.md tells the whole story; the MQTT side is there too).
+BUTTON_PATHS = {
+    "/v1/buttons": {"post": {
+        "summary": "Engineer: provision a button for a person; its MQTT password and HMAC secret are shown once",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["person_id"],
+            "properties": {"person_id": {"type": "string"}, "caseworker_id": {"type": "string"}}}}}},
+        "responses": {"201": {"description": "provisioned", **_CREDENTIALS},
+                      "503": {"description": "the broker refused; nothing was kept"}}}},
+    "/v1/buttons/{id}/rotate": {"post": {
+        "summary": "Engineer: a new MQTT password and HMAC secret; the old ones stop working at once",
+        "parameters": _DEVICE_ID, "responses": {"200": {"description": "rotated", **_CREDENTIALS}}}},
+    "/v1/buttons/{id}/revoke": {"post": {
+        "summary": "Engineer: revoke a button (or unit terminal); the broker disconnects it at once",
+        "parameters": _DEVICE_ID, "responses": {"200": {"description": "revoked"}}}},
+}

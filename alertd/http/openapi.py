@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alertd.channels.sms.spec import SMS_PATHS
+from alertd.http.buttons import BUTTON_PATHS
 from alertd.http.console import CONSOLE_PATHS
 
 
@@ -121,6 +122,7 @@ SPEC = {
                                   {"101": {"description": "switching protocols"}})},
         **SMS_PATHS,
         **CONSOLE_PATHS,
+        **BUTTON_PATHS,
         "/healthz": {"get": _op("Liveness", {"200": {"description": "alive"}}, security=False)},
         "/readyz": {"get": _op("Readiness: database and broker", {"200": {"description": "ready"},
                                                                    "503": {"description": "not ready"}},
