@@ -66,7 +66,6 @@ class Batch:
         if self.messages:
             await conn.execute(queries.insert_outbox, self.now, *map(list, zip(*self.messages, strict=True)))
             self.messages.clear()
-            await conn.execute(queries.notify_wake, "outbox")
 
 
 async def event(conn: asyncpg.Connection, alert_id, at: datetime, type_: str, *, dispatch_id=None,

@@ -1,10 +1,14 @@
 -- name: insert_outbox
--- Queue messages for notifier channels (one statement for all of a transaction's messages).
-INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
-SELECT u.channel, u.recipient, u.template, u.payload, u.alert_id, u.dispatch_id, $1, $1
-  FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[], $7::uuid[])
-       WITH ORDINALITY AS u(channel, recipient, template, payload, alert_id, dispatch_id, n)
- ORDER BY u.n;
+-- Queue messages for notifier channels (one statement for all of a transaction's messages) and wake the engines' outbox senders at commit.
+WITH queued AS (
+    INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
+    SELECT u.channel, u.recipient, u.template, u.payload, u.alert_id, u.dispatch_id, $1, $1
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[], $7::uuid[])
+           WITH ORDINALITY AS u(channel, recipient, template, payload, alert_id, dispatch_id, n)
+     ORDER BY u.n
+    RETURNING 1
+)
+SELECT pg_notify('alertd_wake', 'outbox') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued;
 
 -- name: claim_outbox
 -- Lease up to $2 due messages: push their next attempt out by $3 seconds so no other instance takes them meanwhile.
