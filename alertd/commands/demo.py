@@ -13,7 +13,7 @@ from alertd.commands.core import serve
 from alertd.core.model import Location
 from alertd.demo_region import CENTRE_LAT, CENTRE_LON, responders
 from alertd.localservices import LocalMosquitto, LocalPostgres, free_port
-from alertd.service import officers
+from alertd.service import officers, provisioning
 from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.settings import Settings
 from alertd.store import queries
@@ -73,6 +73,26 @@ async def _console_accounts(settings: Settings, data_dir: Path, post: str) -> li
     return logins
 
 
+async def _sample_button(settings: Settings, data_dir: Path, person_id: str) -> dict:
+    """A button for the sample person (made once, kept) and the simulator command that presses it."""
+    path = data_dir / "sample_button.json"
+    if not path.exists():
+        conn = await connect(settings.database_url)
+        try:
+            creds = await provisioning.provision_button(conn, provisioning.broker_accounts(settings),
+                                                        SystemClock().now(), person_id=person_id)
+        finally:
+            await conn.close()
+        path.write_text(json.dumps(creds.as_json()))
+        path.chmod(0o600)
+    creds = json.loads(path.read_text())
+    host_port = settings.mqtt_url.split("://", 1)[1].rsplit("@", 1)[-1]
+    url = f"mqtt://{creds['username']}:{creds['password']}@{host_port}"
+    return {**creds, "press": (f"python -m clients.simulator press --url {url} --device {creds['device_id']} "
+                               f"--secret {creds['hmac_secret']} --lat {CENTRE_LAT + 0.2:.5f} "
+                               f"--lon {CENTRE_LON - 0.3:.5f}")}
+
+
 async def cmd_demo(args, settings: Settings) -> None:
     data_dir = (args.data_dir or Path(settings.data_dir)).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +121,7 @@ async def cmd_demo(args, settings: Settings) -> None:
         officer = auth.issue(settings, role="officer", sub=f"officer@{post}", ttl_s=day, now=now,
                              responder_id=post)
         console_logins = await _console_accounts(settings, data_dir, post)
+        button = await _sample_button(settings, data_dir, person["person_id"])
         admin_token = auth.issue(settings, role="admin", sub="admin-demo", ttl_s=day, now=now)
         engineer = auth.issue(settings, role="engineer", sub="engineer-demo", ttl_s=day, now=now)
         http = f"http://127.0.0.1:{http_port}"
@@ -117,6 +138,7 @@ async def cmd_demo(args, settings: Settings) -> None:
             "tokens": {"device": device_token, "officer": officer, "admin": admin_token, "engineer": engineer},
             "officer_responder": post,
             "console_logins": console_logins,
+            "button": button,
             "curl": (f"curl -s -X POST {http}/v1/alerts -H 'Authorization: Bearer {device_token}' "
                      f"-H 'Content-Type: application/json' -d '{body}'"),
         }
@@ -149,4 +171,6 @@ def _announce(doc: dict, as_json: bool) -> None:
     print(f"\nSample person {doc['person']['person_id']} (PIN 1234, duress PIN 9999)")
     for role, token in doc["tokens"].items():
         print(f"  {role} token: {token}")
-    print("\nRaise an alert:\n  " + doc["curl"] + "\n", flush=True)
+    print("\nRaise an alert:\n  " + doc["curl"])
+    print(f"\nPress the sample button {doc['button']['device_id']} (simulator):\n  " + doc["button"]["press"] + "\n",
+          flush=True)
