@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import asyncpg
@@ -37,6 +37,7 @@ class Hub:
         self.subscribers: weakref.WeakSet[Subscriber] = weakref.WeakSet()
         self.listening = asyncio.Event()
         self._inbox: asyncio.Queue[dict] = asyncio.Queue()
+        self._routed: OrderedDict[int, None] = OrderedDict()
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
@@ -92,15 +93,25 @@ class Hub:
         if message.get("type") == "notification":
             recipient = message.get("recipient", "")
             for sub in list(self.subscribers):
-                if recipient == sub.who.responder_id or (
-                        recipient.startswith("supervisor:") and sub.who.role in ("supervisor", "admin")):
+                if recipient == sub.who.responder_id or sub.who.role == "admin" or (
+                        sub.who.role == "supervisor" and recipient == f"supervisor:{sub.who.region}"):
                     sub.queue.put_nowait({"type": "notification", **message})
             return
+        # A statement's new events, named by id range: read them once, for every console of this instance.
         async with self.pool.acquire() as conn:
-            audience = await conn.fetchrow(queries.alert_audience, uuid.UUID(message["alert_id"]))
-        for sub in list(self.subscribers):
-            if self.may_see(sub.who, audience):
-                sub.queue.put_nowait({"type": "event", "event": message})
+            rows = await conn.fetch(queries.events_in_range, message["first_id"], message["last_id"])
+        for row in rows:
+            if row["id"] in self._routed:  # ranges of concurrent transactions can overlap
+                continue
+            self._routed[row["id"]] = None
+            if len(self._routed) > 10_000:
+                self._routed.popitem(last=False)
+            event = {"id": row["id"], "alert_id": str(row["alert_id"]), "type": row["type"],
+                     "dispatch_id": str(row["dispatch_id"]) if row["dispatch_id"] else None,
+                     "responder_id": row["responder_id"]}
+            for sub in list(self.subscribers):
+                if self.may_see(sub.who, row):
+                    sub.queue.put_nowait({"type": "event", "event": event})
 
     @staticmethod
     def may_see(who: Principal, audience) -> bool:

@@ -108,12 +108,6 @@ SELECT kind, status, count(*) AS n FROM dispatches GROUP BY kind, status;
 -- Is the database answering?
 SELECT 1;
 
--- name: alert_audience
--- Who may see an alert's events: the responders it was dispatched to, and its region.
-SELECT a.region, coalesce(array_agg(DISTINCT d.responder_id) FILTER (WHERE d.responder_id IS NOT NULL), '{}') AS responders
-  FROM alerts a LEFT JOIN dispatches d ON d.alert_id = a.id
- WHERE a.id = $1 GROUP BY a.region;
-
 -- name: events_since
 -- Timeline events after $1 on alerts dispatched to responder $2 (or any alert when $2 is null): a console catching up.
 SELECT e.id, e.alert_id, e.type, e.dispatch_id, e.responder_id, e.at
@@ -122,3 +116,12 @@ SELECT e.id, e.alert_id, e.type, e.dispatch_id, e.responder_id, e.at
    AND ($2::text IS NULL OR e.alert_id IN (SELECT alert_id FROM dispatches WHERE responder_id = $2))
  ORDER BY e.id
  LIMIT 1000;
+
+-- name: events_in_range
+-- Timeline events with ids $1..$2 and who may see each (its alert's region and dispatched responders).
+SELECT e.id, e.alert_id, e.type, e.dispatch_id, e.responder_id, a.region,
+       (SELECT coalesce(array_agg(DISTINCT d.responder_id), '{}') FROM dispatches d WHERE d.alert_id = e.alert_id)
+           AS responders
+  FROM alert_events e JOIN alerts a ON a.id = e.alert_id
+ WHERE e.id BETWEEN $1 AND $2
+ ORDER BY e.id;
