@@ -98,6 +98,9 @@ class Ingest:
                     if receipt.ack_seq is not None:
                         self.broker.client.publish(protocol.button_topic(ident, "ack"),
                                                    json.dumps({"seq": receipt.ack_seq}), qos=1)
+                        if not receipt.duplicate:
+                            log.info("button press committed", extra={"fields": {
+                                "device_id": ident, "seq": receipt.ack_seq, "alert_id": receipt.alert_id}})
                 else:
                     await units.receive(self.pool, self.ctx, ident, leaf, msg.payload)
                 break
