@@ -97,6 +97,16 @@ async def test_feed_reaches_console_on_another_instance(app_client, settings, cl
             while not any(m.get("event", {}).get("type") == "dispatched" for m in seen):
                 seen.append(await ws.receive_json())
         assert all(m["event"]["alert_id"] == alert_id for m in seen if m["type"] == "event")
+        # the outbox's console message (sent in a batch by instance A's engine) reaches the console on B too
+        from alertd.http.keys import ENGINE
+
+        await app_client.app[ENGINE].run_once()
+        async with asyncio.timeout(5):
+            while not any(m["type"] == "notification" for m in seen):
+                seen.append(await ws.receive_json())
+        note = next(m for m in seen if m["type"] == "notification")
+        assert note["recipient"] == "pol-1" and note["template"] == "dispatch" and note["alert_id"] == alert_id
+        assert note["payload"]["code"] and "phone" not in note["payload"]
         # a responder not involved hears nothing; a reconnect with ?since= catches up on what it missed
         last_seen = max(m["event"]["id"] for m in seen if m["type"] == "event")
         await ws.close()

@@ -36,12 +36,26 @@ class Outbox:
         if not rows:
             return 0
         queues: dict[tuple[str, str], list[Message]] = defaultdict(list)
+        batched: dict[str, list[Message]] = defaultdict(list)
         for row in rows:
             message = Message.from_row(row)
-            queues[(message.channel, message.recipient)].append(message)
+            if hasattr(self.registry.get(message.channel), "send_batch"):
+                batched[message.channel].append(message)
+            else:
+                queues[(message.channel, message.recipient)].append(message)
         gate = asyncio.Semaphore(self.concurrency)
         sent: list[tuple[int, str | None]] = []
         failed: list[tuple[Message, str, bool]] = []
+
+        async def send_batch(channel: str, messages: list[Message]) -> None:
+            """A notifier that can take the whole batch at once (the console: one NOTIFY statement)."""
+            try:
+                refs = await self.registry.get(channel).send_batch(messages)
+            except Exception as exc:  # noqa: BLE001 - each message is retried on its own schedule
+                log.warning("batch send failed", extra={"fields": {"channel": channel, "error": str(exc)}})
+                failed.extend((m, f"{type(exc).__name__}: {exc}", True) for m in messages)
+                return
+            sent.extend((m.id, ref) for m, ref in zip(messages, refs, strict=True))
 
         async def drain(messages: list[Message]) -> None:
             async with gate:
@@ -52,7 +66,8 @@ class Outbox:
                     else:
                         sent.append((message.id, outcome))
 
-        await asyncio.gather(*(drain(q) for q in queues.values()))
+        await asyncio.gather(*(drain(q) for q in queues.values()),
+                             *(send_batch(channel, ms) for channel, ms in batched.items()))
         done_at = self.ctx.clock.now()
         async with pool.acquire() as conn:
             if sent:

@@ -39,6 +39,9 @@ class SendError(Exception):
 
 
 class Notifier(Protocol):
+    """`send(message)`; raising means "retry later". A notifier may also offer `send_batch(messages)` returning
+    one reference per message (all sent, or raise for all): the outbox then hands it a whole batch at once."""
+
     async def send(self, message: Message) -> str | None:
         """Deliver the message; return a provider reference if there is one. Raise to retry later."""
 

@@ -51,5 +51,5 @@ SELECT channel, status, count(*) AS n FROM outbox WHERE status <> 'sent' GROUP B
 SELECT pg_notify('alertd_wake', $1);
 
 -- name: notify_console
--- Push a message to every instance's console feed.
-SELECT pg_notify('alertd_events', $1);
+-- Push messages to every instance's console feed, in order.
+SELECT pg_notify('alertd_events', body) FROM unnest($1::text[]) WITH ORDINALITY AS u(body, n) ORDER BY n;
