@@ -225,3 +225,15 @@ def test_validity_period_outside_twilios_range_is_refused():
     env = Settings.from_env({"TWILIO_AUTH_TOKEN_SECONDARY": "next", "ALERTD_SMS_GATEWAY_PREFIXES": "+996"})
     assert (env.twilio_auth_token_secondary, env.sms_gateway_prefixes) == ("next", "+996")
     assert "next" not in repr(env)  # secrets print as ***, or not at all
+
+
+def test_responder_phones_are_stored_as_twilio_sends_them():
+    from alertd.core.model import Invalid
+    from alertd.service.enrolment import ResponderRecord
+
+    record = ResponderRecord(id="cc-9", kind="crisis_centre", name="c", lat=50.0, lon=70.0, region="north",
+                             phone=" +7 701 000 00 01 ")
+    assert record.phone == "+77010000001"
+    with pytest.raises(Invalid, match="E.164"):
+        ResponderRecord(id="cc-9", kind="crisis_centre", name="c", lat=50.0, lon=70.0, region="north",
+                        phone="8 701 000 00 01")

@@ -91,6 +91,8 @@ class ResponderRecord:
             raise Invalid("lat/lon out of range")
         if self.language not in ("kk", "ru", "en"):
             raise Invalid("language must be kk, ru or en")
+        if self.phone is not None:  # SMS acknowledgements are matched on it exactly: store it as Twilio sends it
+            object.__setattr__(self, "phone", check_phone(self.phone))
 
 
 async def upsert_responders(conn: asyncpg.Connection, records: list[ResponderRecord]) -> dict[str, int]:
