@@ -1,8 +1,8 @@
 """Benchmark 3: deadline precision of the real engine, two `alertd serve` processes on one database.
 
-Seeds 10k pending dispatches (one per open alert, the three kinds in turn, nearest responders of the demo region)
-whose deadlines are spread uniformly over a minute, then starts two `alertd serve` (each runs the engine with
-its Deadlines and Outbox modules) on the system clock and waits until every deadline has fired. Measured:
+Starts two `alertd serve` (each runs the engine with its Deadlines and Outbox modules) on the system clock, then
+seeds 10k pending dispatches (one per open alert, the three kinds in turn, nearest responders of the demo region)
+whose deadlines are spread uniformly over a minute, and waits until every deadline has fired. Measured:
 
 - lateness as recorded: dispatches.expired_at - ack_deadline (the `now` the claiming engine used);
 - lateness as committed: when the NOTIFY naming the 'expired' timeline event reached a listener here (sent at
@@ -173,7 +173,8 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dispatches", type=int, default=10_000)
     parser.add_argument("--spread", type=float, default=60.0, help="deadlines spread over this many seconds")
-    parser.add_argument("--lead", type=float, default=8.0, help="seconds from seeding to the first deadline")
+    parser.add_argument("--lead", type=float, default=8.0,
+                        help="seconds from the start of seeding (engines running) to the first deadline")
     parser.add_argument("--grace", type=float, default=60.0,
                         help="seconds after the last deadline to wait for stragglers before counting them missed")
     parser.add_argument("--instances", type=int, default=2, help="`alertd serve` processes on the database")
@@ -190,20 +191,6 @@ async def main() -> int:
         dsn = await services.database("alertd")
         settings = services.settings(dsn, ack_deadline_police_post=600, ack_deadline_crisis_centre=600,
                                      ack_deadline_mobile_unit=600)
-        first = datetime.now(UTC) + timedelta(seconds=args.lead)
-        deadlines = await seed(dsn, args.dispatches, first, args.spread)
-        print(f"deadline precision: {benchlib.machine()}; PostgreSQL {'fsync off' if args.no_durable else 'durable'}; "
-              f"{len(deadlines)} dispatches due over {args.spread:.0f} s from {args.lead:.0f} s after seeding; "
-              f"{args.instances} x alertd serve (engine poll {settings.engine_poll_s} s)", flush=True)
-        deadlines_file = services.workdir / "deadlines.json"
-        deadlines_file.write_text(json.dumps(deadlines))
-        sleeper = asyncio.create_task(benchlib.run_json(
-            [benchlib.PYTHON, __file__, "--sleeper-baseline", str(deadlines_file)]))
-
-        pg_cpu, wall = benchlib.postgres_cpu_seconds(services.pg), time.time()
-        watch = CommitWatch()
-        listener = await asyncpg.connect(dsn)
-        await listener.add_listener("alertd_events", watch)
         instances = []
         for i in range(args.instances):
             s = settings if i == 0 else settings.replace(http_port=benchlib.free_port())
@@ -211,10 +198,21 @@ async def main() -> int:
                                                 log_name=f"alertd-{i + 1}.log")))
         for s, child in instances:
             benchlib.wait_ready(f"http://127.0.0.1:{s.http_port}/readyz", child)
+        # Seeded once the engines run, so that every deadline is one a running engine has to meet.
+        first = datetime.now(UTC) + timedelta(seconds=args.lead)
+        deadlines = await seed(dsn, args.dispatches, first, args.spread)
+        print(f"deadline precision: {benchlib.machine()}; PostgreSQL {'fsync off' if args.no_durable else 'durable'}; "
+              f"{len(deadlines)} dispatches due over {args.spread:.0f} s from {first.timestamp() - time.time():.1f} s "
+              f"after seeding; {args.instances} x alertd serve (engine poll {settings.engine_poll_s} s)", flush=True)
+        deadlines_file = services.workdir / "deadlines.json"
+        deadlines_file.write_text(json.dumps(deadlines))
+        sleeper = asyncio.create_task(benchlib.run_json(
+            [benchlib.PYTHON, __file__, "--sleeper-baseline", str(deadlines_file)]))
+        watch = CommitWatch()
+        listener = await asyncpg.connect(dsn)
+        await listener.add_listener("alertd_events", watch)
+        pg_cpu, wall = benchlib.postgres_cpu_seconds(services.pg), time.time()
         startup_cpu = sum(benchlib.cpu_seconds(child.pid) for _s, child in instances)
-        started = time.time()
-        print(f"  {args.instances} instances ready {first.timestamp() - started:.1f} s before the first deadline",
-              flush=True)
         await wait_all_fired(dsn, max(deadlines), timeout_s=args.grace)
         await asyncio.sleep(2)  # a second firing, if any, would come now
         await listener.close()
