@@ -61,21 +61,27 @@ class Sender:
 
 async def handle(pool: asyncpg.Pool, ctx: Context, sms: InboundSms) -> Outcome:
     """Act on one inbound SMS; the caller answers Twilio after this returns (everything is committed)."""
+    found = locate_text(sms.body, ctx.clock.now())
+    code = parse_ack(sms.body)
     async with pool.acquire() as conn:
         sender = Sender.from_row(await conn.fetchrow(queries.sms_sender, sms.sid, sms.sender))
-    if sender.seen:
-        return Outcome("duplicate")
-    code = parse_ack(sms.body)
+        if sender.seen:
+            return Outcome("duplicate")
+        if sender.open_alert_id is not None and found.location is None and not (sender.responder_ids and code):
+            # The common case while an alert is open: one more message with no location, only a note to add.
+            recorded = await conn.fetchval(queries.sms_record_with_note, sms.sid, ctx.clock.now(), "added",
+                                           sender.open_alert_id, _note(sms, found))
+            return Outcome("added" if recorded else "duplicate", alert_id=str(sender.open_alert_id))
     if sender.responder_ids and code:
         return await _acknowledge(pool, ctx, sms, code, sender)
     if sender.person_id is not None:
-        return await _from_person(pool, ctx, sms, sender)
+        return await _from_person(pool, ctx, sms, sender, found)
     if sender.responder_ids:
         await _record(pool, ctx, sms, "responder")
         return Outcome("responder", render("ack_help", {}, sender.responder_language))
     if code:
         await _code_from_stranger(pool, ctx, code)
-    return await _from_stranger(pool, ctx, sms, sender)
+    return await _from_stranger(pool, ctx, sms, sender, found)
 
 
 async def _acknowledge(pool, ctx: Context, sms: InboundSms, code: str, sender: Sender) -> Outcome:
@@ -107,13 +113,12 @@ async def _code_from_stranger(pool, ctx: Context, code: str) -> None:
                                  dispatch_id=str(dispatch["id"]))
 
 
-async def _from_person(pool, ctx: Context, sms: InboundSms, sender: Sender) -> Outcome:
+async def _from_person(pool, ctx: Context, sms: InboundSms, sender: Sender, found: SmsLocation) -> Outcome:
     """An enrolled person: with a code phrase only a message holding it raises an alert.
 
     Two exceptions: while her alert is open any message adds to it, and an AML message raises an alert without
     the phrase — nobody types AML by accident; it is her phone's (or the phone app's) emergency location.
     """
-    found = locate_text(sms.body, ctx.clock.now())
     phrase = sender.code_phrase
     if (phrase and sender.open_alert_id is None and not found.aml
             and not contains_phrase(normalise_phrase(sms.body), phrase)):
@@ -122,9 +127,8 @@ async def _from_person(pool, ctx: Context, sms: InboundSms, sender: Sender) -> O
     return await _alert_or_add(pool, ctx, sms, sender.person_id, sender.open_alert_id, found, verified=True)
 
 
-async def _from_stranger(pool, ctx: Context, sms: InboundSms, sender: Sender) -> Outcome:
+async def _from_stranger(pool, ctx: Context, sms: InboundSms, sender: Sender, found: SmsLocation) -> Outcome:
     """A number nobody enrolled: AML or coordinates raise an unverified alert; anything else goes to triage."""
-    found = locate_text(sms.body, ctx.clock.now())
     if sender.open_alert_id is None and not found.aml and found.location is None:
         return await _triage(pool, ctx, sms)
     person_id = sender.contact_person_id or await _stranger(pool, ctx, sms.sender)
