@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import shutil
+import tempfile
 import uuid
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -33,10 +37,22 @@ async def start_secured_broker(directory) -> LocalMosquitto:
 
 
 @pytest.fixture(scope="session")
-async def secured_broker(workdir):
+async def secured_broker_process(workdir):
     broker = await start_secured_broker(workdir / "mqtt-secured")
     yield broker
     await asyncio.to_thread(broker.stop)
+
+
+@pytest.fixture
+async def secured_broker(secured_broker_process):
+    """The session's secured broker, started again (its state is on disk) if something ended it since."""
+    broker = secured_broker_process
+    if broker.process is None or broker.process.poll() is not None:
+        log = broker.directory / "mosquitto.log"
+        if log.exists():  # keep the evidence: why did it stop?
+            shutil.copy(log, Path(tempfile.gettempdir()) / f"alertd-secured-broker-{os.getpid()}.log")
+        await asyncio.to_thread(broker.start)
+    return broker
 
 
 def secured_settings(settings, broker: LocalMosquitto, **changes):

@@ -16,6 +16,7 @@ from clients.button import protocol as firmware
 from clients.simulator.sim import Button, Refused
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     button_service, button_settings, connected_button, eventually, provision_button, secured_broker,
+    secured_broker_process,
 )
 from tests.helpers import bearer, enrol, officer_token, offset, seed_responders
 

@@ -13,7 +13,7 @@ from alertd.http.keys import INGEST
 from alertd.localservices import free_port
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     SERVICE, PressLoop, button_settings, connected_button, eventually, provision_button, running_service,
-    secured_broker, secured_settings, start_secured_broker,
+    secured_broker, secured_broker_process, secured_settings, start_secured_broker,
 )
 from tests.helpers import enrol, offset, seed_responders
 

@@ -14,6 +14,7 @@ from alertd.service import cells
 from clients.button import protocol as firmware
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     button_service, button_settings, connected_button, eventually, provision_button, secured_broker,
+    secured_broker_process,
 )
 from tests.helpers import bearer, device_token, enrol, fix, officer_token, offset, seed_responders
 

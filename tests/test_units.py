@@ -10,6 +10,7 @@ from alertd.http.keys import ENGINE
 from alertd.service import provisioning
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     button_service, button_settings, connected_unit, eventually, secured_broker,
+    secured_broker_process,
 )
 from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
 
