@@ -11,15 +11,15 @@ WITH queued AS (
 SELECT pg_notify('alertd_wake', 'outbox') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued;
 
 -- name: claim_outbox
--- Lease up to $2 due messages: push their next attempt out by $3 seconds so no other instance takes them meanwhile.
+-- Lease up to $2 due messages for $3 seconds so no other instance takes them meanwhile (a crashed instance's lease runs out).
 WITH due AS (
     SELECT id FROM outbox
-     WHERE status = 'pending' AND next_attempt_at <= $1
+     WHERE status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1)
      ORDER BY next_attempt_at, id
      LIMIT $2
      FOR UPDATE SKIP LOCKED
 )
-UPDATE outbox o SET next_attempt_at = $1 + make_interval(secs => $3), attempts = o.attempts + 1
+UPDATE outbox o SET leased_until = $1 + make_interval(secs => $3), attempts = o.attempts + 1
   FROM due WHERE o.id = due.id
 RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dispatch_id, o.attempts,
           o.created_at, o.provider_ref;
@@ -31,16 +31,16 @@ UPDATE outbox o SET status = 'sent', sent_at = $2, provider_ref = u.ref, last_er
  WHERE o.id = u.id;
 
 -- name: outbox_retry
--- Schedule another attempt after a failure.
-UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1;
+-- Schedule another attempt after a failure (and give up the lease).
+UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_until = NULL WHERE id = $1;
 
 -- name: outbox_failed
 -- Give up on a message.
 UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1;
 
 -- name: outbox_next_due
--- When the next pending message is due.
-SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending';
+-- When the next pending message is due (a leased one: when its lease runs out).
+SELECT min(greatest(next_attempt_at, leased_until)) FROM outbox WHERE status = 'pending';
 
 -- name: outbox_depth
 -- Messages waiting or failed, by channel (for /metrics).
