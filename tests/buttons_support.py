@@ -74,8 +74,15 @@ async def running_service(settings, clock):
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        await asyncio.wait_for(app[INGEST].subscribed.wait(), 30)
-        await asyncio.wait_for(app[BROKER].connected.wait(), 30)
+        try:
+            await asyncio.wait_for(app[INGEST].subscribed.wait(), 30)
+            await asyncio.wait_for(app[BROKER].connected.wait(), 30)
+        except TimeoutError:
+            ingest = app[INGEST].broker
+            raise AssertionError(f"the service did not get onto the broker: ingest connected "
+                                 f"{ingest.is_connected} ({ingest.connected.is_set()}), subscribed "
+                                 f"{app[INGEST].subscribed.is_set()}, other connection "
+                                 f"{app[BROKER].is_connected}") from None
         yield client
     finally:
         await client.close()
