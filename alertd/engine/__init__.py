@@ -39,18 +39,21 @@ class Engine:
         self._listener: asyncpg.Connection | None = None
 
     async def run_once(self, now: datetime | None = None, only: set[str] | None = None) -> dict[str, int]:
-        """One cycle over the modules (all, or those named in `only`); each runs until nothing more is due."""
-        done = {}
-        for module in self.modules:
-            if only is not None and module.name not in only:
-                continue
-            total = 0
-            while True:
+        """Pass over the modules (all, or those named in `only`) until none has anything due.
+
+        Each pass takes one batch from each module in turn, so a long outbox backlog never holds back a due
+        deadline: deadlines are claimed again between every two outbox batches.
+        """
+        modules = [m for m in self.modules if only is None or m.name in only]
+        done = dict.fromkeys((m.name for m in modules), 0)
+        while modules:
+            busy = []
+            for module in modules:
                 n = await module.process_due(self.pool, now or self.ctx.clock.now())
-                total += n
-                if n == 0:
-                    break
-            done[module.name] = total
+                done[module.name] += n
+                if n:
+                    busy.append(module)
+            modules = busy
         return done
 
     def wake(self, _conn=None, _pid=None, _channel=None, payload: str | None = None) -> None:
