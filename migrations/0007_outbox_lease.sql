@@ -5,3 +5,7 @@
 ALTER TABLE outbox ADD COLUMN leased_until timestamptz;
 ALTER TABLE outbox SET (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02,
                         autovacuum_vacuum_insert_scale_factor = 0.02);
+-- The claim orders by (next_attempt_at, id): an index in that order lets it stop after one batch instead of
+-- sorting every due message (60,000 of them in a burst).
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE status = 'pending';
