@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from alertd.http.keys import ENGINE
 from alertd.notifiers.log import LogNotifier
 from tests.fake_twilio import FROM_NUMBER, fake_twilio, inbound, sms_client, sms_settings  # noqa: F401 (fixtures)
-from tests.helpers import enrol, offset, responder, seed_responders
+from tests.helpers import bearer, enrol, offset, officer_token, responder, seed_responders
 
 SURVIVOR = "+77015551234"
 
@@ -159,6 +159,10 @@ async def test_delivery_status_is_recorded_and_undelivered_escalates_now(sms_cli
     # a late 'sent' does not undo 'undelivered'
     await fake_twilio.post_status(sms_client, sent, "sent")
     assert await db.fetchval("SELECT delivery FROM sms_messages WHERE sid = $1", sent.sid) == "undelivered"
+    # visible on the dispatch itself, to its officer
+    resp = await sms_client.get("/v1/dispatches", headers=bearer(officer_token(sms_settings, "cc-1", clock.now())))
+    [item] = (await resp.json())["items"]
+    assert item["id"] == str(dispatch["id"]) and item["sms_delivery"] == "undelivered"
     await sms_client.app[ENGINE].run_once()
     assert await db.fetchval("SELECT status FROM dispatches WHERE id = $1", dispatch["id"]) == "expired"
     pending = "SELECT responder_id FROM dispatches WHERE kind = 'crisis_centre' AND status = 'pending'"

@@ -119,6 +119,7 @@ class Dispatch:
     attempt: int
     late_ack: bool
     location: Location | None = None
+    sms_delivery: str | None = None  # queued/sent/delivered/undelivered/failed... of its SMS; None: no SMS
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Dispatch:
@@ -128,6 +129,7 @@ class Dispatch:
             ack_deadline=row["ack_deadline"], acknowledged_at=row["acknowledged_at"],
             attempt=row["attempt"], late_ack=row["late_ack"],
             location=Location.from_row(row, "loc_") if "loc_lat" in row else None,
+            sms_delivery=row.get("sms_delivery"),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -143,4 +145,5 @@ class Dispatch:
             "attempt": self.attempt,
             "late_ack": self.late_ack,
             "location": self.location.as_json() if self.location else None,
+            "sms_delivery": self.sms_delivery,
         }

@@ -70,6 +70,9 @@ SPEC = {
                 "code": {"type": "string"}, "ack_deadline": {"type": "string", "format": "date-time"},
                 "acknowledged_at": {"type": ["string", "null"], "format": "date-time"},
                 "late_ack": {"type": "boolean"}, "attempt": {"type": "integer"},
+                "sms_delivery": {"type": ["string", "null"],
+                                 "description": "delivery state of the dispatch's SMS (undelivered counts toward "
+                                                "escalation); null when none was sent"},
                 "location": _ref("Location")}},
             "Alert": {"type": "object", "required": ["alert_id", "status", "priority", "duress", "location",
                                                      "locations", "dispatches", "events"], "properties": {

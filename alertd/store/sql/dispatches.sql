@@ -53,9 +53,13 @@ ON CONFLICT (code) DO NOTHING
 RETURNING id;
 
 -- name: alert_dispatches
--- Every dispatch of an alert, with the alert's best location.
+-- Every dispatch of an alert, with the alert's best location and the delivery state of its SMS (if one was sent).
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
+       (SELECT coalesce(m.delivery, m.state, o.status) FROM outbox o
+          LEFT JOIN sms_messages m ON m.outbox_id = o.id
+         WHERE o.dispatch_id = d.id AND o.channel = 'sms' AND o.template = 'dispatch'
+         ORDER BY o.id DESC LIMIT 1) AS sms_delivery,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
        a.location_fix_time AS loc_fix_time
@@ -71,10 +75,14 @@ SELECT responder_id FROM dispatches WHERE alert_id = $1 AND kind = $2;
 SELECT count(*) FROM dispatches WHERE alert_id = $1 AND kind = $2 AND expired_at IS NOT NULL;
 
 -- name: responder_dispatches
--- A responder's dispatches, newest first, optionally of one status.
+-- A responder's dispatches, newest first, optionally of one status, with the delivery state of each one's SMS.
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
        a.priority, a.duress, a.status AS alert_status,
+       (SELECT coalesce(m.delivery, m.state, o.status) FROM outbox o
+          LEFT JOIN sms_messages m ON m.outbox_id = o.id
+         WHERE o.dispatch_id = d.id AND o.channel = 'sms' AND o.template = 'dispatch'
+         ORDER BY o.id DESC LIMIT 1) AS sms_delivery,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
        a.location_fix_time AS loc_fix_time
