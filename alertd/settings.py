@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 KINDS = ("police_post", "crisis_centre", "mobile_unit")
 
@@ -52,6 +53,7 @@ class Settings:
     sms_gateway_auth: str = _secret()  # sent verbatim as the Authorization header
     sms_gateway_body: str = '{"to": "$to", "text": "$text", "ref": "$ref"}'  # JSON or form template
     sms_gateway_prefixes: str = ""  # comma-separated E.164 prefixes routed to the gateway; empty: all
+    sms_timezone: str = "Asia/Almaty"  # deadlines in responder SMS are in this local time (IANA zone name)
     mqtt_admin_url: str = _secret()  # dynamic-security admin account; empty: credentials stay in the database
     mqtt_client_id: str = ""  # the ingest's persistent session; empty: alertd-<host>-<http port>
     mqtt_session_expiry_s: int = 86400
@@ -85,6 +87,10 @@ class Settings:
         for kind in KINDS:
             if self.ack_deadline(kind) <= 0:
                 raise SettingsError(f"ALERTD_ACK_DEADLINE_{kind.upper()} must be positive")
+        try:
+            ZoneInfo(self.sms_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"ALERTD_SMS_TIMEZONE: unknown time zone {self.sms_timezone!r}") from None
         if not 1 <= self.sms_validity_s <= 36000:  # Twilio refuses every message outside this range
             raise SettingsError("ALERTD_SMS_VALIDITY_S must be between 1 and 36000")
         self.mqtt_parts()

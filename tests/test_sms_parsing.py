@@ -200,7 +200,9 @@ WORST = {"code": "7KX3QM", "kind": "crisis_centre", "lat": -50.123, "lon": -170.
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_template_fits_two_segments_and_names_nobody(template, language):
-    text = render(template, WORST, language)
+    from zoneinfo import ZoneInfo
+
+    text = render(template, WORST, language, ZoneInfo("Asia/Almaty"))  # the longest zone label: "(UTC+5)"
     assert segments(text)[1] <= 2
     assert "7KX3QM" in text or template == "ack_help"
 
@@ -209,7 +211,12 @@ def test_dispatch_text_has_code_place_accuracy_deadline_and_reply_instruction():
     payload = {**WORST, "lat": 50.284, "lon": 70.456, "accuracy_m": 50, "priority": "normal", "duress": False}
     en = render("dispatch", payload, "en")
     assert en == ("ALERT 7KX3QM crisis centre: maps.google.com/?q=50.284,70.456 +/-50m. "
-                  "Reply 7KX3QM to acknowledge by 12:02 UTC")
+                  "Reply 7KX3QM to acknowledge by 12:02 (UTC)")
+    # responders read the deadline in their local time (Kazakhstan: UTC+5)
+    from zoneinfo import ZoneInfo
+
+    assert render("dispatch", payload, "en", ZoneInfo("Asia/Almaty")).endswith("by 17:02 (UTC+5)")
+    assert "до 17:02 (UTC+5)" in render("dispatch", payload, "ru", ZoneInfo("Asia/Almaty"))
     assert "кризисный центр" in render("dispatch", payload, "ru")
     assert "дағдарыс орталығы" in render("dispatch", payload, "kk")
     assert render("dispatch", payload, "xx").startswith("ТРЕВОГА")  # unknown language: Russian

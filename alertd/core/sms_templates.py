@@ -6,7 +6,7 @@ within two segments with the longest code, kind and coordinates (a test checks e
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 LANGUAGES = ("kk", "ru", "en")
@@ -19,9 +19,9 @@ KIND_LABEL = {
 
 TEMPLATES = {
     "dispatch": {
-        "kk": "{hp}ДАБЫЛ {code} {kind}: {link} ±{acc}м. {time} UTC дейін {code} деп жауап беріңіз",
-        "ru": "{hp}ТРЕВОГА {code} {kind}: {link} ±{acc}м. Подтвердите до {time} UTC: ответьте {code}",
-        "en": "{hp}ALERT {code} {kind}: {link} +/-{acc}m. Reply {code} to acknowledge by {time} UTC",
+        "kk": "{hp}ДАБЫЛ {code} {kind}: {link} ±{acc}м. {time} ({zone}) дейін {code} деп жауап беріңіз",
+        "ru": "{hp}ТРЕВОГА {code} {kind}: {link} ±{acc}м. Подтвердите до {time} ({zone}): ответьте {code}",
+        "en": "{hp}ALERT {code} {kind}: {link} +/-{acc}m. Reply {code} to acknowledge by {time} ({zone})",
     },
     "cancelled": {
         "kk": "{code}: дабыл тоқтатылды. Шақыру жабылды.",
@@ -80,19 +80,30 @@ def maps_link(lat: float, lon: float) -> str:
     return f"maps.google.com/?q={lat:.3f},{lon:.3f}"
 
 
-def render(template: str, payload: dict[str, Any], language: str | None = None) -> str:
-    """The SMS text for an outbox message to a responder."""
+def zone_label(when: datetime) -> str:
+    """UTC+5 rather than a zone name a keypad phone user may not know."""
+    offset = when.utcoffset()
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    sign, minutes = ("+" if minutes >= 0 else "-"), abs(minutes)
+    return f"UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+
+
+def render(template: str, payload: dict[str, Any], language: str | None = None, tz: tzinfo = UTC) -> str:
+    """The SMS text for an outbox message to a responder; the deadline in the responders' local time `tz`."""
     lang = language_of(language or payload.get("language"))
     texts = TEMPLATES.get(template, TEMPLATES["other"])
     values = {"code": payload.get("code", "?"), "template": template}
     if template == "dispatch":
         deadline = payload.get("deadline")
-        when = datetime.fromisoformat(deadline) if isinstance(deadline, str) else None
+        when = datetime.fromisoformat(deadline).astimezone(tz) if isinstance(deadline, str) else None
         values.update(
             hp="!! " if payload.get("priority") == "high" or payload.get("duress") else "",
             kind=KIND_LABEL[lang].get(payload.get("kind", ""), payload.get("kind", "")),
             link=maps_link(float(payload["lat"]), float(payload["lon"])),
             acc=payload.get("accuracy_m") if payload.get("accuracy_m") is not None else "?",
             time=when.strftime("%H:%M") if when else "--:--",
+            zone=zone_label(when) if when else "UTC",
         )
     return texts[lang].format(**values)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -38,6 +40,7 @@ class SmsNotifier:
     pool: asyncpg.Pool
     default: SmsProvider | None
     routes: list[tuple[str, SmsProvider]] = field(default_factory=list)
+    tz: tzinfo = UTC  # responders read deadlines in their local time
 
     def provider_for(self, phone: str) -> SmsProvider | None:
         for prefix, provider in sorted(self.routes, key=lambda r: -len(r[0])):
@@ -53,7 +56,7 @@ class SmsNotifier:
         provider = self.provider_for(contact["phone"])
         if provider is None:
             raise SendError("no SMS provider serves this destination", retryable=False)
-        text = render(message.template, message.payload, contact["language"])
+        text = render(message.template, message.payload, contact["language"], self.tz)
         return await provider.send_sms(message, contact["phone"], text)
 
     async def aclose(self) -> None:
@@ -74,8 +77,8 @@ def build_sms_notifier(ctx: Context, pool: asyncpg.Pool) -> Notifier:
         return LogNotifier("sms")
     prefixes = [p.strip() for p in settings.sms_gateway_prefixes.split(",") if p.strip()]
     if gateway is not None and not prefixes:
-        return SmsNotifier(pool, default=twilio or gateway)
+        return SmsNotifier(pool, default=twilio or gateway, tz=ZoneInfo(settings.sms_timezone))
     routes = [(p, gateway) for p in prefixes] if gateway is not None else []
     if twilio is None:
         log.warning("Twilio is not configured: SMS goes only to the gateway's prefixes")
-    return SmsNotifier(pool, default=twilio, routes=routes)
+    return SmsNotifier(pool, default=twilio, routes=routes, tz=ZoneInfo(settings.sms_timezone))
