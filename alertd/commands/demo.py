@@ -167,7 +167,7 @@ def _announce(doc: dict, as_json: bool) -> None:
         print(f"  export {k}='{v}'")
     print(f"\nConsole sign-ins at {doc['urls']['console']}:")
     for login in doc["console_logins"]:
-        print(f"  {login['role']} : {login['username']} / {login['password']}")
+        print(f"  {login['role'] + ':':<12} {login['username']} / {login['password']}")
     print(f"\nSample person {doc['person']['person_id']} (PIN 1234, duress PIN 9999)")
     for role, token in doc["tokens"].items():
         print(f"  {role} token: {token}")
