@@ -96,12 +96,7 @@ async def db(database):
 @pytest.fixture
 async def app_client(settings, clock):
     """The whole service on a test server, with the fake clock; the engine is driven by hand (app[ENGINE])."""
-    from aiohttp.test_utils import TestClient, TestServer
+    from tests.helpers import running_app
 
-    from alertd.http.app import create_app
-
-    app = create_app(settings, clock, run_engine=False)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    yield client
-    await client.close()
+    async with running_app(settings, clock) as client:
+        yield client

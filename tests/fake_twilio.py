@@ -160,15 +160,10 @@ def sms_settings(settings, fake_twilio):
 @pytest.fixture
 async def sms_client(sms_settings, clock):
     """The whole service with Twilio pointed at the fake; the engine is driven by hand."""
-    from aiohttp.test_utils import TestServer
+    from tests.helpers import running_app
 
-    from alertd.http.app import create_app
-
-    app = create_app(sms_settings, clock, run_engine=False)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    yield client
-    await client.close()
+    async with running_app(sms_settings, clock) as client:
+        yield client
 
 
 def sign(token: str, url: str, params: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 
@@ -70,3 +71,18 @@ def fix(lat: float, lon: float, accuracy_m: float = 20.0, when: datetime | None 
     if when is not None:
         doc["fix_time"] = when.isoformat()
     return doc
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings, clock, *, run_engine: bool = False):
+    """The whole service on a test server with this clock; without its engine, tests drive app[ENGINE] by hand."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from alertd.http.app import create_app
+
+    client = TestClient(TestServer(create_app(settings, clock, run_engine=run_engine)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
