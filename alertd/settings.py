@@ -34,6 +34,7 @@ class Settings:
     ack_deadline_crisis_centre: int = 120
     ack_deadline_mobile_unit: int = 90
     max_misses: int = 3
+    cancel_answer_floor_s: float = 1.0  # cancel and duress-cancel both answer no sooner: timing cannot tell them apart
     accurate_fix_m: float = 1000.0
     redispatch_min_move_m: float = 300.0
     engine_poll_s: float = 0.5

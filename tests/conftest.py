@@ -83,6 +83,7 @@ def settings(database, mosquitto):
         db_pool_min=1,
         db_pool_max=5,
         engine_poll_s=0.05,
+        cancel_answer_floor_s=0.2,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -35,9 +36,16 @@ async def test_duress_pin_answers_the_same_but_keeps_alert_live(app_client, sett
     await seed_responders(db)
     real_id, real_token = await _raised(app_client, settings, clock, db)
     duress_id, duress_token = await _raised(app_client, settings, clock, db, km=1)
+    started = time.monotonic()
     real = await app_client.post(f"/v1/alerts/{real_id}/cancel", json={"pin": "1234"}, headers=bearer(real_token))
+    real_took = time.monotonic() - started
+    started = time.monotonic()
     duress = await app_client.post(f"/v1/alerts/{duress_id}/cancel", json={"pin": "9999"},
                                    headers=bearer(duress_token))
+    duress_took = time.monotonic() - started
+    # neither answers before the floor, so the time it took cannot tell them apart
+    floor = settings.cancel_answer_floor_s
+    assert real_took >= floor and duress_took >= floor
     assert real.status == duress.status == 200
     real_body, duress_body = await real.json(), await duress.json()
     assert real_body["status"] == duress_body["status"] == "cancelled"

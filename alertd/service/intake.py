@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,7 +139,21 @@ async def add_locations(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, pers
 
 async def cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str, pin: str,
                  source: str) -> dict:
-    """The real PIN cancels and tells responders; the duress PIN answers the same but keeps the alert live."""
+    """The real PIN cancels and tells responders; the duress PIN answers the same but keeps the alert live.
+
+    Every answer (cancel, duress, wrong PIN) comes no sooner than `cancel_answer_floor_s` after the request, so
+    someone timing her phone cannot tell a duress cancel from a real one by how long it took.
+    """
+    loop = asyncio.get_running_loop()
+    answer_at = loop.time() + ctx.settings.cancel_answer_floor_s
+    try:
+        return await _cancel(pool, ctx, alert_id=alert_id, person_id=person_id, pin=pin, source=source)
+    finally:
+        await asyncio.sleep(max(0.0, answer_at - loop.time()))
+
+
+async def _cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str, pin: str,
+                  source: str) -> dict:
     async with pool.acquire() as conn:
         pins = await conn.fetchrow(queries.person_pins, person_id)
     verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
