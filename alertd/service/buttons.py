@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +13,7 @@ from alertd.mqtt import protocol
 from alertd.mqtt.protocol import ButtonMessage, Refused
 from alertd.service import intake
 from alertd.service.context import Context
-from alertd.service.timeline import event, security_event
+from alertd.service.timeline import security_event
 from alertd.store import queries
 
 log = logging.getLogger("alertd.buttons")
@@ -77,15 +76,11 @@ async def _seen_before(conn: asyncpg.Connection, button, message: ButtonMessage)
 async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, button, message: ButtonMessage):
     person_id = button["person_id"]
     triggered_at = datetime.fromtimestamp(message.ts, UTC)
-    alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, message.device_id, "button",
-                                   f"seq:{message.seq}", triggered_at, now, False, True)
-    await event(conn, alert_id, now, "raised", channel="button", seq=message.seq)
     where = await _locate(conn, now, person_id, message, triggered_at)
-    if where is not None:
-        await conn.execute(queries.insert_fix, alert_id, where.lon, where.lat, where.accuracy_m, where.source,
-                           where.fix_time, now)
-    await intake.locate_and_dispatch(conn, ctx, now, alert_id, person_id)
-    return alert_id
+    # The button row is locked and seq is above its last one, so this (device, seq) cannot exist yet.
+    return await intake.create_alert(conn, ctx, now, person_id=person_id, device_id=message.device_id,
+                                     channel="button", client_alert_id=f"seq:{message.seq}",
+                                     triggered_at=triggered_at, location=where, seq=message.seq)
 
 
 async def _locate(conn: asyncpg.Connection, now: datetime, person_id: str, message: ButtonMessage,

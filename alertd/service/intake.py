@@ -30,36 +30,41 @@ async def raise_alert(pool: asyncpg.Pool, ctx: Context, *, person_id: str, devic
                       stale_token: bool = False, verified: bool = True) -> Raised:
     """Commit an alert with its fix, its best location, its dispatches, outbox rows and timeline together."""
     async with pool.acquire() as conn, conn.transaction():
-        now = ctx.clock.now()
-        alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, device_id, channel,
-                                       client_alert_id, triggered_at, now, stale_token, verified)
+        alert_id = await create_alert(conn, ctx, ctx.clock.now(), person_id=person_id, device_id=device_id,
+                                      channel=channel, client_alert_id=client_alert_id, triggered_at=triggered_at,
+                                      location=location, stale_token=stale_token, verified=verified)
         if alert_id is None:  # the same client_alert_id again: the first alert stands
             row = await conn.fetchrow(queries.alert_by_client_id, device_id, client_alert_id)
             return Raised(str(row["id"]), row["status"], created=False)
-        batch = Batch(now)
-        batch.event(alert_id, "raised", channel=channel, stale_token=stale_token, verified=verified)
-        if location is not None:
-            await conn.execute(queries.insert_fix, alert_id, location.lon, location.lat, location.accuracy_m,
-                               location.source, location.fix_time, now)
-        # A new alert's only fix is the one it came with: no need to read its trail back.
-        fixes = [location] if location is not None else []
-        await _locate_and_dispatch(conn, ctx, batch, _new_alert(alert_id), person_id, fixes)
-        await batch.flush(conn)
         return Raised(str(alert_id), "open", created=True)
+
+
+async def create_alert(conn: asyncpg.Connection, ctx: Context, now: datetime, *, person_id: str,
+                       device_id: str | None, channel: str, client_alert_id: str | None, triggered_at: datetime,
+                       location: Location | None, stale_token: bool = False, verified: bool = True,
+                       **raised: object):
+    """In the caller's transaction: the alert, its fix, its best location and its dispatches, with their outbox
+    rows and timeline. Every channel raises alerts through here. None when this device already sent this
+    client_alert_id (the first alert stands). `raised` adds channel details to the `raised` event."""
+    alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, device_id, channel,
+                                   client_alert_id, triggered_at, now, stale_token, verified)
+    if alert_id is None:
+        return None
+    batch = Batch(now)
+    batch.event(alert_id, "raised", channel=channel, stale_token=stale_token, verified=verified, **raised)
+    if location is not None:
+        await conn.execute(queries.insert_fix, alert_id, location.lon, location.lat, location.accuracy_m,
+                           location.source, location.fix_time, now)
+    # A new alert's only fix is the one it came with: no need to read its trail back.
+    fixes = [location] if location is not None else []
+    await _locate_and_dispatch(conn, ctx, batch, _new_alert(alert_id), person_id, fixes)
+    await batch.flush(conn)
+    return alert_id
 
 
 def _new_alert(alert_id) -> dict:
     """What dispatching needs of an alert that was inserted in this transaction."""
     return {"id": alert_id, "region": None, "priority": "normal", "duress": False}
-
-
-async def locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, now: datetime, alert_id,
-                              person_id: str) -> None:
-    """Locate a just-inserted alert from its fixes (or the home) and dispatch it, in the caller's transaction."""
-    batch = Batch(now)
-    fixes = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert_id)]
-    await _locate_and_dispatch(conn, ctx, batch, _new_alert(alert_id), person_id, fixes)
-    await batch.flush(conn)
 
 
 async def _locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, person_id: str,

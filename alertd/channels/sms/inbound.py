@@ -19,7 +19,7 @@ from alertd.core.sms_text import contains_phrase, parse_ack
 from alertd.service import intake, officer
 from alertd.service.context import Context
 from alertd.service.enrolment import new_id, normalise_phrase
-from alertd.service.timeline import event, security_event, tell_supervisor
+from alertd.service.timeline import security_event, tell_supervisor
 from alertd.store import queries
 
 NOTE_CHARS = 320  # what of her message the timeline keeps (two segments' worth)
@@ -171,14 +171,10 @@ async def _raise(pool, ctx: Context, sms: InboundSms, person_id: str, found: Sms
     MessageSid record with her message as the first note. One commit, so a retry finds all of it or none."""
     async with pool.acquire() as conn, conn.transaction():
         now = ctx.clock.now()
-        alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, None, "sms", sms.sid, now,
-                                       now, False, verified)
-        await event(conn, alert_id, now, "raised", channel="sms", verified=verified)
-        if found.location is not None:
-            loc = found.location
-            await conn.execute(queries.insert_fix, alert_id, loc.lon, loc.lat, loc.accuracy_m, loc.source,
-                               loc.fix_time, now)
-        await intake.locate_and_dispatch(conn, ctx, now, alert_id, person_id)
+        # The MessageSid is the client_alert_id: a second copy of this SMS violates alerts_sms_message.
+        alert_id = await intake.create_alert(conn, ctx, now, person_id=person_id, device_id=None, channel="sms",
+                                             client_alert_id=sms.sid, triggered_at=now, location=found.location,
+                                             verified=verified)
         await conn.fetchval(queries.sms_record_with_note, sms.sid, now, "raised", alert_id, _note(sms, found))
     return str(alert_id)
 
