@@ -69,11 +69,7 @@ def _new_alert(alert_id) -> dict:
 
 async def _locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, person_id: str,
                                fixes: list[Location]) -> None:
-    home = None
-    if not fixes:  # the home matters only when she sent no fix at all
-        home_row = await conn.fetchrow(queries.person_home, person_id)
-        home = Location.from_row(home_row) if home_row else None
-    best = best_location(fixes, home, ctx.settings.accurate_fix_m)
+    best = await _best(conn, ctx, person_id, fixes)
     if best is None:
         await conn.execute(queries.set_alert_triage, alert["id"], True)
         batch.event(alert["id"], "triage", reason="no usable location")
@@ -90,10 +86,12 @@ async def _dispatch_on(conn: asyncpg.Connection, ctx: Context, batch: Batch, ale
     await dispatching.dispatch_all(conn, ctx, batch, {**dict(alert), "region": region}, best, found)
 
 
-async def _best(conn: asyncpg.Connection, ctx: Context, alert_id, person_id: str) -> Location | None:
-    fixes = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert_id)]
-    home_row = await conn.fetchrow(queries.person_home, person_id)
-    home = Location.from_row(home_row) if home_row else None
+async def _best(conn: asyncpg.Connection, ctx: Context, person_id: str, fixes: list[Location]) -> Location | None:
+    """The best of her fixes; her registered home only when there is no fix at all (read only then)."""
+    home = None
+    if not fixes:
+        home_row = await conn.fetchrow(queries.person_home, person_id)
+        home = Location.from_row(home_row) if home_row else None
     return best_location(fixes, home, ctx.settings.accurate_fix_m)
 
 
@@ -128,7 +126,8 @@ async def add_locations(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, pers
             await conn.execute(queries.insert_fix, alert["id"], fix.lon, fix.lat, fix.accuracy_m, fix.source,
                                fix.fix_time, now)
         old = Location.from_row(alert, "loc_")
-        best = await _best(conn, ctx, alert["id"], person_id)
+        trail = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert["id"])]
+        best = await _best(conn, ctx, person_id, trail)
         batch = Batch(now)
         batch.event(alert["id"], "location", fixes=len(fixes))
         if best is not None and best != old:
