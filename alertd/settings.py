@@ -41,6 +41,8 @@ class Settings:
     outbox_max_attempts: int = 8
     db_pool_min: int = 2
     db_pool_max: int = 10
+    intake_committers: int = 4  # transactions committing groups of app alerts at once
+    intake_max_group: int = 64  # alerts at most in one group commit
     log_level: str = "INFO"
     data_dir: str = ".alertd"
     twilio_account_sid: str = ""
@@ -94,6 +96,10 @@ class Settings:
             raise SettingsError(f"ALERTD_SMS_TIMEZONE: unknown time zone {self.sms_timezone!r}") from None
         if not 1 <= self.sms_validity_s <= 36000:  # Twilio refuses every message outside this range
             raise SettingsError("ALERTD_SMS_VALIDITY_S must be between 1 and 36000")
+        if not 1 <= self.intake_committers < self.db_pool_max:  # the engine and the API need connections too
+            raise SettingsError("ALERTD_INTAKE_COMMITTERS must be at least 1 and below ALERTD_DB_POOL_MAX")
+        if self.intake_max_group < 1:
+            raise SettingsError("ALERTD_INTAKE_MAX_GROUP must be at least 1")
         self.mqtt_parts()
         return self
 

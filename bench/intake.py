@@ -18,6 +18,7 @@ import random
 import sys
 import time
 
+import aiohttp
 import benchlib
 from alertd import auth
 from alertd.clock import SystemClock
@@ -123,6 +124,28 @@ async def drive_measured(services: benchlib.Services, server, dsn: str, table: s
                     "ms_per_row": 1000 * (after[0] - before[0] + after[1] - before[1]) / committed_rows}
 
 
+async def group_commits(base_url: str) -> dict[str, float]:
+    """alertd's group-commit histograms (/metrics): groups, alerts, and the sum of sizes, waits and commit times."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as resp:
+        text = await resp.text()
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        for metric in ("intake_group_size", "intake_wait_seconds", "intake_commit_seconds"):
+            for part in ("sum", "count"):
+                if name == f"alertd_{metric}_{part}":
+                    out[f"{metric}_{part}"] = float(value)
+    return out
+
+
+def group_line(name: str, before: dict[str, float], after: dict[str, float]) -> str:
+    d = {k: after[k] - before.get(k, 0.0) for k in after}
+    groups, alerts = max(1.0, d["intake_group_size_count"]), max(1.0, d["intake_wait_seconds_count"])
+    return (f"  {name}: {d['intake_group_size_count']:.0f} group commits, mean {d['intake_group_size_sum'] / groups:.1f}"
+            f" alerts each; mean wait for a committer {1000 * d['intake_wait_seconds_sum'] / alerts:.1f} ms, "
+            f"mean commit {1000 * d['intake_commit_seconds_sum'] / groups:.1f} ms")
+
+
 def row(name: str, result: dict) -> str:
     c, o = result["closed"], result["open"]
     errors = sum(n for s, n in {**c["statuses"], **o["statuses"]}.items() if s != "201")
@@ -138,6 +161,8 @@ async def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop alerts/s")
     parser.add_argument("--drain", type=float, default=30.0, help="seconds to let the outbox drain after the load")
+    parser.add_argument("--committers", type=int, help="ALERTD_INTAKE_COMMITTERS (default: the service's default)")
+    parser.add_argument("--max-group", type=int, help="ALERTD_INTAKE_MAX_GROUP (default: the service's default)")
     parser.add_argument("--no-durable", action="store_true", help="fsync off (default: durable, fsync on)")
     args = parser.parse_args()
 
@@ -147,6 +172,10 @@ async def main() -> int:
         # Deadlines long enough that none fires during the run: deadline firing is benchmark 3's subject.
         settings = services.settings(dsn, ack_deadline_police_post=3600, ack_deadline_crisis_centre=3600,
                                      ack_deadline_mobile_unit=3600)
+        if args.committers is not None:
+            settings = settings.replace(intake_committers=args.committers)
+        if args.max_group is not None:
+            settings = settings.replace(intake_max_group=args.max_group)
         tokens = await seed(dsn, settings, args.people)
         tokens_file = services.workdir / "tokens.json"
         tokens_file.write_text(json.dumps(tokens))
@@ -167,14 +196,19 @@ async def main() -> int:
 
         service = services.serve(settings)
         settled = {}
+        base_url = f"http://127.0.0.1:{settings.http_port}"
+        groups = [await group_commits(base_url)]
 
         async def outbox_settles() -> None:
             """The open loop leaves a queue of messages: let the engine work it off before the closed loop."""
+            groups.append(await group_commits(base_url))
             settled["left"], settled["waited_s"] = await outbox_drained(dsn, args.drain)
+            groups.append(await group_commits(base_url))
 
         alertd, cpu = await drive_measured(services, service, dsn, "alerts",
                                            f"http://127.0.0.1:{settings.http_port}/v1/alerts", str(tokens_file),
                                            args, outbox_settles)
+        groups.append(await group_commits(base_url))
         check = await committed(dsn, alertd["closed"]["alert_ids"] + alertd["open"]["alert_ids"], args.drain)
         benchlib.stop_child(service)
 
@@ -189,6 +223,8 @@ async def main() -> int:
           f"{alertd['open']['p99_ms'] / base['open']['p99_ms']:.1f}x")
     print(f"alertd: between the open and the closed loop the outbox had {settled['left']} messages left after "
           f"{settled['waited_s']:.0f} s")
+    print(group_line("open loop", groups[0], groups[1]))
+    print(group_line("closed loop", groups[2], groups[3]))
     lag = check["dispatch_lag"]
     print(f"  {check['with_3_dispatches']} of {check['answered_201']} alerts answered 201 have 3 committed "
           f"dispatches.\n  outbox: {check['outbox_at_stop']} messages waiting when the load stopped, "

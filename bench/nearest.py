@@ -116,8 +116,8 @@ async def server_ms(conn, n: int, seed: int) -> list[float]:
     extra = len((await conn.prepare(queries.nearest_responder)).get_parameters()) - 4
     out = []
     for _ in range(n):
-        lines = await conn.fetch(sql, list(KINDS), CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON),
-                                 CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT), [], *[None] * extra)
+        lines = await conn.fetch(sql, list(KINDS), [CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON)],
+                                 [CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT)], [], *[None] * extra)
         out.append(float(next(r[0] for r in lines if r[0].startswith("Execution Time")).split()[2]))
     return out
 
@@ -126,7 +126,7 @@ async def plan(conn, kind: str) -> str:
     """The scans the server ran for one query of this kind, and its server-side execution time."""
     sql = f"EXPLAIN (ANALYZE, COSTS OFF) {queries.nearest_responder}"
     extra = len((await conn.prepare(queries.nearest_responder)).get_parameters()) - 4  # optional filters: unset
-    lines = await conn.fetch(sql, [kind], CENTRE_LON + 0.1, CENTRE_LAT - 0.1, [], *[None] * extra)
+    lines = await conn.fetch(sql, [kind], [CENTRE_LON + 0.1], [CENTRE_LAT - 0.1], [], *[None] * extra)
     text = [r[0] for r in lines]
     scans = [t.strip().removeprefix("->  ").split("  (")[0] for t in text
              if "Scan" in t and "never executed" not in t and "CTE Scan" not in t and "Subquery Scan" not in t

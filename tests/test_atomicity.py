@@ -27,8 +27,8 @@ def _failing(*_args, **_kwargs):
 
 
 @pytest.mark.parametrize("target, name, replacement", [
-    (dispatching, "nearest_each", _failing),
-    (dispatching, "dispatch_to", _failing),
+    (dispatching, "nearest_at", _failing),
+    (dispatching, "dispatch_many", _failing),
     (timeline.Batch, "flush", _events_then_crash),
 ])
 async def test_failure_midway_commits_nothing_and_is_not_acknowledged(app_client, settings, clock, db, monkeypatch,

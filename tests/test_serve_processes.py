@@ -47,10 +47,9 @@ async def test_three_serve_processes_fire_overdue_deadlines_exactly_once(setting
     try:
         for i in range(15):
             person = await enrol(db, past.now())
-            await intake.raise_alert(pool, Context(settings, past), person_id=person.person_id,
-                                     device_id=person.device_id, channel="app", client_alert_id=f"p{i}",
-                                     triggered_at=past.now(),
-                                     location=Location(*offset(i % 9), 30.0, "gps", past.now()))
+            await intake.raise_alert(pool, Context(settings, past), intake.NewAlert(
+                person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"p{i}",
+                triggered_at=past.now(), location=Location(*offset(i % 9), 30.0, "gps", past.now())))
     finally:
         await pool.close()
     assert await db.fetchval("SELECT count(*) FROM dispatches WHERE status = 'pending'") == 45

@@ -13,7 +13,8 @@ from alertd.commands.core import serve
 from alertd.core.model import Location
 from alertd.demo_region import CENTRE_LAT, CENTRE_LON, responders
 from alertd.localservices import LocalMosquitto, LocalPostgres, free_port
-from alertd.service import officers, provisioning
+from alertd.service import dispatching, officers, provisioning
+from alertd.service.context import Context
 from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.settings import Settings
 from alertd.store import queries
@@ -115,7 +116,9 @@ async def cmd_demo(args, settings: Settings) -> None:
         sample_lat, sample_lon = round(CENTRE_LAT + 0.2, 5), round(CENTRE_LON - 0.3, 5)
         conn = await connect(settings.database_url)
         try:  # the officer token belongs to the post the sample alert will go to
-            post = (await conn.fetchrow(queries.nearest_responder, "police_post", sample_lon, sample_lat, [], None))["id"]
+            sample = Location(sample_lat, sample_lon, 10.0, "gps", now)
+            found = await dispatching.nearest_each(conn, Context(settings), now, ["police_post"], sample)
+            post = found["police_post"].id
         finally:
             await conn.close()
         officer = auth.issue(settings, role="officer", sub=f"officer@{post}", ttl_s=day, now=now,

@@ -17,7 +17,7 @@ from alertd.engine.supervision import Supervision
 from alertd.http import buttons, console, events, officer, ops, phone, phone_app
 from alertd.http.errors import error_middleware
 from alertd.http.events import Hub
-from alertd.http.keys import BROKER, CTX, ENGINE, HUB, INGEST, METRICS, NOTIFIERS, POOL, RUN_ENGINE
+from alertd.http.keys import BROKER, CTX, ENGINE, HUB, INGEST, INTAKE, METRICS, NOTIFIERS, POOL, RUN_ENGINE
 from alertd.http.metrics import Metrics
 from alertd.mqtt.client import BrokerConnection
 from alertd.mqtt.ingest import Ingest
@@ -27,6 +27,7 @@ from alertd.notifiers.console import ConsoleNotifier
 from alertd.notifiers.log import LogNotifier
 from alertd.notifiers.sms import build_sms_notifier
 from alertd.service.context import Context
+from alertd.service.group_commit import GroupCommit
 from alertd.settings import Settings
 from alertd.store.db import create_pool
 
@@ -89,6 +90,23 @@ async def _engine(app: web.Application):
             await task
 
 
+async def _intake(app: web.Application):
+    """Alerts from the phone app, committed in groups under load (each answered after its own commit)."""
+    s, metrics = app[CTX].settings, app[METRICS]
+
+    def observe(size: int, waits: list[float], commit_s: float) -> None:
+        metrics.intake_group_size.observe(size)
+        metrics.intake_commit.observe(commit_s)
+        for wait in waits:
+            metrics.intake_wait.observe(wait)
+
+    app[INTAKE] = GroupCommit(app[POOL], app[CTX], max_group=s.intake_max_group, committers=s.intake_committers,
+                              observe=observe)
+    app[INTAKE].start()
+    yield
+    await app[INTAKE].stop()
+
+
 async def _ingest(app: web.Application):
     """Buttons and unit terminals in over MQTT (shared subscription, acked after commit)."""
     if not app[CTX].settings.mqtt_ingest:
@@ -106,7 +124,7 @@ def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bo
     app[CTX] = Context(settings=settings, clock=clock or SystemClock())
     app[METRICS] = Metrics()
     app[RUN_ENGINE] = run_engine
-    app.cleanup_ctx.extend([_pool, _broker, _hub, _engine, _ingest])
+    app.cleanup_ctx.extend([_pool, _broker, _hub, _engine, _intake, _ingest])
     for module in (phone, officer, events, ops, console, phone_app, buttons):
         app.add_routes(module.routes)
     sms_http.setup(app)

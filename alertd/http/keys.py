@@ -11,6 +11,7 @@ from alertd.mqtt.client import BrokerConnection
 from alertd.mqtt.ingest import Ingest
 from alertd.notifiers import Registry
 from alertd.service.context import Context
+from alertd.service.group_commit import GroupCommit
 
 CTX = web.AppKey("ctx", Context)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -21,3 +22,4 @@ METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", object)
 RUN_ENGINE = web.AppKey("run_engine", bool)
 INGEST = web.AppKey("ingest", Ingest)
+INTAKE = web.AppKey("intake", GroupCommit)

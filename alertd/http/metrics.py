@@ -19,6 +19,15 @@ class Metrics:
         self.deadline_lateness = Histogram(
             "alertd_deadline_lateness_seconds", "How late after its deadline a missed dispatch was escalated",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
+        self.intake_group_size = Histogram(
+            "alertd_intake_group_size", "App alerts committed together in one group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r)
+        self.intake_wait = Histogram(
+            "alertd_intake_wait_seconds", "How long an app alert waited for a free committer",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1), registry=r)
+        self.intake_commit = Histogram(
+            "alertd_intake_commit_seconds", "How long one group commit took, first statement to commit",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1), registry=r)
         self.alerts = Gauge("alertd_alerts", "Alerts by status", ["status"], registry=r)
         self.dispatches = Gauge("alertd_dispatches", "Dispatches by kind and status", ["kind", "status"], registry=r)
         self.outbox_depth = Gauge("alertd_outbox_depth", "Outbox messages not yet sent", ["channel", "status"],

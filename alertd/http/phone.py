@@ -8,9 +8,10 @@ from aiohttp import web
 
 from alertd.core.model import LOCATION_SOURCES, Invalid, Location
 from alertd.http.errors import ApiError, json_body
-from alertd.http.keys import CTX, METRICS, POOL
+from alertd.http.keys import CTX, INTAKE, METRICS, POOL
 from alertd.http.security import principal
 from alertd.service import intake
+from alertd.service.intake import NewAlert
 
 routes = web.RouteTableDef()
 MAX_FIXES = 100
@@ -64,9 +65,9 @@ async def raise_alert(request: web.Request) -> web.Response:
         raise ApiError(400, "malformed", "client_alert_id must be a string of 1 to 100 characters")
     triggered_at = _time(body.get("triggered_at"), "triggered_at", default=now)
     location = parse_location(body["location"], now) if body.get("location") is not None else None
-    raised = await intake.raise_alert(
-        request.app[POOL], ctx, person_id=who.person_id, device_id=who.device_id, channel="app",
-        client_alert_id=client_alert_id, triggered_at=triggered_at, location=location, stale_token=who.expired)
+    raised = await request.app[INTAKE].raise_alert(NewAlert(
+        person_id=who.person_id, device_id=who.device_id, channel="app", client_alert_id=client_alert_id,
+        triggered_at=triggered_at, location=location, stale_token=who.expired))
     request.app[METRICS].alerts_received.labels("app", "created" if raised.created else "repeat").inc()
     return web.json_response({"alert_id": raised.alert_id, "status": raised.status},
                              status=201 if raised.created else 200)

@@ -65,7 +65,7 @@ async def _accept(conn: asyncpg.Connection, ctx: Context, now: datetime, button,
 async def _seen_before(conn: asyncpg.Connection, button, message: ButtonMessage) -> Receipt:
     """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more."""
     if message.event == "press":
-        row = await conn.fetchrow(queries.alert_by_client_id, message.device_id, f"seq:{message.seq}")
+        row = await conn.fetchrow(queries.alerts_by_client_ids, [message.device_id], [f"seq:{message.seq}"])
         if row is not None:
             return Receipt(ack_seq=message.seq, alert_id=str(row["id"]), duplicate=True)
     elif message.seq == button["last_seq"]:

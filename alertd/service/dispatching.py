@@ -7,7 +7,10 @@ flushes before its transaction commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -28,9 +31,20 @@ def units_seen_since(ctx: Context, now: datetime) -> datetime:
 async def nearest_each(conn: asyncpg.Connection, ctx: Context, now: datetime, kinds: tuple[str, ...] | list[str],
                        loc: Location, exclude: list[str] | None = None) -> dict[str, Responder]:
     """The nearest on-duty responder of each kind (one query); a kind with nobody on duty is absent."""
-    rows = await conn.fetch(queries.nearest_responder, list(kinds), loc.lon, loc.lat, exclude or [],
-                            units_seen_since(ctx, now))
-    return {row["kind"]: Responder.from_row(row) for row in rows}
+    return (await nearest_at(conn, ctx, now, kinds, [loc], exclude))[0]
+
+
+async def nearest_at(conn: asyncpg.Connection, ctx: Context, now: datetime, kinds: tuple[str, ...] | list[str],
+                     locs: list[Location], exclude: list[str] | None = None) -> list[dict[str, Responder]]:
+    """nearest_each for several locations in one query: one dict per location, in their order."""
+    found: list[dict[str, Responder]] = [{} for _ in locs]
+    if not locs:
+        return found
+    rows = await conn.fetch(queries.nearest_responder, list(kinds), [loc.lon for loc in locs],
+                            [loc.lat for loc in locs], exclude or [], units_seen_since(ctx, now))
+    for row in rows:
+        found[row["n"] - 1][row["kind"]] = Responder.from_row(row)
+    return found
 
 
 async def nearest(conn: asyncpg.Connection, ctx: Context, now: datetime, kind: str, loc: Location,
@@ -38,36 +52,55 @@ async def nearest(conn: asyncpg.Connection, ctx: Context, now: datetime, kind: s
     return (await nearest_each(conn, ctx, now, [kind], loc, exclude)).get(kind)
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """One dispatch to make: this alert (id, priority, duress) to this responder, at this location."""
+
+    alert: Mapping[str, Any]
+    responder: Responder
+    loc: Location
+
+
 async def dispatch_to(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, responders: list[Responder],
                       loc: Location, *, attempt: int = 1, broadcast: bool = False,
                       cause: str = "dispatched") -> list[str]:
-    """Dispatch to each responder with its kind's deadline (one insert), queueing events and messages."""
-    if not responders:
+    """Dispatch one alert to each responder with its kind's deadline (one insert), queueing events and messages."""
+    return await dispatch_many(conn, ctx, batch, [Assignment(alert, r, loc) for r in responders], attempt=attempt,
+                               broadcast=broadcast, cause=cause)
+
+
+async def dispatch_many(conn: asyncpg.Connection, ctx: Context, batch: Batch, todo: list[Assignment], *,
+                        attempt: int = 1, broadcast: bool = False, cause: str = "dispatched") -> list[str]:
+    """Make each dispatch with its kind's deadline, for one alert or a group of them (one insert), queueing
+    their events and messages."""
+    if not todo:
         return []
     now = batch.now
-    ids = [uuid.uuid4() for _ in responders]
-    deadlines = [now + timedelta(seconds=ctx.settings.ack_deadline(r.kind)) for r in responders]
-    codes = [policy.new_code() for _ in responders]
-    todo = list(range(len(responders)))
+    ids = [uuid.uuid4() for _ in todo]
+    deadlines = [now + timedelta(seconds=ctx.settings.ack_deadline(a.responder.kind)) for a in todo]
+    codes = [policy.new_code() for _ in todo]
+    left = list(range(len(todo)))
     for _ in range(5):  # a taken code (27^6 of them) skips its row: draw again for those rows only
         inserted = {row["id"] for row in await conn.fetch(
-            queries.insert_dispatches, alert["id"], attempt, broadcast, now, [ids[i] for i in todo],
-            [responders[i].kind for i in todo], [responders[i].id for i in todo], [codes[i] for i in todo],
-            [responders[i].distance_m for i in todo], [deadlines[i] for i in todo])}
-        todo = [i for i in todo if ids[i] not in inserted]
-        if not todo:
+            queries.insert_dispatches, attempt, broadcast, now, [ids[i] for i in left],
+            [todo[i].alert["id"] for i in left], [todo[i].responder.kind for i in left],
+            [todo[i].responder.id for i in left], [codes[i] for i in left],
+            [todo[i].responder.distance_m for i in left], [deadlines[i] for i in left])}
+        left = [i for i in left if ids[i] not in inserted]
+        if not left:
             break
-        for i in todo:
+        for i in left:
             codes[i] = policy.new_code()
     else:
         raise RuntimeError("could not find a free dispatch code")
-    for responder, dispatch_id, code, deadline in zip(responders, ids, codes, deadlines, strict=True):
-        batch.event(alert["id"], cause, dispatch_id=dispatch_id, responder_id=responder.id, kind=responder.kind,
+    for a, dispatch_id, code, deadline in zip(todo, ids, codes, deadlines, strict=True):
+        responder, alert_id = a.responder, a.alert["id"]
+        batch.event(alert_id, cause, dispatch_id=dispatch_id, responder_id=responder.id, kind=responder.kind,
                     attempt=attempt, code=code, deadline=deadline.isoformat(),
                     distance_m=None if responder.distance_m is None else round(responder.distance_m))
-        payload = policy.dispatch_payload(code=code, kind=responder.kind, location=loc, deadline=deadline,
-                                          priority=alert["priority"], duress=alert["duress"], attempt=attempt)
-        batch.tell(responder.contacts, "dispatch", payload, alert_id=alert["id"], dispatch_id=dispatch_id)
+        payload = policy.dispatch_payload(code=code, kind=responder.kind, location=a.loc, deadline=deadline,
+                                          priority=a.alert["priority"], duress=a.alert["duress"], attempt=attempt)
+        batch.tell(responder.contacts, "dispatch", payload, alert_id=alert_id, dispatch_id=dispatch_id)
     # No wake-up for the deadline: it is seconds away, and every engine polls more often than that.
     return [str(i) for i in ids]
 
@@ -80,14 +113,20 @@ def region_of(found: dict[str, Responder]) -> str | None:
     return None
 
 
-async def dispatch_all(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, loc: Location,
-                       found: dict[str, Responder]) -> list[str]:
-    """Dispatch the nearest responder of each kind found; a kind with nobody on duty goes to the supervisor."""
+def assignments(batch: Batch, alert, loc: Location, found: dict[str, Responder]) -> list[Assignment]:
+    """The dispatches an alert gets: the nearest responder of each kind found. A kind with nobody on duty is
+    recorded, and the supervisor told."""
     for kind in KINDS:
         if kind not in found:
             batch.event(alert["id"], "no_responder", kind=kind)
             batch.tell_supervisor(alert["region"], "no_responder", {"kind": kind}, alert_id=alert["id"])
-    return await dispatch_to(conn, ctx, batch, alert, [found[k] for k in KINDS if k in found], loc)
+    return [Assignment(alert, found[kind], loc) for kind in KINDS if kind in found]
+
+
+async def dispatch_all(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, loc: Location,
+                       found: dict[str, Responder]) -> list[str]:
+    """Dispatch the nearest responder of each kind found; a kind with nobody on duty goes to the supervisor."""
+    return await dispatch_many(conn, ctx, batch, assignments(batch, alert, loc, found))
 
 
 async def redispatch_if_nearer(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from alertd.core.location import best_location, moved_enough
-from alertd.core.model import ACTIVE_DISPATCH, KINDS, Conflict, Forbidden, Location, NotFound
+from alertd.core.model import ACTIVE_DISPATCH, KINDS, Conflict, Forbidden, Location, NotFound, Responder
 from alertd.service import dispatching
 from alertd.service.context import Context
 from alertd.service.pins import check_pins_async
@@ -25,57 +27,107 @@ class Raised:
     created: bool
 
 
-async def raise_alert(pool: asyncpg.Pool, ctx: Context, *, person_id: str, device_id: str | None, channel: str,
-                      client_alert_id: str | None, triggered_at: datetime, location: Location | None,
-                      stale_token: bool = False, verified: bool = True) -> Raised:
-    """Commit an alert with its fix, its best location, its dispatches, outbox rows and timeline together."""
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert to raise, from any channel. `details` adds channel details to its `raised` event."""
+
+    person_id: str
+    device_id: str | None
+    channel: str
+    client_alert_id: str | None
+    triggered_at: datetime
+    location: Location | None = None
+    stale_token: bool = False
+    verified: bool = True
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def raise_alert(pool: asyncpg.Pool, ctx: Context, new: NewAlert) -> Raised:
+    """Commit one alert with its fix, its best location, its dispatches, outbox rows and timeline together
+    (alone in its transaction: `GroupCommit` is the way under load)."""
     async with pool.acquire() as conn, conn.transaction():
-        alert_id = await create_alert(conn, ctx, ctx.clock.now(), person_id=person_id, device_id=device_id,
-                                      channel=channel, client_alert_id=client_alert_id, triggered_at=triggered_at,
-                                      location=location, stale_token=stale_token, verified=verified)
-        if alert_id is None:  # the same client_alert_id again: the first alert stands
-            row = await conn.fetchrow(queries.alert_by_client_id, device_id, client_alert_id)
-            return Raised(str(row["id"]), row["status"], created=False)
-        return Raised(str(alert_id), "open", created=True)
+        return (await raise_group(conn, ctx, [new]))[0]
+
+
+async def raise_group(conn: asyncpg.Connection, ctx: Context, news: list[NewAlert]) -> list[Raised]:
+    """In the caller's transaction: create_alerts, and for each alert already raised under its client_alert_id,
+    the one that stands."""
+    ids = await create_alerts(conn, ctx, ctx.clock.now(), news)
+    repeats = [n for n, alert_id in zip(news, ids, strict=True) if alert_id is None]
+    first = {}
+    if repeats:
+        rows = await conn.fetch(queries.alerts_by_client_ids, [n.device_id for n in repeats],
+                                [n.client_alert_id for n in repeats])
+        first = {(r["device_id"], r["client_alert_id"]): r for r in rows}
+    return [Raised(str(alert_id), "open", created=True) if alert_id is not None else
+            Raised(str(first[n.device_id, n.client_alert_id]["id"]),
+                   first[n.device_id, n.client_alert_id]["status"], created=False)
+            for n, alert_id in zip(news, ids, strict=True)]
 
 
 async def create_alert(conn: asyncpg.Connection, ctx: Context, now: datetime, *, person_id: str,
                        device_id: str | None, channel: str, client_alert_id: str | None, triggered_at: datetime,
                        location: Location | None, stale_token: bool = False, verified: bool = True,
-                       **raised: object):
-    """In the caller's transaction: the alert, its fix, its best location and its dispatches, with their outbox
-    rows and timeline. Every channel raises alerts through here. None when this device already sent this
-    client_alert_id (the first alert stands). `raised` adds channel details to the `raised` event."""
-    alert_id = await conn.fetchval(queries.insert_alert, uuid.uuid4(), person_id, device_id, channel,
-                                   client_alert_id, triggered_at, now, stale_token, verified)
-    if alert_id is None:
-        return None
+                       **details: Any):
+    """create_alerts for one alert: its id, or None when this device already sent this client_alert_id."""
+    new = NewAlert(person_id, device_id, channel, client_alert_id, triggered_at, location, stale_token, verified,
+                   details)
+    return (await create_alerts(conn, ctx, now, [new]))[0]
+
+
+async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
+                        news: list[NewAlert]) -> list[uuid.UUID | None]:
+    """In the caller's transaction: each alert with its fix, its best location (and, with it, the region of the
+    nearest police post) and its dispatches, with their outbox rows and timeline. Every channel raises alerts
+    through here, one at a time or a group at once: the statements are the same (about seven), whatever the
+    group's size. Returns each alert's id, None for one whose device already sent its client_alert_id (the
+    first alert stands)."""
+    homes = {}
+    if homeless := [n.person_id for n in news if n.location is None]:  # a home is read only when there is no fix
+        homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.people_homes, homeless)}
+    bests = [best_location([n.location] if n.location else [], homes.get(n.person_id), ctx.settings.accurate_fix_m)
+             for n in news]
+    located = [i for i, best in enumerate(bests) if best is not None]
+    found: list[dict[str, Responder]] = [{} for _ in news]
+    for i, near in zip(located, await dispatching.nearest_at(conn, ctx, now, KINDS, [bests[i] for i in located]),
+                       strict=True):
+        found[i] = near
+    regions = [dispatching.region_of(near) for near in found]
+    ids = [uuid.uuid4() for _ in news]
+    where = [(b.lon, b.lat, b.accuracy_m, b.source, b.fix_time) if b else (None,) * 5 for b in bests]
+    created = {row["id"] for row in await conn.fetch(
+        queries.insert_alerts, now, ids, [n.person_id for n in news], [n.device_id for n in news],
+        [n.channel for n in news], [n.client_alert_id for n in news], [n.triggered_at for n in news],
+        [n.stale_token for n in news], [n.verified for n in news], regions, *map(list, zip(*where, strict=True)))}
+    if fixes := [(ids[i], n.location) for i, n in enumerate(news) if ids[i] in created and n.location]:
+        await conn.execute(queries.insert_fixes, now, *_fix_columns(fixes))
     batch = Batch(now)
-    batch.event(alert_id, "raised", channel=channel, stale_token=stale_token, verified=verified, **raised)
-    if location is not None:
-        await conn.execute(queries.insert_fix, alert_id, location.lon, location.lat, location.accuracy_m,
-                           location.source, location.fix_time, now)
-    # A new alert's only fix is the one it came with: no need to read its trail back.
-    fixes = [location] if location is not None else []
-    await _locate_and_dispatch(conn, ctx, batch, _new_alert(alert_id), person_id, fixes)
+    todo = []
+    for i, n in enumerate(news):
+        if ids[i] not in created:
+            continue
+        batch.event(ids[i], "raised", channel=n.channel, stale_token=n.stale_token, verified=n.verified,
+                    **n.details)
+        if bests[i] is None:
+            _to_triage(batch, ids[i])
+            continue
+        batch.event(ids[i], "located", source=bests[i].source, accuracy_m=bests[i].accuracy_m)
+        alert = {"id": ids[i], "region": regions[i], "priority": "normal", "duress": False}
+        todo += dispatching.assignments(batch, alert, bests[i], found[i])
+    await dispatching.dispatch_many(conn, ctx, batch, todo)
     await batch.flush(conn)
-    return alert_id
+    return [alert_id if alert_id in created else None for alert_id in ids]
 
 
-def _new_alert(alert_id) -> dict:
-    """What dispatching needs of an alert that was inserted in this transaction."""
-    return {"id": alert_id, "region": None, "priority": "normal", "duress": False}
+def _fix_columns(fixes: list[tuple[uuid.UUID, Location]]) -> list[list]:
+    """insert_fixes' columns: alert ids, lons, lats, accuracies, sources, fix times."""
+    return [[a for a, _ in fixes], *map(list, zip(*((f.lon, f.lat, f.accuracy_m, f.source, f.fix_time)
+                                                     for _, f in fixes), strict=True))]
 
 
-async def _locate_and_dispatch(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, person_id: str,
-                               fixes: list[Location]) -> None:
-    best = await _best(conn, ctx, person_id, fixes)
-    if best is None:
-        await conn.execute(queries.set_alert_triage, alert["id"], True)
-        batch.event(alert["id"], "triage", reason="no usable location")
-        batch.tell_supervisor(None, "triage", {"reason": "no usable location"}, alert_id=alert["id"])
-        return
-    await _dispatch_on(conn, ctx, batch, alert, best)
+def _to_triage(batch: Batch, alert_id) -> None:
+    batch.event(alert_id, "triage", reason="no usable location")
+    batch.tell_supervisor(None, "triage", {"reason": "no usable location"}, alert_id=alert_id)
 
 
 async def _dispatch_on(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, best: Location) -> None:
@@ -90,8 +142,8 @@ async def _best(conn: asyncpg.Connection, ctx: Context, person_id: str, fixes: l
     """The best of her fixes; her registered home only when there is no fix at all (read only then)."""
     home = None
     if not fixes:
-        home_row = await conn.fetchrow(queries.person_home, person_id)
-        home = Location.from_row(home_row) if home_row else None
+        homes = await conn.fetch(queries.people_homes, [person_id])
+        home = Location.from_row(homes[0]) if homes else None
     return best_location(fixes, home, ctx.settings.accurate_fix_m)
 
 
@@ -122,9 +174,7 @@ async def add_locations(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, pers
         alert = await open_alert_of(conn, alert_id, person_id)
         if alert["status"] not in ("open", "unanswered"):
             raise Conflict(f"alert is {alert['status']}")
-        for fix in fixes:
-            await conn.execute(queries.insert_fix, alert["id"], fix.lon, fix.lat, fix.accuracy_m, fix.source,
-                               fix.fix_time, now)
+        await conn.execute(queries.insert_fixes, now, *_fix_columns([(alert["id"], fix) for fix in fixes]))
         old = Location.from_row(alert, "loc_")
         trail = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert["id"])]
         best = await _best(conn, ctx, person_id, trail)

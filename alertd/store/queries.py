@@ -10,7 +10,7 @@ _BLOCK = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
 class Queries:
-    """Attribute access to every named query: `queries.insert_alert`."""
+    """Attribute access to every named query: `queries.insert_alerts`."""
 
     def __init__(self, directory: Path = SQL_DIR) -> None:
         self._sql: dict[str, str] = {}

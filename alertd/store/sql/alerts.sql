@@ -6,17 +6,26 @@ SELECT ST_Distance(ST_MakePoint(0, 0)::geography, ST_MakePoint(1, 1)::geography)
 -- The device a token names, with its person (revoked devices are returned so callers can refuse them).
 SELECT d.id, d.person_id, d.kind, d.revoked_at FROM devices d WHERE d.id = $1;
 
--- name: insert_alert
--- Create an alert unless this device already sent this client_alert_id (then nothing is returned).
-INSERT INTO alerts (id, person_id, device_id, channel, client_alert_id, triggered_at, created_at,
-                    stale_token, verified)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+-- name: insert_alerts
+-- Create a group of alerts in one statement, each with its best location ($11.. NULL: none, so triage) and region; a row whose device already sent its client_alert_id is skipped and its id not returned.
+INSERT INTO alerts (id, person_id, device_id, channel, client_alert_id, triggered_at, created_at, stale_token,
+                    verified, region, triage, location, location_accuracy_m, location_source, location_fix_time)
+SELECT u.id, u.person_id, u.device_id, u.channel, u.client_alert_id, u.triggered_at, $1, u.stale_token,
+       u.verified, u.region, u.lon IS NULL, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography,
+       u.accuracy_m, u.source, u.fix_time
+  FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::boolean[],
+              $9::boolean[], $10::text[], $11::float8[], $12::float8[], $13::real[], $14::text[], $15::timestamptz[])
+       WITH ORDINALITY AS u(id, person_id, device_id, channel, client_alert_id, triggered_at, stale_token, verified,
+                            region, lon, lat, accuracy_m, source, fix_time, n)
+ ORDER BY u.n
 ON CONFLICT (device_id, client_alert_id) DO NOTHING
 RETURNING id;
 
--- name: alert_by_client_id
--- The alert a device already raised under a client_alert_id.
-SELECT id, status FROM alerts WHERE device_id = $1 AND client_alert_id = $2;
+-- name: alerts_by_client_ids
+-- The alerts devices already raised under these (device_id, client_alert_id) pairs.
+SELECT a.device_id, a.client_alert_id, a.id, a.status
+  FROM unnest($1::text[], $2::text[]) AS u(device_id, client_alert_id)
+  JOIN alerts a ON a.device_id = u.device_id AND a.client_alert_id = u.client_alert_id;
 
 -- name: alert_for_update
 -- Lock one alert for a state change.
@@ -42,10 +51,6 @@ UPDATE alerts SET location = ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography,
        region = coalesce(region, $7)
  WHERE id = $1;
 
--- name: set_alert_triage
--- Mark an alert as needing the duty desk: no usable location to dispatch on.
-UPDATE alerts SET triage = $2 WHERE id = $1;
-
 -- name: set_alert_status
 -- Move an alert to a new status; closed_at is stamped when it leaves open/unanswered.
 UPDATE alerts SET status = $2,
@@ -56,21 +61,24 @@ UPDATE alerts SET status = $2,
 -- Mark an alert as raised under duress: it stays live with its priority raised.
 UPDATE alerts SET duress = true, priority = 'high' WHERE id = $1;
 
--- name: insert_fix
--- Append one location fix to an alert's trail.
+-- name: insert_fixes
+-- Append location fixes to alerts' trails (one statement for a group), received at $1.
 INSERT INTO location_fixes (alert_id, location, accuracy_m, source, fix_time, received_at)
-VALUES ($1, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, $4, $5, $6, $7);
+SELECT u.alert_id, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography, u.accuracy_m, u.source, u.fix_time, $1
+  FROM unnest($2::uuid[], $3::float8[], $4::float8[], $5::real[], $6::text[], $7::timestamptz[])
+       WITH ORDINALITY AS u(alert_id, lon, lat, accuracy_m, source, fix_time, n)
+ ORDER BY u.n;
 
 -- name: alert_fixes
 -- An alert's location trail, oldest first.
 SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, accuracy_m, source, fix_time
   FROM location_fixes WHERE alert_id = $1 ORDER BY fix_time, id;
 
--- name: person_home
--- A person's registered home, if any.
-SELECT ST_Y(home::geometry) AS lat, ST_X(home::geometry) AS lon, home_accuracy_m AS accuracy_m,
+-- name: people_homes
+-- The registered homes of these people (those who have one).
+SELECT id AS person_id, ST_Y(home::geometry) AS lat, ST_X(home::geometry) AS lon, home_accuracy_m AS accuracy_m,
        'home' AS source, created_at AS fix_time
-  FROM people WHERE id = $1;
+  FROM people WHERE id = ANY($1::text[]) AND home IS NOT NULL;
 
 -- name: person_pins
 -- A person's PIN hashes, for cancel.

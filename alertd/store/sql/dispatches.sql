@@ -1,16 +1,17 @@
 -- name: nearest_responder
--- For each kind in $1: the nearest on-duty responder to ($2 lon, $3 lat) not in $4, with its contacts; for police a post whose jurisdiction covers the point wins; a unit whose terminal was last heard before $5 is off duty.
--- NOT MATERIALIZED: inlined, `<->` sees a constant and walks the GiST index; a CTE used twice is otherwise
--- materialised and the KNN becomes a scan and sort of every responder (bench/nearest.py: 21 ms -> 0.5 ms at 100k).
--- One query for all three kinds: an alert's dispatch costs one round trip, not three.
-WITH p AS NOT MATERIALIZED (SELECT ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography AS g)
-SELECT n.*,
+-- For each point n of ($2 lons, $3 lats) and each kind in $1: the nearest on-duty responder not in $4, with its contacts; for police a post whose jurisdiction covers the point wins; a unit whose terminal was last heard before $5 is off duty.
+-- One query for all three kinds and for a whole group of alerts: a group's dispatch costs one round trip.
+-- Each point reaches the LATERAL subqueries as a parameter, so `<->` walks the GiST index once per point and
+-- kind (bench/nearest.py prints the plan: an index scan, never a scan and sort of every responder).
+SELECT p.n, n.*,
        EXISTS (SELECT 1 FROM mqtt_accounts m WHERE m.responder_id = n.id AND m.revoked_at IS NULL) AS has_terminal
-  FROM unnest($1::text[]) AS k(kind)
+  FROM unnest($2::float8[], $3::float8[]) WITH ORDINALITY AS u(lon, lat, n)
+ CROSS JOIN LATERAL (SELECT u.n, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography AS g) AS p
+ CROSS JOIN unnest($1::text[]) AS k(kind)
  CROSS JOIN LATERAL (
     (SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
             ST_Distance(r.location, p.g) AS distance_m, r.phone, r.language
-       FROM responders r, p
+       FROM responders r
       WHERE k.kind = 'police_post' AND r.kind = k.kind AND r.on_duty AND r.jurisdiction IS NOT NULL
         AND ST_Covers(r.jurisdiction, p.g) AND r.id <> ALL($4::text[])
       ORDER BY r.location <-> p.g
@@ -18,7 +19,7 @@ SELECT n.*,
     UNION ALL
     (SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
             ST_Distance(r.location, p.g) AS distance_m, r.phone, r.language
-       FROM responders r, p
+       FROM responders r
       WHERE r.kind = k.kind AND r.on_duty AND r.id <> ALL($4::text[])
         AND (r.last_seen_at IS NULL OR $5::timestamptz IS NULL OR r.last_seen_at >= $5)
       ORDER BY r.location <-> p.g
@@ -43,12 +44,13 @@ SELECT id, kind, name, region, phone, language,
   FROM responders WHERE id = $1;
 
 -- name: insert_dispatches
--- Dispatch alert $1 to several responders at once (attempt $2, broadcast $3, at $4); a row whose code is taken is skipped, and its id not returned.
+-- Dispatch alerts to responders (one statement for a group; attempt $1, broadcast $2, at $3); a row whose code is taken is skipped, and its id not returned.
 INSERT INTO dispatches (id, alert_id, kind, responder_id, code, attempt, broadcast, distance_m,
                         ack_deadline, created_at, updated_at)
-SELECT u.id, $1, u.kind, u.responder_id, u.code, $2, $3, u.distance_m, u.deadline, $4, $4
-  FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::real[], $10::timestamptz[])
-       AS u(id, kind, responder_id, code, distance_m, deadline)
+SELECT u.id, u.alert_id, u.kind, u.responder_id, u.code, $1, $2, u.distance_m, u.deadline, $3, $3
+  FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::real[], $10::timestamptz[])
+       WITH ORDINALITY AS u(id, alert_id, kind, responder_id, code, distance_m, deadline, n)
+ ORDER BY u.n
 ON CONFLICT (code) DO NOTHING
 RETURNING id;
 

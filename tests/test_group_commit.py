@@ -1,0 +1,133 @@
+"""Group commit: alerts that arrive together commit in one transaction, each answered only after the commit that
+holds it; a bad alert fails alone; a crash mid-group commits nothing and answers nobody "received"."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from alertd.core.model import Location
+from alertd.service import timeline
+from alertd.service.context import Context
+from alertd.service.group_commit import GroupCommit
+from alertd.service.intake import NewAlert
+from alertd.store.db import create_pool
+from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
+
+
+@pytest.fixture
+async def pool(settings):
+    pool = await create_pool(settings.database_url, 1, 3)
+    yield pool
+    await pool.close()
+
+
+def _alert(person, cid: str, km_north: float, clock) -> NewAlert:
+    return NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=cid,
+                    triggered_at=clock.now(), location=Location(*offset(km_north), 20.0, "gps", clock.now()))
+
+
+async def _all_at_once(committer: GroupCommit, alerts: list[NewAlert]) -> list:
+    """Queue every alert before the committer starts, so that they make one group."""
+    tasks = [asyncio.create_task(committer.raise_alert(a)) for a in alerts]
+    await asyncio.sleep(0)
+    committer.start()
+    try:
+        return await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await committer.stop()
+
+
+async def test_alerts_queued_together_commit_as_one_group_each_fully_dispatched(pool, settings, clock, db):
+    await seed_responders(db)
+    people = [await enrol(db, clock.now()) for _ in range(12)]
+    groups = []
+    committer = GroupCommit(pool, Context(settings, clock), committers=1,
+                            observe=lambda size, waits, seconds: groups.append(size))
+    answers = await _all_at_once(committer, [_alert(p, f"g-{i}", i % 3, clock) for i, p in enumerate(people)])
+
+    assert groups == [12]
+    assert all(a.created for a in answers) and len({a.alert_id for a in answers}) == 12
+    for person, answer in zip(people, answers, strict=True):
+        row = await db.fetchrow("SELECT person_id, status, location_source, region FROM alerts WHERE id = $1",
+                                uuid.UUID(answer.alert_id))
+        assert (row["person_id"], row["status"], row["location_source"]) == (person.person_id, "open", "gps")
+        assert row["region"] == "north"
+        kinds = await db.fetch("SELECT kind FROM dispatches WHERE alert_id = $1", uuid.UUID(answer.alert_id))
+        assert sorted(r["kind"] for r in kinds) == ["crisis_centre", "mobile_unit", "police_post"]
+        events = [r["type"] for r in await db.fetch("SELECT type FROM alert_events WHERE alert_id = $1 ORDER BY id",
+                                                    uuid.UUID(answer.alert_id))]
+        assert events[:2] == ["raised", "located"] and events.count("dispatched") == 3
+    assert await db.fetchval("SELECT count(*) FROM location_fixes") == 12
+
+
+async def test_one_bad_alert_fails_alone_and_the_rest_of_its_group_commits(pool, settings, clock, db):
+    await seed_responders(db)
+    people = [await enrol(db, clock.now()) for _ in range(5)]
+    alerts = [_alert(p, f"b-{i}", 1, clock) for i, p in enumerate(people)]
+    ghost = NewAlert(person_id="p-nobody", device_id=people[0].device_id, channel="app", client_alert_id="ghost",
+                     triggered_at=clock.now(), location=Location(*offset(1), 20.0, "gps", clock.now()))
+    groups = []
+    committer = GroupCommit(pool, Context(settings, clock), committers=1,
+                            observe=lambda size, waits, seconds: groups.append(size))
+    answers = await _all_at_once(committer, [*alerts[:2], ghost, *alerts[2:]])
+
+    assert isinstance(answers[2], asyncpg.ForeignKeyViolationError)
+    good = [a for i, a in enumerate(answers) if i != 2]
+    assert all(a.created for a in good)
+    assert groups == [1] * 5  # the group of six failed; its five good alerts then committed one by one
+    assert await db.fetchval("SELECT count(*) FROM alerts") == 5
+    assert await db.fetchval("SELECT count(*) FROM dispatches") == 15
+
+
+async def test_repeats_in_one_group_make_one_alert(pool, settings, clock, db):
+    await seed_responders(db)
+    person = await enrol(db, clock.now())
+    committer = GroupCommit(pool, Context(settings, clock), committers=1)
+    first, again = await _all_at_once(committer, [_alert(person, "same", 1, clock), _alert(person, "same", 2, clock)])
+
+    assert first.alert_id == again.alert_id
+    assert sorted([first.created, again.created]) == [False, True]
+    assert await db.fetchval("SELECT count(*) FROM alerts") == 1
+    assert await db.fetchval("SELECT count(*) FROM dispatches") == 3
+
+
+async def test_crash_mid_group_commits_nothing_and_answers_nobody_received(pool, settings, clock, db, monkeypatch):
+    await seed_responders(db)
+    people = [await enrol(db, clock.now()) for _ in range(4)]
+    alerts = [_alert(p, f"c-{i}", 1, clock) for i, p in enumerate(people)]
+
+    async def events_then_crash(self, conn):
+        if self.events:
+            await conn.execute("SELECT 1")  # a statement went through, then the database went away
+        raise ConnectionResetError("database went away between two statements")
+
+    monkeypatch.setattr(timeline.Batch, "flush", events_then_crash)
+    answers = await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1), alerts)
+    assert all(isinstance(a, ConnectionResetError) for a in answers)
+    for table in ("alerts", "location_fixes", "dispatches", "alert_events", "outbox"):
+        assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0
+
+    monkeypatch.undo()  # the phones retry with the same client_alert_ids: one alert each
+    answers = await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1), alerts)
+    assert all(a.created for a in answers)
+    assert await db.fetchval("SELECT count(*) FROM dispatches") == 12
+
+
+async def test_concurrent_posts_are_each_answered_with_their_own_alert(app_client, settings, clock, db):
+    await seed_responders(db)
+    people = [await enrol(db, clock.now()) for _ in range(16)]
+
+    async def post(i, person):
+        resp = await app_client.post("/v1/alerts", json={"client_alert_id": f"h-{i}", "location": fix(*offset(1))},
+                                     headers=bearer(device_token(settings, person, clock.now())))
+        return resp.status, (await resp.json())["alert_id"]
+
+    answers = await asyncio.gather(*(post(i, p) for i, p in enumerate(people)))
+    assert [status for status, _ in answers] == [201] * 16
+    owners = {str(r["id"]): r["person_id"] for r in await db.fetch("SELECT id, person_id FROM alerts")}
+    assert {alert_id: owners[alert_id] for _, alert_id in answers} == {
+        alert_id: p.person_id for (_, alert_id), p in zip(answers, people, strict=True)}
