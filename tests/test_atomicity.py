@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from alertd.service import dispatching, timeline
-from alertd.store import queries
 from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
 
 TABLES = ("alerts", "location_fixes", "dispatches", "alert_events", "outbox")
@@ -15,11 +14,13 @@ async def _counts(db) -> dict[str, int]:
     return {t: await db.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
 
 
-async def _events_then_crash(self, conn):
-    """Write the timeline events, then fail before the outbox rows: a crash between two statements."""
-    if self.events:
-        await conn.execute(queries.insert_events, *map(list, zip(*self.events, strict=True)))
-    raise ConnectionResetError("database went away between two statements")
+_flush = timeline.Batch.flush
+
+
+async def _written_then_crash(self, conn):
+    """Write the timeline and the outbox rows, then fail: a crash after the last statement, before COMMIT."""
+    await _flush(self, conn)
+    raise ConnectionResetError("database went away before the commit")
 
 
 def _failing(*_args, **_kwargs):
@@ -28,8 +29,8 @@ def _failing(*_args, **_kwargs):
 
 @pytest.mark.parametrize("target, name, replacement", [
     (dispatching, "nearest_at", _failing),
-    (dispatching, "dispatch_many", _failing),
-    (timeline.Batch, "flush", _events_then_crash),
+    (dispatching, "insert_planned", _failing),
+    (timeline.Batch, "flush", _written_then_crash),
 ])
 async def test_failure_midway_commits_nothing_and_is_not_acknowledged(app_client, settings, clock, db, monkeypatch,
                                                                       target, name, replacement):

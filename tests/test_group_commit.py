@@ -131,3 +131,26 @@ async def test_concurrent_posts_are_each_answered_with_their_own_alert(app_clien
     owners = {str(r["id"]): r["person_id"] for r in await db.fetch("SELECT id, person_id FROM alerts")}
     assert {alert_id: owners[alert_id] for _, alert_id in answers} == {
         alert_id: p.person_id for (_, alert_id), p in zip(answers, people, strict=True)}
+
+
+async def test_a_taken_dispatch_code_is_drawn_again_and_the_messages_carry_the_new_one(pool, settings, clock, db,
+                                                                                      monkeypatch):
+    from alertd.core import policy
+
+    await seed_responders(db)
+    first, second = await enrol(db, clock.now()), await enrol(db, clock.now())
+    await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1), [_alert(first, "a", 1, clock)])
+    taken = await db.fetchval("SELECT code FROM dispatches LIMIT 1")
+    real_new_code = policy.new_code
+    draws = iter([taken, taken])  # the second alert's first two dispatches draw a code already in use
+
+    monkeypatch.setattr(policy, "new_code", lambda: next(draws, None) or real_new_code())
+    [answer] = await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1),
+                                  [_alert(second, "b", 1, clock)])
+    rows = await db.fetch("SELECT id, code FROM dispatches WHERE alert_id = $1", uuid.UUID(answer.alert_id))
+    assert len(rows) == 3 and taken not in {r["code"] for r in rows}
+    assert await db.fetchval("SELECT count(DISTINCT code) FROM dispatches") == 6
+    for r in rows:  # the timeline and the responders' messages name the code the dispatch really has
+        event = await db.fetchval("SELECT data->>'code' FROM alert_events WHERE dispatch_id = $1", r["id"])
+        sent = await db.fetch("SELECT payload->>'code' AS code FROM outbox WHERE dispatch_id = $1", r["id"])
+        assert event == r["code"] and sent and {m["code"] for m in sent} == {r["code"]}

@@ -330,7 +330,7 @@ async def test_failure_midway_answers_500_and_twilios_retry_makes_one_alert(sms_
     await seed_responders(db)
     await enrol(db, clock.now(), phone="+77015550020")
     sid = "SM" + "d" * 32
-    monkeypatch.setattr(dispatching, "dispatch_many", _failing)
+    monkeypatch.setattr(dispatching, "insert_planned", _failing)
     resp = await inbound(sms_client, sms_settings, "+77015550020", here(), sid=sid)
     assert resp.status == 500  # Twilio hears no 200, so it retries
     assert await _count(db, "alerts") == 0 and await _count(db, "sms_inbound") == 0

@@ -7,7 +7,7 @@ flushes before its transaction commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,31 +69,66 @@ async def dispatch_to(conn: asyncpg.Connection, ctx: Context, batch: Batch, aler
                                broadcast=broadcast, cause=cause)
 
 
+@dataclass
+class Plan:
+    """Dispatches about to be made: for each assignment its id, its code and its deadline."""
+
+    todo: list[Assignment]
+    ids: list[uuid.UUID]
+    codes: list[str]
+    deadlines: list[datetime]
+
+    @classmethod
+    def of(cls, ctx: Context, now: datetime, todo: list[Assignment]) -> Plan:
+        return cls(todo, [uuid.uuid4() for _ in todo], [policy.new_code() for _ in todo],
+                   [now + timedelta(seconds=ctx.settings.ack_deadline(a.responder.kind)) for a in todo])
+
+    def columns(self, rows: list[int] | None = None) -> list[list]:
+        """insert_dispatches' columns for these rows (all by default): ids, alert ids, kinds, responder ids,
+        codes, distances, deadlines."""
+        rows = range(len(self.todo)) if rows is None else rows
+        return [[self.ids[i] for i in rows], [self.todo[i].alert["id"] for i in rows],
+                [self.todo[i].responder.kind for i in rows], [self.todo[i].responder.id for i in rows],
+                [self.codes[i] for i in rows], [self.todo[i].responder.distance_m for i in rows],
+                [self.deadlines[i] for i in rows]]
+
+    def only(self, keep: Callable[[Assignment], bool]) -> Plan:
+        rows = [i for i, a in enumerate(self.todo) if keep(a)]
+        return Plan([self.todo[i] for i in rows], [self.ids[i] for i in rows], [self.codes[i] for i in rows],
+                    [self.deadlines[i] for i in rows])
+
+
 async def dispatch_many(conn: asyncpg.Connection, ctx: Context, batch: Batch, todo: list[Assignment], *,
                         attempt: int = 1, broadcast: bool = False, cause: str = "dispatched") -> list[str]:
     """Make each dispatch with its kind's deadline, for one alert or a group of them (one insert), queueing
     their events and messages."""
     if not todo:
         return []
-    now = batch.now
-    ids = [uuid.uuid4() for _ in todo]
-    deadlines = [now + timedelta(seconds=ctx.settings.ack_deadline(a.responder.kind)) for a in todo]
-    codes = [policy.new_code() for _ in todo]
-    left = list(range(len(todo)))
-    for _ in range(5):  # a taken code (27^6 of them) skips its row: draw again for those rows only
-        inserted = {row["id"] for row in await conn.fetch(
-            queries.insert_dispatches, attempt, broadcast, now, [ids[i] for i in left],
-            [todo[i].alert["id"] for i in left], [todo[i].responder.kind for i in left],
-            [todo[i].responder.id for i in left], [codes[i] for i in left],
-            [todo[i].responder.distance_m for i in left], [deadlines[i] for i in left])}
-        left = [i for i in left if ids[i] not in inserted]
+    plan = Plan.of(ctx, batch.now, todo)
+    await insert_planned(conn, batch.now, plan, set(), attempt=attempt, broadcast=broadcast)
+    return record(batch, plan, attempt=attempt, cause=cause)
+
+
+async def insert_planned(conn: asyncpg.Connection, now: datetime, plan: Plan, inserted: set[uuid.UUID], *,
+                         attempt: int = 1, broadcast: bool = False) -> None:
+    """Insert the planned dispatches not yet `inserted`. A taken code (27^6 of them) skips its row: draw again
+    for those rows only."""
+    left = [i for i, dispatch_id in enumerate(plan.ids) if dispatch_id not in inserted]
+    for _ in range(5):
         if not left:
-            break
+            return
+        done = {row["id"] for row in await conn.fetch(queries.insert_dispatches, attempt, broadcast, now,
+                                                       *plan.columns(left))}
+        left = [i for i in left if plan.ids[i] not in done]
         for i in left:
-            codes[i] = policy.new_code()
-    else:
+            plan.codes[i] = policy.new_code()
+    if left:
         raise RuntimeError("could not find a free dispatch code")
-    for a, dispatch_id, code, deadline in zip(todo, ids, codes, deadlines, strict=True):
+
+
+def record(batch: Batch, plan: Plan, *, attempt: int = 1, cause: str = "dispatched") -> list[str]:
+    """Queue the events and messages of dispatches just inserted; their ids."""
+    for a, dispatch_id, code, deadline in zip(plan.todo, plan.ids, plan.codes, plan.deadlines, strict=True):
         responder, alert_id = a.responder, a.alert["id"]
         batch.event(alert_id, cause, dispatch_id=dispatch_id, responder_id=responder.id, kind=responder.kind,
                     attempt=attempt, code=code, deadline=deadline.isoformat(),
@@ -102,7 +137,7 @@ async def dispatch_many(conn: asyncpg.Connection, ctx: Context, batch: Batch, to
                                           priority=a.alert["priority"], duress=a.alert["duress"], attempt=attempt)
         batch.tell(responder.contacts, "dispatch", payload, alert_id=alert_id, dispatch_id=dispatch_id)
     # No wake-up for the deadline: it is seconds away, and every engine polls more often than that.
-    return [str(i) for i in ids]
+    return [str(i) for i in plan.ids]
 
 
 def region_of(found: dict[str, Responder]) -> str | None:
@@ -113,20 +148,24 @@ def region_of(found: dict[str, Responder]) -> str | None:
     return None
 
 
-def assignments(batch: Batch, alert, loc: Location, found: dict[str, Responder]) -> list[Assignment]:
-    """The dispatches an alert gets: the nearest responder of each kind found. A kind with nobody on duty is
-    recorded, and the supervisor told."""
+def assignments(alert, loc: Location, found: dict[str, Responder]) -> list[Assignment]:
+    """The dispatches an alert gets: the nearest responder of each kind found."""
+    return [Assignment(alert, found[kind], loc) for kind in KINDS if kind in found]
+
+
+def unstaffed(batch: Batch, alert, found: dict[str, Responder]) -> None:
+    """Record each kind with nobody on duty to dispatch, and tell the supervisor."""
     for kind in KINDS:
         if kind not in found:
             batch.event(alert["id"], "no_responder", kind=kind)
             batch.tell_supervisor(alert["region"], "no_responder", {"kind": kind}, alert_id=alert["id"])
-    return [Assignment(alert, found[kind], loc) for kind in KINDS if kind in found]
 
 
 async def dispatch_all(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, loc: Location,
                        found: dict[str, Responder]) -> list[str]:
     """Dispatch the nearest responder of each kind found; a kind with nobody on duty goes to the supervisor."""
-    return await dispatch_many(conn, ctx, batch, assignments(batch, alert, loc, found))
+    unstaffed(batch, alert, found)
+    return await dispatch_many(conn, ctx, batch, assignments(alert, loc, found))
 
 
 async def redispatch_if_nearer(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert,

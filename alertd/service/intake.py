@@ -79,9 +79,9 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
                         news: list[NewAlert]) -> list[uuid.UUID | None]:
     """In the caller's transaction: each alert with its fix, its best location (and, with it, the region of the
     nearest police post) and its dispatches, with their outbox rows and timeline. Every channel raises alerts
-    through here, one at a time or a group at once: the statements are the same (about seven), whatever the
-    group's size. Returns each alert's id, None for one whose device already sent its client_alert_id (the
-    first alert stands)."""
+    through here, one at a time or a group at once: the statements are the same (three, four without a
+    location), whatever the group's size. Returns each alert's id, None for one whose device already sent its
+    client_alert_id (the first alert stands)."""
     homes = {}
     if homeless := [n.person_id for n in news if n.location is None]:  # a home is read only when there is no fix
         homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.people_homes, homeless)}
@@ -92,17 +92,22 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     for i, near in zip(located, await dispatching.nearest_at(conn, ctx, now, KINDS, [bests[i] for i in located]),
                        strict=True):
         found[i] = near
-    regions = [dispatching.region_of(near) for near in found]
     ids = [uuid.uuid4() for _ in news]
+    alerts = [{"id": alert_id, "region": dispatching.region_of(near), "priority": "normal", "duress": False}
+              for alert_id, near in zip(ids, found, strict=True)]
+    plan = dispatching.Plan.of(ctx, now, [a for i in located for a in dispatching.assignments(alerts[i], bests[i],
+                                                                                              found[i])])
     where = [(b.lon, b.lat, b.accuracy_m, b.source, b.fix_time) if b else (None,) * 5 for b in bests]
-    created = {row["id"] for row in await conn.fetch(
+    made = await conn.fetch(
         queries.insert_alerts, now, ids, [n.person_id for n in news], [n.device_id for n in news],
         [n.channel for n in news], [n.client_alert_id for n in news], [n.triggered_at for n in news],
-        [n.stale_token for n in news], [n.verified for n in news], regions, *map(list, zip(*where, strict=True)))}
-    if fixes := [(ids[i], n.location) for i, n in enumerate(news) if ids[i] in created and n.location]:
-        await conn.execute(queries.insert_fixes, now, *_fix_columns(fixes))
+        [n.stale_token for n in news], [n.verified for n in news], [a["region"] for a in alerts],
+        *map(list, zip(*where, strict=True)),
+        *_fix_columns([(ids[i], n.location) for i, n in enumerate(news) if n.location]), *plan.columns())
+    created = {r["id"] for r in made if r["made"] == "alert"}
+    plan = plan.only(lambda a: a.alert["id"] in created)
+    await dispatching.insert_planned(conn, now, plan, {r["id"] for r in made if r["made"] == "dispatch"})
     batch = Batch(now)
-    todo = []
     for i, n in enumerate(news):
         if ids[i] not in created:
             continue
@@ -112,17 +117,16 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
             _to_triage(batch, ids[i])
             continue
         batch.event(ids[i], "located", source=bests[i].source, accuracy_m=bests[i].accuracy_m)
-        alert = {"id": ids[i], "region": regions[i], "priority": "normal", "duress": False}
-        todo += dispatching.assignments(batch, alert, bests[i], found[i])
-    await dispatching.dispatch_many(conn, ctx, batch, todo)
+        dispatching.unstaffed(batch, alerts[i], found[i])
+    dispatching.record(batch, plan)
     await batch.flush(conn)
     return [alert_id if alert_id in created else None for alert_id in ids]
 
 
 def _fix_columns(fixes: list[tuple[uuid.UUID, Location]]) -> list[list]:
     """insert_fixes' columns: alert ids, lons, lats, accuracies, sources, fix times."""
-    return [[a for a, _ in fixes], *map(list, zip(*((f.lon, f.lat, f.accuracy_m, f.source, f.fix_time)
-                                                     for _, f in fixes), strict=True))]
+    return [[alert_id for alert_id, _ in fixes], [f.lon for _, f in fixes], [f.lat for _, f in fixes],
+            [f.accuracy_m for _, f in fixes], [f.source for _, f in fixes], [f.fix_time for _, f in fixes]]
 
 
 def _to_triage(batch: Batch, alert_id) -> None:

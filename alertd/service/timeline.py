@@ -1,7 +1,7 @@
 """Timeline events, outbox rows and security events: the writes every workflow shares.
 
 A workflow collects its events and messages in a `Batch` and writes them with `flush` just before its
-transaction commits: two statements and one wake-up, however many dispatches it made.
+transaction commits: one statement and one wake-up, however many dispatches it made.
 """
 
 from __future__ import annotations
@@ -59,13 +59,17 @@ class Batch:
                          dispatch_id=dispatch_id)
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Write what was collected (NOTIFY to every console happens in the events' trigger)."""
-        if self.events:
-            await conn.execute(queries.insert_events, *map(list, zip(*self.events, strict=True)))
+        """Write what was collected, in one statement (NOTIFY to every console happens in the events' trigger)."""
+        if self.events or self.messages:
+            await conn.execute(queries.write_timeline_and_outbox, self.now, *_columns(self.events, 7),
+                               *_columns(self.messages, 6))
             self.events.clear()
-        if self.messages:
-            await conn.execute(queries.insert_outbox, self.now, *map(list, zip(*self.messages, strict=True)))
             self.messages.clear()
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    """Rows as columns (unnest's arrays); no rows: `width` empty columns."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 async def event(conn: asyncpg.Connection, alert_id, at: datetime, type_: str, *, dispatch_id=None,

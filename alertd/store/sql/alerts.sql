@@ -7,19 +7,43 @@ SELECT ST_Distance(ST_MakePoint(0, 0)::geography, ST_MakePoint(1, 1)::geography)
 SELECT d.id, d.person_id, d.kind, d.revoked_at FROM devices d WHERE d.id = $1;
 
 -- name: insert_alerts
--- Create a group of alerts in one statement, each with its best location ($11.. NULL: none, so triage) and region; a row whose device already sent its client_alert_id is skipped and its id not returned.
-INSERT INTO alerts (id, person_id, device_id, channel, client_alert_id, triggered_at, created_at, stale_token,
-                    verified, region, triage, location, location_accuracy_m, location_source, location_fix_time)
-SELECT u.id, u.person_id, u.device_id, u.channel, u.client_alert_id, u.triggered_at, $1, u.stale_token,
-       u.verified, u.region, u.lon IS NULL, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography,
-       u.accuracy_m, u.source, u.fix_time
-  FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::boolean[],
-              $9::boolean[], $10::text[], $11::float8[], $12::float8[], $13::real[], $14::text[], $15::timestamptz[])
-       WITH ORDINALITY AS u(id, person_id, device_id, channel, client_alert_id, triggered_at, stale_token, verified,
-                            region, lon, lat, accuracy_m, source, fix_time, n)
- ORDER BY u.n
-ON CONFLICT (device_id, client_alert_id) DO NOTHING
-RETURNING id;
+-- Create a group of alerts at $1, each with its best location ($11..$15, NULL: none, so triage) and region, its fixes ($16..$21) and its first dispatches ($22..$28), in one statement. An alert whose device already sent its client_alert_id is skipped with its fixes and dispatches; a dispatch whose code is taken is skipped. Returns what was made: ('alert', id) and ('dispatch', id) rows.
+WITH created AS (
+    INSERT INTO alerts (id, person_id, device_id, channel, client_alert_id, triggered_at, created_at, stale_token,
+                        verified, region, triage, location, location_accuracy_m, location_source, location_fix_time)
+    SELECT u.id, u.person_id, u.device_id, u.channel, u.client_alert_id, u.triggered_at, $1, u.stale_token,
+           u.verified, u.region, u.lon IS NULL, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography,
+           u.accuracy_m, u.source, u.fix_time
+      FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::boolean[],
+                  $9::boolean[], $10::text[], $11::float8[], $12::float8[], $13::real[], $14::text[],
+                  $15::timestamptz[])
+           WITH ORDINALITY AS u(id, person_id, device_id, channel, client_alert_id, triggered_at, stale_token,
+                                verified, region, lon, lat, accuracy_m, source, fix_time, n)
+     ORDER BY u.n
+    ON CONFLICT (device_id, client_alert_id) DO NOTHING
+    RETURNING id
+), fixes AS (
+    INSERT INTO location_fixes (alert_id, location, accuracy_m, source, fix_time, received_at)
+    SELECT f.alert_id, ST_SetSRID(ST_MakePoint(f.lon, f.lat), 4326)::geography, f.accuracy_m, f.source, f.fix_time,
+           $1
+      FROM unnest($16::uuid[], $17::float8[], $18::float8[], $19::real[], $20::text[], $21::timestamptz[])
+           WITH ORDINALITY AS f(alert_id, lon, lat, accuracy_m, source, fix_time, n)
+      JOIN created c ON c.id = f.alert_id
+     ORDER BY f.n
+), dispatched AS (
+    INSERT INTO dispatches (id, alert_id, kind, responder_id, code, attempt, broadcast, distance_m,
+                            ack_deadline, created_at, updated_at)
+    SELECT d.id, d.alert_id, d.kind, d.responder_id, d.code, 1, false, d.distance_m, d.deadline, $1, $1
+      FROM unnest($22::uuid[], $23::uuid[], $24::text[], $25::text[], $26::text[], $27::real[], $28::timestamptz[])
+           WITH ORDINALITY AS d(id, alert_id, kind, responder_id, code, distance_m, deadline, n)
+      JOIN created c ON c.id = d.alert_id
+     ORDER BY d.n
+    ON CONFLICT (code) DO NOTHING
+    RETURNING id
+)
+SELECT 'alert' AS made, id FROM created
+UNION ALL
+SELECT 'dispatch', id FROM dispatched;
 
 -- name: alerts_by_client_ids
 -- The alerts devices already raised under these (device_id, client_alert_id) pairs.
@@ -83,14 +107,6 @@ SELECT id AS person_id, ST_Y(home::geometry) AS lat, ST_X(home::geometry) AS lon
 -- name: person_pins
 -- A person's PIN hashes, for cancel.
 SELECT cancel_pin_hash, duress_pin_hash FROM people WHERE id = $1;
-
--- name: insert_events
--- Append events to timelines, in the order given (one statement for all of a transaction's events).
-INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
-SELECT u.alert_id, u.at, u.type, u.dispatch_id, u.responder_id, u.actor, u.data
-  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::jsonb[])
-       WITH ORDINALITY AS u(alert_id, at, type, dispatch_id, responder_id, actor, data, n)
- ORDER BY u.n;
 
 -- name: alert_events
 -- An alert's timeline, oldest first.

@@ -1,11 +1,17 @@
--- name: insert_outbox
--- Queue messages for notifier channels (one statement for all of a transaction's messages) and wake the engines' outbox senders at commit.
-WITH queued AS (
+-- name: write_timeline_and_outbox
+-- A transaction's timeline events ($2..$8) and outbox messages ($9..$14, due at $1) in one statement, each in the order given; wakes the engines' outbox senders at commit if a message was queued (the events' own trigger tells the consoles).
+WITH events AS (
+    INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
+    SELECT e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.actor, e.data
+      FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::jsonb[])
+           WITH ORDINALITY AS e(alert_id, at, type, dispatch_id, responder_id, actor, data, n)
+     ORDER BY e.n
+), queued AS (
     INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
-    SELECT u.channel, u.recipient, u.template, u.payload, u.alert_id, u.dispatch_id, $1, $1
-      FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::uuid[], $7::uuid[])
-           WITH ORDINALITY AS u(channel, recipient, template, payload, alert_id, dispatch_id, n)
-     ORDER BY u.n
+    SELECT m.channel, m.recipient, m.template, m.payload, m.alert_id, m.dispatch_id, $1, $1
+      FROM unnest($9::text[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[], $14::uuid[])
+           WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
+     ORDER BY m.n
     RETURNING 1
 )
 SELECT pg_notify('alertd_wake', 'outbox') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued;
