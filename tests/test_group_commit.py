@@ -13,6 +13,7 @@ from alertd.core.model import Location
 from alertd.service import timeline
 from alertd.service.context import Context
 from alertd.service.group_commit import GroupCommit
+from alertd.service.intake import group_committer
 from alertd.service.intake import NewAlert
 from alertd.store.db import create_pool
 from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
@@ -32,7 +33,7 @@ def _alert(person, cid: str, km_north: float, clock) -> NewAlert:
 
 async def _all_at_once(committer: GroupCommit, alerts: list[NewAlert]) -> list:
     """Queue every alert before the committer starts, so that they make one group."""
-    tasks = [asyncio.create_task(committer.raise_alert(a)) for a in alerts]
+    tasks = [asyncio.create_task(committer.submit(a)) for a in alerts]
     await asyncio.sleep(0)
     committer.start()
     try:
@@ -45,7 +46,7 @@ async def test_alerts_queued_together_commit_as_one_group_each_fully_dispatched(
     await seed_responders(db)
     people = [await enrol(db, clock.now()) for _ in range(12)]
     groups = []
-    committer = GroupCommit(pool, Context(settings, clock), committers=1,
+    committer = group_committer(pool, Context(settings, clock), committers=1,
                             observe=lambda size, waits, seconds: groups.append(size))
     answers = await _all_at_once(committer, [_alert(p, f"g-{i}", i % 3, clock) for i, p in enumerate(people)])
 
@@ -71,7 +72,7 @@ async def test_one_bad_alert_fails_alone_and_the_rest_of_its_group_commits(pool,
     ghost = NewAlert(person_id="p-nobody", device_id=people[0].device_id, channel="app", client_alert_id="ghost",
                      triggered_at=clock.now(), location=Location(*offset(1), 20.0, "gps", clock.now()))
     groups = []
-    committer = GroupCommit(pool, Context(settings, clock), committers=1,
+    committer = group_committer(pool, Context(settings, clock), committers=1,
                             observe=lambda size, waits, seconds: groups.append(size))
     answers = await _all_at_once(committer, [*alerts[:2], ghost, *alerts[2:]])
 
@@ -86,7 +87,7 @@ async def test_one_bad_alert_fails_alone_and_the_rest_of_its_group_commits(pool,
 async def test_repeats_in_one_group_make_one_alert(pool, settings, clock, db):
     await seed_responders(db)
     person = await enrol(db, clock.now())
-    committer = GroupCommit(pool, Context(settings, clock), committers=1)
+    committer = group_committer(pool, Context(settings, clock), committers=1)
     first, again = await _all_at_once(committer, [_alert(person, "same", 1, clock), _alert(person, "same", 2, clock)])
 
     assert first.alert_id == again.alert_id
@@ -106,13 +107,13 @@ async def test_crash_mid_group_commits_nothing_and_answers_nobody_received(pool,
         raise ConnectionResetError("database went away between two statements")
 
     monkeypatch.setattr(timeline.Batch, "flush", events_then_crash)
-    answers = await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1), alerts)
+    answers = await _all_at_once(group_committer(pool, Context(settings, clock), committers=1), alerts)
     assert all(isinstance(a, ConnectionResetError) for a in answers)
     for table in ("alerts", "location_fixes", "dispatches", "alert_events", "outbox"):
         assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0
 
     monkeypatch.undo()  # the phones retry with the same client_alert_ids: one alert each
-    answers = await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1), alerts)
+    answers = await _all_at_once(group_committer(pool, Context(settings, clock), committers=1), alerts)
     assert all(a.created for a in answers)
     assert await db.fetchval("SELECT count(*) FROM dispatches") == 12
 
@@ -139,13 +140,13 @@ async def test_a_taken_dispatch_code_is_drawn_again_and_the_messages_carry_the_n
 
     await seed_responders(db)
     first, second = await enrol(db, clock.now()), await enrol(db, clock.now())
-    await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1), [_alert(first, "a", 1, clock)])
+    await _all_at_once(group_committer(pool, Context(settings, clock), committers=1), [_alert(first, "a", 1, clock)])
     taken = await db.fetchval("SELECT code FROM dispatches LIMIT 1")
     real_new_code = policy.new_code
     draws = iter([taken, taken])  # the second alert's first two dispatches draw a code already in use
 
     monkeypatch.setattr(policy, "new_code", lambda: next(draws, None) or real_new_code())
-    [answer] = await _all_at_once(GroupCommit(pool, Context(settings, clock), committers=1),
+    [answer] = await _all_at_once(group_committer(pool, Context(settings, clock), committers=1),
                                   [_alert(second, "b", 1, clock)])
     rows = await db.fetch("SELECT id, code FROM dispatches WHERE alert_id = $1", uuid.UUID(answer.alert_id))
     assert len(rows) == 3 and taken not in {r["code"] for r in rows}

@@ -27,7 +27,7 @@ from alertd.notifiers.console import ConsoleNotifier
 from alertd.notifiers.log import LogNotifier
 from alertd.notifiers.sms import build_sms_notifier
 from alertd.service.context import Context
-from alertd.service.group_commit import GroupCommit
+from alertd.service import intake
 from alertd.settings import Settings
 from alertd.store.db import create_pool
 
@@ -100,8 +100,8 @@ async def _intake(app: web.Application):
         for wait in waits:
             metrics.intake_wait.observe(wait)
 
-    app[INTAKE] = GroupCommit(app[POOL], app[CTX], max_group=s.intake_max_group, committers=s.intake_committers,
-                              observe=observe)
+    app[INTAKE] = intake.group_committer(app[POOL], app[CTX], max_group=s.intake_max_group,
+                                         committers=s.intake_committers, observe=observe)
     app[INTAKE].start()
     yield
     await app[INTAKE].stop()

@@ -65,7 +65,7 @@ async def raise_alert(request: web.Request) -> web.Response:
         raise ApiError(400, "malformed", "client_alert_id must be a string of 1 to 100 characters")
     triggered_at = _time(body.get("triggered_at"), "triggered_at", default=now)
     location = parse_location(body["location"], now) if body.get("location") is not None else None
-    raised = await request.app[INTAKE].raise_alert(NewAlert(
+    raised = await request.app[INTAKE].submit(NewAlert(
         person_id=who.person_id, device_id=who.device_id, channel="app", client_alert_id=client_alert_id,
         triggered_at=triggered_at, location=location, stale_token=who.expired))
     request.app[METRICS].alerts_received.labels("app", "created" if raised.created else "repeat").inc()

@@ -15,6 +15,7 @@ from alertd.core.location import best_location, moved_enough
 from alertd.core.model import ACTIVE_DISPATCH, KINDS, Conflict, Forbidden, Location, NotFound, Responder
 from alertd.service import dispatching
 from alertd.service.context import Context
+from alertd.service.group_commit import GroupCommit
 from alertd.service.pins import check_pins_async
 from alertd.service.timeline import Batch, event, security_event, tell_responder, tell_supervisor
 from alertd.store import queries
@@ -47,6 +48,12 @@ async def raise_alert(pool: asyncpg.Pool, ctx: Context, new: NewAlert) -> Raised
     (alone in its transaction: `GroupCommit` is the way under load)."""
     async with pool.acquire() as conn, conn.transaction():
         return (await raise_group(conn, ctx, [new]))[0]
+
+
+def group_committer(pool: asyncpg.Pool, ctx: Context, **options: Any) -> GroupCommit[NewAlert, Raised]:
+    """App alerts committed in groups under load, each answered after its own group's commit."""
+    return GroupCommit(pool, lambda conn, news: raise_group(conn, ctx, news), name="intake",
+                       order=lambda n: (n.device_id or "", n.client_alert_id or ""), **options)
 
 
 async def raise_group(conn: asyncpg.Connection, ctx: Context, news: list[NewAlert]) -> list[Raised]:
