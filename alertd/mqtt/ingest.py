@@ -36,8 +36,11 @@ def client_id(settings) -> str:
 
 
 class Ingest:
-    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, shards: int = 16) -> None:
+    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, shards: int = 256) -> None:
         self.pool, self.ctx = pool, ctx
+        # Button messages of different devices commit together under load (each acked after its own group's
+        # commit); the shards keep one message per device in hand, so a device's messages stay in order.
+        self.buttons = buttons.group_committer(pool, ctx, committers=2, max_group=ctx.settings.intake_max_group)
         settings = ctx.settings
         self.broker = BrokerConnection(settings, client_id=client_id(settings), clean_start=False, manual_ack=True,
                                        session_expiry_s=settings.mqtt_session_expiry_s)
@@ -94,7 +97,7 @@ class Ingest:
         while True:
             try:
                 if family == "buttons":
-                    receipt = await buttons.receive(self.pool, self.ctx, ident, leaf, msg.payload)
+                    receipt = await self.buttons.submit(buttons.Inbound(ident, leaf, msg.payload))
                     if receipt.ack_seq is not None:
                         self.broker.client.publish(protocol.button_topic(ident, "ack"),
                                                    json.dumps({"seq": receipt.ack_seq}), qos=1)
@@ -118,6 +121,7 @@ class Ingest:
 
     async def start(self) -> None:
         self.tasks = [asyncio.create_task(self._work(q), name=f"alertd-ingest-{i}") for i, q in enumerate(self.queues)]
+        self.buttons.start()
         await self.broker.start()
 
     async def stop(self, drain_s: float = 5.0) -> None:
@@ -135,4 +139,5 @@ class Ingest:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.buttons.stop(drain_s=0.5)
         await self.broker.stop()

@@ -1,4 +1,5 @@
-"""Button presses and heartbeats: check, dedupe, locate, raise the alert; all in one transaction per message."""
+"""Button presses and heartbeats: check, dedupe, locate, raise the alert; a group of messages in one transaction
+(one message alone, or several together under load: the statements are the same)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from alertd.mqtt import protocol
 from alertd.mqtt.protocol import ButtonMessage, Refused
 from alertd.service import intake
 from alertd.service.context import Context
+from alertd.service.group_commit import GroupCommit
 from alertd.service.timeline import security_event
 from alertd.store import queries
 
@@ -30,79 +32,148 @@ class Receipt:
     duplicate: bool = False
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """A message as it came off the broker: the device its topic names, the event, the raw payload."""
+
+    device_id: str
+    event: str
+    payload: bytes
+
+
 async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: str, payload: bytes) -> Receipt:
-    """Handle one press or heartbeat. Refusals are recorded as security events and answered with nothing."""
-    try:
-        message = protocol.parse_button(device_id, event_name, payload)
-    except Refused as refused:
-        return await _refuse(pool, ctx, device_id, refused)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            button = await conn.fetchrow(queries.button_for_update, device_id)
-            return await _accept(conn, ctx, ctx.clock.now(), button, message)
-    except Refused as refused:  # the transaction rolled back: nothing of it stays
-        return await _refuse(pool, ctx, device_id, refused, seq=message.seq)
+    """Handle one press or heartbeat alone in its transaction (`group_committer` is the way under load)."""
+    async with pool.acquire() as conn, conn.transaction():
+        return (await receive_group(conn, ctx, [Inbound(device_id, event_name, payload)]))[0]
 
 
-async def _accept(conn: asyncpg.Connection, ctx: Context, now: datetime, button, message: ButtonMessage) -> Receipt:
+def group_committer(pool: asyncpg.Pool, ctx: Context, **options) -> GroupCommit[Inbound, Receipt]:
+    """Button messages committed in groups under load, each acknowledged after its own group's commit."""
+    return GroupCommit(pool, lambda conn, messages: receive_group(conn, ctx, messages), name="buttons",
+                       order=lambda m: m.device_id, **options)
+
+
+async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[Inbound]) -> list[Receipt]:
+    """In the caller's transaction: check each message, advance its button, raise an alert for each press; a
+    refusal is recorded as a security event and changes nothing else. One receipt per message, in order; a
+    device's messages are taken in the order given."""
+    now = ctx.clock.now()
+    receipts: list[Receipt | None] = [None] * len(inbound)
+    messages: list[ButtonMessage | None] = [None] * len(inbound)
+    for i, raw in enumerate(inbound):
+        try:
+            messages[i] = protocol.parse_button(raw.device_id, raw.event, raw.payload)
+        except Refused as refused:
+            receipts[i] = await _refuse(conn, now, raw.device_id, refused)
+    devices = sorted({m.device_id for m in messages if m is not None})
+    buttons = {r["device_id"]: dict(r) for r in await conn.fetch(queries.buttons_for_update, devices)}
+    heard: dict[str, tuple[int, float | None]] = {}
+    presses: list[int] = []
+    repeats: list[int] = []
+    for i, message in enumerate(messages):
+        if message is None:
+            continue
+        button = buttons.get(message.device_id)
+        try:
+            _check(button, message, now)
+        except Refused as refused:
+            receipts[i] = await _refuse(conn, now, message.device_id, refused, seq=message.seq)
+            continue
+        if message.seq <= button["last_seq"]:
+            if message.event == "press":
+                repeats.append(i)  # looked up once this group's own presses are in
+            elif message.seq == button["last_seq"]:
+                receipts[i] = Receipt(duplicate=True)
+            else:
+                receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, seq=message.seq)
+            continue
+        button["last_seq"] = message.seq
+        battery = message.battery if message.battery is not None else heard.get(message.device_id, (0, None))[1]
+        heard[message.device_id] = (message.seq, battery)
+        if message.event == "heartbeat":
+            receipts[i] = Receipt()
+        else:
+            presses.append(i)
+    if heard:
+        await conn.execute(queries.buttons_heard, now, ctx.settings.button_low_battery, list(heard),
+                           [seq for seq, _ in heard.values()], [battery for _, battery in heard.values()])
+        if any(b is not None and b < ctx.settings.button_low_battery for _, b in heard.values()):
+            await conn.execute(queries.notify_wake, "supervision")
+    if presses:
+        raised = await _raise(conn, ctx, now, [(messages[i], buttons[messages[i].device_id]) for i in presses])
+        for i, alert_id in zip(presses, raised, strict=True):
+            receipts[i] = Receipt(ack_seq=messages[i].seq, alert_id=str(alert_id))
+    if repeats:
+        await _seen_before(conn, now, messages, repeats, receipts)
+    return receipts
+
+
+REPLAYED = Refused("replayed_seq", "seq is not above the last one seen")
+
+
+def _check(button, message: ButtonMessage, now: datetime) -> None:
     if button is None:
         raise Refused("unknown_device", "no such button")
     if button["revoked_at"] is not None:
         raise Refused("revoked_device", "button is revoked")
     protocol.check_button(message, button["hmac_secret"], now.timestamp())
-    if message.seq <= button["last_seq"]:
-        return await _seen_before(conn, button, message)
-    await conn.execute(queries.button_heard, message.device_id, message.seq, now, message.battery,
-                       ctx.settings.button_low_battery)
-    if message.battery is not None and message.battery < ctx.settings.button_low_battery:
-        await conn.execute(queries.notify_wake, "supervision")
-    if message.event == "heartbeat":
-        return Receipt()
-    alert_id = await _raise(conn, ctx, now, button, message)
-    return Receipt(ack_seq=message.seq, alert_id=str(alert_id))
 
 
-async def _seen_before(conn: asyncpg.Connection, button, message: ButtonMessage) -> Receipt:
-    """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more."""
-    if message.event == "press":
-        row = await conn.fetchrow(queries.alerts_by_client_ids, [message.device_id], [f"seq:{message.seq}"])
-        if row is not None:
-            return Receipt(ack_seq=message.seq, alert_id=str(row["id"]), duplicate=True)
-    elif message.seq == button["last_seq"]:
-        return Receipt(duplicate=True)
-    raise Refused("replayed_seq", "seq is not above the last one seen")
+async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: list[ButtonMessage | None],
+                       repeats: list[int], receipts: list[Receipt | None]) -> None:
+    """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more;
+    a press at or below the last seq that raised nothing is a replay."""
+    rows = await conn.fetch(queries.alerts_by_client_ids, [messages[i].device_id for i in repeats],
+                            [f"seq:{messages[i].seq}" for i in repeats])
+    raised = {(r["device_id"], r["client_alert_id"]): r["id"] for r in rows}
+    for i in repeats:
+        message = messages[i]
+        alert_id = raised.get((message.device_id, f"seq:{message.seq}"))
+        if alert_id is None:
+            receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, seq=message.seq)
+        else:
+            receipts[i] = Receipt(ack_seq=message.seq, alert_id=str(alert_id), duplicate=True)
 
 
-async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, button, message: ButtonMessage):
-    person_id = button["person_id"]
-    triggered_at = datetime.fromtimestamp(message.ts, UTC)
-    where = await _locate(conn, now, person_id, message, triggered_at)
-    # The button row is locked and seq is above its last one, so this (device, seq) cannot exist yet.
-    return await intake.create_alert(conn, ctx, now, person_id=person_id, device_id=message.device_id,
-                                     channel="button", client_alert_id=f"seq:{message.seq}",
-                                     triggered_at=triggered_at, location=where, seq=message.seq)
+async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, presses: list[tuple[ButtonMessage, dict]]):
+    """One alert per press, located, through the core; the alert ids in order."""
+    located = await _locate(conn, now, presses)
+    # Each button row is locked and each seq is above its last one, so no (device, seq) can exist yet.
+    return await intake.create_alerts(conn, ctx, now, [
+        intake.NewAlert(person_id=button["person_id"], device_id=message.device_id, channel="button",
+                        client_alert_id=f"seq:{message.seq}", triggered_at=datetime.fromtimestamp(message.ts, UTC),
+                        location=where, details={"seq": message.seq})
+        for (message, button), where in zip(presses, located, strict=True)])
 
 
-async def _locate(conn: asyncpg.Connection, now: datetime, person_id: str, message: ButtonMessage,
-                  triggered_at: datetime) -> Location | None:
+async def _locate(conn: asyncpg.Connection, now: datetime,
+                  presses: list[tuple[ButtonMessage, dict]]) -> list[Location | None]:
     """Best first, looking no further than needed: GPS in the press, her phone's fix if under 10 minutes old,
     the cell tower. None leaves the alert to its own fallback, her registered home."""
-    if message.gps is not None:
-        lat, lon, acc = message.gps
-        return Location(lat, lon, acc, "gps", triggered_at)
-    row = await conn.fetchrow(queries.phone_last_fix, person_id, now - PHONE_FIX_MAX_AGE)
-    if row is not None:
-        return Location.from_row(row)
-    if message.cell is not None:
-        tower = await conn.fetchrow(queries.cell_tower, *message.cell)
-        if tower is not None:
-            return Location(tower["lat"], tower["lon"], tower["range_m"], "cell", triggered_at)
-    return None
+    where: list[Location | None] = [None] * len(presses)
+    for i, (message, _) in enumerate(presses):
+        if message.gps is not None:
+            lat, lon, acc = message.gps
+            where[i] = Location(lat, lon, acc, "gps", datetime.fromtimestamp(message.ts, UTC))
+    if without := [i for i in range(len(presses)) if where[i] is None]:
+        rows = await conn.fetch(queries.phones_last_fixes, list({presses[i][1]["person_id"] for i in without}),
+                                now - PHONE_FIX_MAX_AGE)
+        phones = {r["person_id"]: Location.from_row(r) for r in rows}
+        for i in without:
+            where[i] = phones.get(presses[i][1]["person_id"])
+    if cells := [i for i in range(len(presses)) if where[i] is None and presses[i][0].cell is not None]:
+        rows = await conn.fetch(queries.cell_towers_at, *map(list, zip(*(presses[i][0].cell for i in cells),
+                                                                        strict=True)))
+        towers = {(r["mcc"], r["mnc"], r["lac"], r["cid"]): r for r in rows}
+        for i in cells:
+            message = presses[i][0]
+            if (tower := towers.get(message.cell)) is not None:
+                where[i] = Location(tower["lat"], tower["lon"], tower["range_m"], "cell",
+                                    datetime.fromtimestamp(message.ts, UTC))
+    return where
 
 
-async def _refuse(pool: asyncpg.Pool, ctx: Context, device_id: str, refused: Refused, **detail) -> Receipt:
-    async with pool.acquire() as conn:
-        await security_event(conn, ctx.clock.now(), refused.kind, f"mqtt:{device_id[:64]}",
-                             reason=refused.message, **detail)
+async def _refuse(conn: asyncpg.Connection, now: datetime, device_id: str, refused: Refused, **detail) -> Receipt:
+    await security_event(conn, now, refused.kind, f"mqtt:{device_id[:64]}", reason=refused.message, **detail)
     log.warning("button message refused", extra={"fields": {"device_id": device_id[:64], "kind": refused.kind}})
     return Receipt(refused=refused.kind)

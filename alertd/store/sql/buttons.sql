@@ -36,18 +36,22 @@ INSERT INTO buttons (device_id, hmac_secret, caseworker_id, created_at) VALUES (
 -- Rotate a button's HMAC secret.
 UPDATE buttons SET hmac_secret = $2 WHERE device_id = $1 RETURNING device_id;
 
--- name: button_for_update
--- Lock a button to check and advance its seq; revoked devices are returned so callers can refuse them.
+-- name: buttons_for_update
+-- Lock buttons (in id order) to check and advance their seq; revoked devices are returned so callers can refuse them.
 SELECT b.device_id, b.hmac_secret, b.last_seq, d.person_id, d.revoked_at, p.region
   FROM buttons b JOIN devices d ON d.id = b.device_id JOIN people p ON p.id = d.person_id
- WHERE b.device_id = $1
+ WHERE b.device_id = ANY($1::text[])
+ ORDER BY b.device_id
    FOR UPDATE OF b;
 
--- name: button_heard
--- Accept a message: advance seq, stamp last-seen and battery, end a silence, forget a low battery that recovered.
-UPDATE buttons SET last_seq = $2, last_seen_at = $3, battery = coalesce($4, battery), silent_notice_at = NULL,
-       low_battery_notice_at = CASE WHEN coalesce($4, battery) >= $5 THEN NULL ELSE low_battery_notice_at END
- WHERE device_id = $1;
+-- name: buttons_heard
+-- Accept messages at $1: advance each button's seq, stamp last-seen and battery, end a silence, forget a low battery that recovered (at or above $2).
+UPDATE buttons b SET last_seq = u.seq, last_seen_at = $1, battery = coalesce(u.battery, b.battery),
+       silent_notice_at = NULL,
+       low_battery_notice_at = CASE WHEN coalesce(u.battery, b.battery) >= $2 THEN NULL
+                                    ELSE b.low_battery_notice_at END
+  FROM unnest($3::text[], $4::bigint[], $5::real[]) AS u(device_id, seq, battery)
+ WHERE b.device_id = u.device_id;
 
 -- name: button_state
 -- A button's supervision state (for the engineers and the tests).
@@ -55,19 +59,19 @@ SELECT b.device_id, d.person_id, b.last_seq, b.last_seen_at, b.battery, b.casewo
        b.silent_notice_at, b.low_battery_notice_at
   FROM buttons b JOIN devices d ON d.id = b.device_id WHERE b.device_id = $1;
 
--- name: phone_last_fix
--- The newest fix the person's phone app sent at or after $2 (her phone's last known position).
-SELECT ST_Y(f.location::geometry) AS lat, ST_X(f.location::geometry) AS lon, f.accuracy_m,
-       'phone_last_fix' AS source, f.fix_time
-  FROM location_fixes f JOIN alerts a ON a.id = f.alert_id
- WHERE a.person_id = $1 AND a.channel = 'app' AND f.fix_time >= $2
- ORDER BY f.fix_time DESC
- LIMIT 1;
+-- name: phones_last_fixes
+-- For each person in $1: the newest fix her phone app sent at or after $2 (her phone's last known position).
+SELECT DISTINCT ON (a.person_id) a.person_id, ST_Y(f.location::geometry) AS lat, ST_X(f.location::geometry) AS lon,
+       f.accuracy_m, 'phone_last_fix' AS source, f.fix_time
+  FROM alerts a JOIN location_fixes f ON f.alert_id = a.id
+ WHERE a.person_id = ANY($1::text[]) AND a.channel = 'app' AND f.fix_time >= $2
+ ORDER BY a.person_id, f.fix_time DESC;
 
--- name: cell_tower
--- Where a cell tower stands and how far it reaches.
-SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, range_m
-  FROM cell_towers WHERE mcc = $1 AND mnc = $2 AND lac = $3 AND cid = $4;
+-- name: cell_towers_at
+-- Where each of these cell towers (mcc, mnc, lac, cid) stands and how far it reaches (those known).
+SELECT t.mcc, t.mnc, t.lac, t.cid, ST_Y(t.location::geometry) AS lat, ST_X(t.location::geometry) AS lon, t.range_m
+  FROM unnest($1::int[], $2::int[], $3::int[], $4::bigint[]) AS u(mcc, mnc, lac, cid)
+  JOIN cell_towers t ON (t.mcc, t.mnc, t.lac, t.cid) = (u.mcc, u.mnc, u.lac, u.cid);
 
 -- name: create_cell_import
 -- A session table to COPY an OpenCellID file into before merging it.
