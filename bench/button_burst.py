@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import threading
@@ -160,9 +161,8 @@ async def main() -> None:
         services.broker = LocalMosquitto(services.workdir / "mqtt", extra_config=BROKER_CONFIG).start()
         dsn = await services.database("bench")
         buttons = await seed(dsn, args.buttons)
-        for i in range(args.services):
-            services.serve(services.settings(dsn, mqtt_client_id=f"alertd-bench-{i}", db_pool_max=20),
-                           log_name=f"alertd-{i}.log")
+        servers = [services.serve(services.settings(dsn, mqtt_client_id=f"alertd-bench-{i}", db_pool_max=20),
+                                  log_name=f"alertd-{i}.log") for i in range(args.services)]
         url = services.broker.url
         raw = raw_rate(url, args.raw)
         swarm = Swarm(url, buttons, connections=8)
@@ -170,11 +170,20 @@ async def main() -> None:
             conn.client.max_inflight_messages_set(1000)
         swarm.connect()
         time.sleep(0.5)
+        def cpu() -> dict[str, float]:
+            return {"alertd": sum(benchlib.cpu_seconds(s.pid) for s in servers),
+                    "PostgreSQL": benchlib.postgres_cpu_seconds(services.pg),
+                    "Mosquitto": benchlib.cpu_seconds(services.broker.process.pid),
+                    "simulator": benchlib.cpu_seconds(os.getpid())}
+
         try:
+            before = cpu()
             p = paced(swarm, args.rate, args.duration)
             await drained(dsn)  # the engine's outbox work from the paced phase must not weigh on the burst
             swarm.sent.clear()
             b = burst(swarm, len(buttons))
+            await drained(dsn)
+            spent = {name: seconds - before[name] for name, seconds in cpu().items()}
         finally:
             swarm.close()
     print(f"machine: {benchlib.machine()}; {args.services} alertd serve process(es)")
@@ -183,6 +192,10 @@ async def main() -> None:
           f"press-to-committed p50 {b['p50'] * 1000:.1f} ms, p99 {b['p99'] * 1000:.1f} ms, max {b['max'] * 1000:.1f} ms")
     print(f"paced at {p['offered_per_s']:,.0f} presses/s for {args.duration:g} s: {p['acked']}/{p['sent']} committed, "
           f"p50 {p['p50'] * 1000:.1f} ms, p99 {p['p99'] * 1000:.1f} ms, max {p['max'] * 1000:.1f} ms")
+    presses = p["acked"] + b["acked"]
+    print(f"CPU for the {presses} presses (paced and burst, each until its outbox was sent): " + ", ".join(
+        f"{name} {seconds:.1f} s" for name, seconds in spent.items()) +
+        f"; alertd + PostgreSQL = {1000 * (spent['alertd'] + spent['PostgreSQL']) / max(1, presses):.2f} ms per press")
     ratio = b["per_s"] / raw
     print(f"ratio sustained presses/s : raw broker rate = {ratio:.2f}")
     verdicts = benchlib.Verdicts()
