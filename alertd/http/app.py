@@ -29,7 +29,7 @@ from alertd.notifiers.sms import build_sms_notifier
 from alertd.service.context import Context
 from alertd.service import intake
 from alertd.settings import Settings
-from alertd.store.db import create_pool
+from alertd.store.db import check_vacuum, create_pool
 
 log = logging.getLogger("alertd")
 
@@ -51,6 +51,9 @@ def build_registry(app: web.Application) -> Registry:
 async def _pool(app: web.Application):
     s = app[CTX].settings
     app[POOL] = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
+    async with app[POOL].acquire() as conn:
+        if advice := await check_vacuum(conn):
+            log.warning("PostgreSQL vacuums too rarely for alertd's queues", extra={"fields": {"advice": advice}})
     yield
     await app[POOL].close()
 

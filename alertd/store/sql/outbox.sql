@@ -59,3 +59,8 @@ SELECT pg_notify('alertd_wake', $1);
 -- name: notify_console
 -- Push messages to every instance's console feed, in order.
 SELECT pg_notify('alertd_events', body) FROM unnest($1::text[]) WITH ORDINALITY AS u(body, n) ORDER BY n;
+
+-- name: vacuum_settings
+-- The server's autovacuum switch and naptime (seconds): the queues need frequent vacuuming.
+SELECT (SELECT setting FROM pg_settings WHERE name = 'autovacuum') AS autovacuum,
+       (SELECT setting FROM pg_settings WHERE name = 'autovacuum_naptime') AS naptime_s;
