@@ -26,7 +26,7 @@ WITH due AS (
      FOR UPDATE SKIP LOCKED
 )
 UPDATE outbox o SET leased_until = $1 + make_interval(secs => $3), attempts = o.attempts + 1
-  FROM due WHERE o.id = due.id
+  FROM due WHERE o.id = due.id AND o.status = 'pending'
 RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dispatch_id, o.attempts,
           o.created_at, o.provider_ref;
 
@@ -34,15 +34,15 @@ RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dis
 -- Mark messages $1 sent at $2, each with its provider reference in $3.
 UPDATE outbox o SET status = 'sent', sent_at = $2, provider_ref = u.ref, last_error = NULL
   FROM unnest($1::bigint[], $3::text[]) AS u(id, ref)
- WHERE o.id = u.id;
+ WHERE o.id = u.id AND o.status = 'pending';
 
 -- name: outbox_retry
 -- Schedule another attempt after a failure (and give up the lease).
-UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_until = NULL WHERE id = $1;
+UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_until = NULL WHERE id = $1 AND status = 'pending';
 
 -- name: outbox_failed
 -- Give up on a message.
-UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1;
+UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending';
 
 -- name: outbox_next_due
 -- When the next pending message is due (a leased one: when its lease runs out).
