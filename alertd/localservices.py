@@ -10,8 +10,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from alertd.store.db import QUEUE_NAPTIME_S
-
 
 class ServiceError(RuntimeError):
     """A local server could not be found or started."""
@@ -94,9 +92,7 @@ class LocalPostgres:
                  "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"],
                 check=True, capture_output=True,
             )
-        # autovacuum_naptime: the outbox and the deadlines are queues; see store.db.QUEUE_NAPTIME_S.
-        options = (f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                   f"-c autovacuum_naptime={QUEUE_NAPTIME_S}s")
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
