@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -15,18 +16,32 @@ class ServiceError(RuntimeError):
     """A local server could not be found or started."""
 
 
-def free_port(preferred: int | None = None) -> int:
-    """The preferred port if nothing listens on it, else one the kernel picks."""
-    if preferred is not None:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+# Ports handed out pick from below Linux's ephemeral range (32768-60999), where the kernel takes the local ports
+# of outgoing connections: a port picked there could be taken by any client socket (a database connection of the
+# tests, say) before the server meant for it binds it, and that server would then fail to start.
+PORT_RANGE = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int | None = None) -> int:
+    """The preferred port if it is free, else a free one from PORT_RANGE; never the same port twice in a process
+    (two servers started one after the other must not be given one port)."""
+    candidates = [preferred] if preferred is not None else []
+    candidates += random.sample(PORT_RANGE, 200)
+    for port in candidates:
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    raise ServiceError(f"no free port in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:

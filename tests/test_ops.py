@@ -102,3 +102,18 @@ async def test_queue_vacuum_advice_follows_the_servers_settings(db):
     assert vacuum_advice(True, QUEUE_NAPTIME_MAX_S) is None
     assert "autovacuum_naptime is 300 s" in vacuum_advice(True, 300)
     assert "autovacuum is off" in vacuum_advice(False, 5)
+
+
+def test_free_ports_are_never_handed_out_twice_nor_from_the_kernels_ephemeral_range():
+    import socket
+
+    from alertd.localservices import PORT_RANGE, free_port
+
+    ports = [free_port() for _ in range(100)]
+    assert len(set(ports)) == 100 and all(p in PORT_RANGE for p in ports)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        assert free_port(taken) != taken  # a preferred port in use is not handed out
+    assert free_port(ports[0]) != ports[0]  # nor one handed out before
