@@ -39,6 +39,7 @@ from alertd.service.enrolment import enrol_person, upsert_responders  # noqa: E4
 from alertd.service.provisioning import provision_button  # noqa: E402
 from alertd.store.db import connect  # noqa: E402
 from clients.simulator.sim import Swarm  # noqa: E402
+from intake import group_commits, group_line  # noqa: E402
 
 P99_TARGET_MS = 100.0
 RATIO_TARGET = 0.3
@@ -161,8 +162,13 @@ async def main() -> None:
         services.broker = LocalMosquitto(services.workdir / "mqtt", extra_config=BROKER_CONFIG).start()
         dsn = await services.database("bench")
         buttons = await seed(dsn, args.buttons)
-        servers = [services.serve(services.settings(dsn, mqtt_client_id=f"alertd-bench-{i}", db_pool_max=20),
-                                  log_name=f"alertd-{i}.log") for i in range(args.services)]
+        configs = [services.settings(dsn, mqtt_client_id=f"alertd-bench-{i}", db_pool_max=20)
+                   for i in range(args.services)]
+        servers = [services.serve(config, log_name=f"alertd-{i}.log") for i, config in enumerate(configs)]
+        urls = [f"http://127.0.0.1:{config.http_port}" for config in configs]
+
+        async def groups() -> list[dict[str, float]]:
+            return [await group_commits(u, "buttons") for u in urls]
         url = services.broker.url
         raw = raw_rate(url, args.raw)
         swarm = Swarm(url, buttons, connections=8)
@@ -177,12 +183,14 @@ async def main() -> None:
                     "simulator": benchlib.cpu_seconds(os.getpid())}
 
         try:
-            before = cpu()
+            before, grouped = cpu(), [await groups()]
             p = paced(swarm, args.rate, args.duration)
             await drained(dsn)  # the engine's outbox work from the paced phase must not weigh on the burst
+            grouped.append(await groups())
             swarm.sent.clear()
             b = burst(swarm, len(buttons))
             await drained(dsn)
+            grouped.append(await groups())
             spent = {name: seconds - before[name] for name, seconds in cpu().items()}
         finally:
             swarm.close()
@@ -192,6 +200,9 @@ async def main() -> None:
           f"press-to-committed p50 {b['p50'] * 1000:.1f} ms, p99 {b['p99'] * 1000:.1f} ms, max {b['max'] * 1000:.1f} ms")
     print(f"paced at {p['offered_per_s']:,.0f} presses/s for {args.duration:g} s: {p['acked']}/{p['sent']} committed, "
           f"p50 {p['p50'] * 1000:.1f} ms, p99 {p['p99'] * 1000:.1f} ms, max {p['max'] * 1000:.1f} ms")
+    for name, (start, end) in (("paced", (0, 1)), ("burst", (1, 2))):
+        for i in range(args.services):
+            print(group_line(f"{name}, alertd {i + 1}", grouped[start][i], grouped[end][i], items="presses"))
     presses = p["acked"] + b["acked"]
     print(f"CPU for the {presses} presses (paced and burst, each until its outbox was sent): " + ", ".join(
         f"{name} {seconds:.1f} s" for name, seconds in spent.items()) +

@@ -124,25 +124,26 @@ async def drive_measured(services: benchlib.Services, server, dsn: str, table: s
                     "ms_per_row": 1000 * (after[0] - before[0] + after[1] - before[1]) / committed_rows}
 
 
-async def group_commits(base_url: str) -> dict[str, float]:
-    """alertd's group-commit histograms (/metrics): groups, alerts, and the sum of sizes, waits and commit times."""
+async def group_commits(base_url: str, source: str = "app") -> dict[str, float]:
+    """alertd's group-commit histograms (/metrics) for one source ("app" or "buttons"): groups, items, and the
+    sums of sizes, waits and commit times."""
     async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as resp:
         text = await resp.text()
-    out = {}
+    out = dict.fromkeys((f"{metric}_{part}" for metric in ("intake_group_size", "intake_wait_seconds",
+                                                           "intake_commit_seconds") for part in ("sum", "count")), 0.0)
     for line in text.splitlines():
         name, _, value = line.partition(" ")
-        for metric in ("intake_group_size", "intake_wait_seconds", "intake_commit_seconds"):
-            for part in ("sum", "count"):
-                if name == f"alertd_{metric}_{part}":
-                    out[f"{metric}_{part}"] = float(value)
+        for key in out:
+            if name == f'alertd_{key}{{source="{source}"}}':
+                out[key] = float(value)
     return out
 
 
-def group_line(name: str, before: dict[str, float], after: dict[str, float]) -> str:
+def group_line(name: str, before: dict[str, float], after: dict[str, float], items: str = "alerts") -> str:
     d = {k: after[k] - before.get(k, 0.0) for k in after}
     groups, alerts = max(1.0, d["intake_group_size_count"]), max(1.0, d["intake_wait_seconds_count"])
     return (f"  {name}: {d['intake_group_size_count']:.0f} group commits, mean {d['intake_group_size_sum'] / groups:.1f}"
-            f" alerts each; mean wait for a committer {1000 * d['intake_wait_seconds_sum'] / alerts:.1f} ms, "
+            f" {items} each; mean wait for a committer {1000 * d['intake_wait_seconds_sum'] / alerts:.1f} ms, "
             f"mean commit {1000 * d['intake_commit_seconds_sum'] / groups:.1f} ms")
 
 

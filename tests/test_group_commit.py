@@ -155,3 +155,18 @@ async def test_a_taken_dispatch_code_is_drawn_again_and_the_messages_carry_the_n
         event = await db.fetchval("SELECT data->>'code' FROM alert_events WHERE dispatch_id = $1", r["id"])
         sent = await db.fetch("SELECT payload->>'code' AS code FROM outbox WHERE dispatch_id = $1", r["id"])
         assert event == r["code"] and sent and {m["code"] for m in sent} == {r["code"]}
+
+
+async def test_group_commits_show_in_metrics(app_client, settings, clock, db):
+    await seed_responders(db)
+    people = [await enrol(db, clock.now()) for _ in range(5)]
+    for i, person in enumerate(people):
+        resp = await app_client.post("/v1/alerts", json={"client_alert_id": f"m-{i}", "location": fix(*offset(1))},
+                                     headers=bearer(device_token(settings, person, clock.now())))
+        assert resp.status == 201
+    text = await (await app_client.get("/metrics")).text()
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line.startswith("alertd_intake_")}
+    assert values['alertd_intake_group_size_sum{source="app"}'] == 5  # five alerts, one after the other
+    assert values['alertd_intake_group_size_count{source="app"}'] == 5
+    assert values['alertd_intake_wait_seconds_count{source="app"}'] == 5

@@ -95,16 +95,10 @@ async def _engine(app: web.Application):
 
 async def _intake(app: web.Application):
     """Alerts from the phone app, committed in groups under load (each answered after its own commit)."""
-    s, metrics = app[CTX].settings, app[METRICS]
-
-    def observe(size: int, waits: list[float], commit_s: float) -> None:
-        metrics.intake_group_size.observe(size)
-        metrics.intake_commit.observe(commit_s)
-        for wait in waits:
-            metrics.intake_wait.observe(wait)
-
+    s = app[CTX].settings
     app[INTAKE] = intake.group_committer(app[POOL], app[CTX], max_group=s.intake_max_group,
-                                         committers=s.intake_committers, observe=observe)
+                                         committers=s.intake_committers,
+                                         observe=app[METRICS].group_observer("app"))
     app[INTAKE].start()
     yield
     await app[INTAKE].stop()
@@ -115,7 +109,7 @@ async def _ingest(app: web.Application):
     if not app[CTX].settings.mqtt_ingest:
         yield
         return
-    app[INGEST] = Ingest(app[POOL], app[CTX])
+    app[INGEST] = Ingest(app[POOL], app[CTX], observe=app[METRICS].group_observer("buttons"))
     await app[INGEST].start()
     yield
     await app[INGEST].stop()

@@ -36,11 +36,12 @@ def client_id(settings) -> str:
 
 
 class Ingest:
-    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, shards: int = 256) -> None:
+    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, shards: int = 256, observe=None) -> None:
         self.pool, self.ctx = pool, ctx
         # Button messages of different devices commit together under load (each acked after its own group's
         # commit); the shards keep one message per device in hand, so a device's messages stay in order.
-        self.buttons = buttons.group_committer(pool, ctx, committers=2, max_group=ctx.settings.intake_max_group)
+        self.buttons = buttons.group_committer(pool, ctx, committers=2, max_group=ctx.settings.intake_max_group,
+                                               observe=observe)
         settings = ctx.settings
         self.broker = BrokerConnection(settings, client_id=client_id(settings), clean_start=False, manual_ack=True,
                                        session_expiry_s=settings.mqtt_session_expiry_s)
