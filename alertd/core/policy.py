@@ -15,8 +15,14 @@ CODE_LENGTH = 6
 
 
 def new_code() -> str:
-    """A short dispatch code a responder quotes in an SMS reply."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    """A short dispatch code a responder quotes in an SMS reply: one uniform draw among all 27^6 codes, spelt in
+    the alphabet (one call to the system's randomness, not one per character)."""
+    n = secrets.randbelow(len(CODE_ALPHABET) ** CODE_LENGTH)
+    chars = []
+    for _ in range(CODE_LENGTH):
+        n, digit = divmod(n, len(CODE_ALPHABET))
+        chars.append(CODE_ALPHABET[digit])
+    return "".join(chars)
 
 
 @dataclass(frozen=True)
