@@ -142,8 +142,9 @@ async def group_commits(base_url: str, source: str = "app") -> dict[str, float]:
 def group_line(name: str, before: dict[str, float], after: dict[str, float], items: str = "alerts") -> str:
     d = {k: after[k] - before.get(k, 0.0) for k in after}
     groups, alerts = max(1.0, d["intake_group_size_count"]), max(1.0, d["intake_wait_seconds_count"])
-    return (f"  {name}: {d['intake_group_size_count']:.0f} group commits, mean {d['intake_group_size_sum'] / groups:.1f}"
-            f" {items} each; mean wait for a committer {1000 * d['intake_wait_seconds_sum'] / alerts:.1f} ms, "
+    return (f"  {name}: {d['intake_group_size_count']:.0f} group commits, "
+            f"mean {d['intake_group_size_sum'] / groups:.1f} {items} each; "
+            f"mean wait for a committer {1000 * d['intake_wait_seconds_sum'] / alerts:.1f} ms, "
             f"mean commit {1000 * d['intake_commit_seconds_sum'] / groups:.1f} ms")
 
 
