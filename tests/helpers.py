@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import contextlib
 import uuid
 from datetime import datetime
@@ -86,3 +88,15 @@ async def running_app(settings, clock, *, run_engine: bool = False):
         yield client
     finally:
         await client.close()
+
+
+async def all_at_once(committer, items: list) -> list:
+    """Queue every item on a GroupCommit before it starts, so that they make one group; each item's answer (or
+    the exception it got), in order."""
+    tasks = [asyncio.create_task(committer.submit(item)) for item in items]
+    await asyncio.sleep(0)
+    committer.start()
+    try:
+        return await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await committer.stop()

@@ -3,7 +3,6 @@ refused, heard), a device's messages are taken in order, and a refusal is record
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 
@@ -14,7 +13,7 @@ from alertd.service import buttons, cells, provisioning
 from alertd.service.context import Context
 from alertd.store.db import create_pool
 from clients.button import protocol as firmware
-from tests.helpers import enrol, offset, seed_responders
+from tests.helpers import all_at_once, enrol, offset, seed_responders
 
 CELL = (401, 1, 2001, 30001)
 
@@ -42,13 +41,7 @@ async def _one_group(pool, settings, clock, inbound) -> tuple[list[buttons.Recei
     sizes = []
     committer = buttons.group_committer(pool, Context(settings, clock), committers=1,
                                         observe=lambda size, waits, seconds: sizes.append(size))
-    tasks = [asyncio.create_task(committer.submit(m)) for m in inbound]
-    await asyncio.sleep(0)  # all queued before the committer starts: one group
-    committer.start()
-    try:
-        return await asyncio.gather(*tasks), sizes
-    finally:
-        await committer.stop()
+    return await all_at_once(committer, inbound), sizes
 
 
 async def test_a_group_answers_each_message_as_if_alone(pool, settings, clock, db):

@@ -13,10 +13,9 @@ from alertd.core.model import Location
 from alertd.service import timeline
 from alertd.service.context import Context
 from alertd.service.group_commit import GroupCommit
-from alertd.service.intake import group_committer
-from alertd.service.intake import NewAlert
+from alertd.service.intake import NewAlert, group_committer
 from alertd.store.db import create_pool
-from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
+from tests.helpers import all_at_once, bearer, device_token, enrol, fix, offset, seed_responders
 
 
 @pytest.fixture
@@ -31,24 +30,13 @@ def _alert(person, cid: str, km_north: float, clock) -> NewAlert:
                     triggered_at=clock.now(), location=Location(*offset(km_north), 20.0, "gps", clock.now()))
 
 
-async def _all_at_once(committer: GroupCommit, alerts: list[NewAlert]) -> list:
-    """Queue every alert before the committer starts, so that they make one group."""
-    tasks = [asyncio.create_task(committer.submit(a)) for a in alerts]
-    await asyncio.sleep(0)
-    committer.start()
-    try:
-        return await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        await committer.stop()
-
-
 async def test_alerts_queued_together_commit_as_one_group_each_fully_dispatched(pool, settings, clock, db):
     await seed_responders(db)
     people = [await enrol(db, clock.now()) for _ in range(12)]
     groups = []
     committer = group_committer(pool, Context(settings, clock), committers=1,
                             observe=lambda size, waits, seconds: groups.append(size))
-    answers = await _all_at_once(committer, [_alert(p, f"g-{i}", i % 3, clock) for i, p in enumerate(people)])
+    answers = await all_at_once(committer, [_alert(p, f"g-{i}", i % 3, clock) for i, p in enumerate(people)])
 
     assert groups == [12]
     assert all(a.created for a in answers) and len({a.alert_id for a in answers}) == 12
@@ -74,7 +62,7 @@ async def test_one_bad_alert_fails_alone_and_the_rest_of_its_group_commits(pool,
     groups = []
     committer = group_committer(pool, Context(settings, clock), committers=1,
                             observe=lambda size, waits, seconds: groups.append(size))
-    answers = await _all_at_once(committer, [*alerts[:2], ghost, *alerts[2:]])
+    answers = await all_at_once(committer, [*alerts[:2], ghost, *alerts[2:]])
 
     assert isinstance(answers[2], asyncpg.ForeignKeyViolationError)
     good = [a for i, a in enumerate(answers) if i != 2]
@@ -88,7 +76,7 @@ async def test_repeats_in_one_group_make_one_alert(pool, settings, clock, db):
     await seed_responders(db)
     person = await enrol(db, clock.now())
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    first, again = await _all_at_once(committer, [_alert(person, "same", 1, clock), _alert(person, "same", 2, clock)])
+    first, again = await all_at_once(committer, [_alert(person, "same", 1, clock), _alert(person, "same", 2, clock)])
 
     assert first.alert_id == again.alert_id
     assert sorted([first.created, again.created]) == [False, True]
@@ -107,13 +95,13 @@ async def test_crash_mid_group_commits_nothing_and_answers_nobody_received(pool,
         raise ConnectionResetError("database went away between two statements")
 
     monkeypatch.setattr(timeline.Batch, "flush", events_then_crash)
-    answers = await _all_at_once(group_committer(pool, Context(settings, clock), committers=1), alerts)
+    answers = await all_at_once(group_committer(pool, Context(settings, clock), committers=1), alerts)
     assert all(isinstance(a, ConnectionResetError) for a in answers)
     for table in ("alerts", "location_fixes", "dispatches", "alert_events", "outbox"):
         assert await db.fetchval(f"SELECT count(*) FROM {table}") == 0
 
     monkeypatch.undo()  # the phones retry with the same client_alert_ids: one alert each
-    answers = await _all_at_once(group_committer(pool, Context(settings, clock), committers=1), alerts)
+    answers = await all_at_once(group_committer(pool, Context(settings, clock), committers=1), alerts)
     assert all(a.created for a in answers)
     assert await db.fetchval("SELECT count(*) FROM dispatches") == 12
 
@@ -140,13 +128,13 @@ async def test_a_taken_dispatch_code_is_drawn_again_and_the_messages_carry_the_n
 
     await seed_responders(db)
     first, second = await enrol(db, clock.now()), await enrol(db, clock.now())
-    await _all_at_once(group_committer(pool, Context(settings, clock), committers=1), [_alert(first, "a", 1, clock)])
+    await all_at_once(group_committer(pool, Context(settings, clock), committers=1), [_alert(first, "a", 1, clock)])
     taken = await db.fetchval("SELECT code FROM dispatches LIMIT 1")
     real_new_code = policy.new_code
     draws = iter([taken, taken])  # the second alert's first two dispatches draw a code already in use
 
     monkeypatch.setattr(policy, "new_code", lambda: next(draws, None) or real_new_code())
-    [answer] = await _all_at_once(group_committer(pool, Context(settings, clock), committers=1),
+    [answer] = await all_at_once(group_committer(pool, Context(settings, clock), committers=1),
                                   [_alert(second, "b", 1, clock)])
     rows = await db.fetch("SELECT id, code FROM dispatches WHERE alert_id = $1", uuid.UUID(answer.alert_id))
     assert len(rows) == 3 and taken not in {r["code"] for r in rows}
@@ -170,3 +158,32 @@ async def test_group_commits_show_in_metrics(app_client, settings, clock, db):
     assert values['alertd_intake_group_size_sum{source="app"}'] == 5  # five alerts, one after the other
     assert values['alertd_intake_group_size_count{source="app"}'] == 5
     assert values['alertd_intake_wait_seconds_count{source="app"}'] == 5
+
+
+async def test_a_lost_database_fails_the_whole_group_at_once_not_once_per_alert(pool, settings, clock, db):
+    people = [await enrol(db, clock.now()) for _ in range(5)]
+    tries = []
+
+    async def database_gone(conn, items):
+        tries.append(len(items))
+        raise ConnectionResetError("database went away")
+
+    committer = GroupCommit(pool, database_gone, name="test", committers=1)
+    answers = await all_at_once(committer, [_alert(p, f"l-{i}", 1, clock) for i, p in enumerate(people)])
+    assert all(isinstance(a, ConnectionResetError) for a in answers)
+    assert tries == [5]  # one attempt for the group; retrying each alone could only fail again
+
+
+async def test_a_bad_item_is_found_by_retrying_the_group_one_by_one(pool, settings, clock, db):
+    tries = []
+
+    async def refuse_the_odd_ones(conn, items):
+        tries.append(len(items))
+        if any(i % 2 for i in items):
+            raise ValueError("odd")
+        return [i * 10 for i in items]
+
+    answers = await all_at_once(GroupCommit(pool, refuse_the_odd_ones, name="test", committers=1), [0, 1, 2, 3])
+    assert answers[0] == 0 and answers[2] == 20
+    assert isinstance(answers[1], ValueError) and isinstance(answers[3], ValueError)
+    assert tries == [4, 1, 1, 1, 1]

@@ -54,9 +54,10 @@ async def test_three_serve_processes_fire_overdue_deadlines_exactly_once(setting
     try:
         for i in range(15):
             person = await enrol(db, past.now())
-            await intake.raise_alert(pool, Context(settings, past), intake.NewAlert(
-                person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"p{i}",
-                triggered_at=past.now(), location=Location(*offset(i % 9), 30.0, "gps", past.now())))
+            async with pool.acquire() as conn, conn.transaction():
+                await intake.raise_group(conn, Context(settings, past), [intake.NewAlert(
+                    person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"p{i}",
+                    triggered_at=past.now(), location=Location(*offset(i % 9), 30.0, "gps", past.now()))])
     finally:
         await pool.close()
     assert await db.fetchval("SELECT count(*) FROM dispatches WHERE status = 'pending'") == 45

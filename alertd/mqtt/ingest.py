@@ -23,11 +23,11 @@ from alertd.mqtt.client import BrokerConnection
 from alertd.mqtt.protocol import Refused
 from alertd.service import buttons, units
 from alertd.service.context import Context
+from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.mqtt.ingest")
 # What a database outage looks like: keep the message unacknowledged and try it again.
-TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-             asyncpg.SerializationError, asyncpg.DeadlockDetectedError, OSError, TimeoutError)
+TRANSIENT = (*CONNECTION_LOST, asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
 
 def client_id(settings) -> str:

@@ -41,12 +41,6 @@ class Inbound:
     payload: bytes
 
 
-async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: str, payload: bytes) -> Receipt:
-    """Handle one press or heartbeat alone in its transaction (`group_committer` is the way under load)."""
-    async with pool.acquire() as conn, conn.transaction():
-        return (await receive_group(conn, ctx, [Inbound(device_id, event_name, payload)]))[0]
-
-
 def group_committer(pool: asyncpg.Pool, ctx: Context, **options) -> GroupCommit[Inbound, Receipt]:
     """Button messages committed in groups under load, each acknowledged after its own group's commit."""
     return GroupCommit(pool, lambda conn, messages: receive_group(conn, ctx, messages), name="buttons",

@@ -5,7 +5,8 @@ Under load most of an alert's cost is per statement and per transaction, not per
 the same few statements and one commit as a single alert. A committer takes whatever has queued while the
 previous group committed (nothing is held back to wait for company: a lone alert goes at once), up to
 `max_group`. A group that fails is retried one item per transaction, so one bad item cannot fail the others,
-and each sender gets her own answer or her own error.
+and each sender gets her own answer or her own error; when the database itself is gone, every sender of the
+group gets that error at once (the channel retries: the phone app, Twilio, the broker's redelivery).
 
 Used for app alerts (`intake.raise_group`) and button messages (`buttons.receive_group`).
 """
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+
+from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.intake")
 T = TypeVar("T")
@@ -81,8 +84,10 @@ class GroupCommit(Generic[T, R]):
             async with self.pool.acquire() as conn, conn.transaction():
                 answers = await self.work(conn, [item for item, _, _ in group])
         except Exception as exc:
-            if len(group) == 1:
-                _settle(group[0][1], exc=exc)
+            if len(group) == 1 or isinstance(exc, CONNECTION_LOST):
+                # Alone, or the database is gone: one item at a time would only fail again, N times over.
+                for _, done, _ in group:
+                    _settle(done, exc=exc)
                 return
             log.warning("group failed, committing its items one by one",
                         extra={"fields": {"group": self.name, "items": len(group), "error": type(exc).__name__}})

@@ -43,13 +43,6 @@ class NewAlert:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-async def raise_alert(pool: asyncpg.Pool, ctx: Context, new: NewAlert) -> Raised:
-    """Commit one alert with its fix, its best location, its dispatches, outbox rows and timeline together
-    (alone in its transaction: `GroupCommit` is the way under load)."""
-    async with pool.acquire() as conn, conn.transaction():
-        return (await raise_group(conn, ctx, [new]))[0]
-
-
 def group_committer(pool: asyncpg.Pool, ctx: Context, **options: Any) -> GroupCommit[NewAlert, Raised]:
     """App alerts committed in groups under load, each answered after its own group's commit."""
     return GroupCommit(pool, lambda conn, news: raise_group(conn, ctx, news), name="intake",

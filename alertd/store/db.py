@@ -8,6 +8,11 @@ import asyncpg
 
 from alertd.store.queries import queries
 
+# The database went away (or never answered): nothing of the transaction committed, and trying again alone or
+# with other work will not help until it is back.
+CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError,
+                   TimeoutError)
+
 
 # The outbox and the pending dispatches are queues: every message sent and every deadline met leaves a dead row
 # version in the queue's index until VACUUM removes it, and each claim reads past them. The outbox's queue is its
