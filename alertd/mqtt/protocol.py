@@ -7,6 +7,7 @@ import hmac
 import json
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 PREFIX = "alertd/v1"
 BUTTON_EVENTS = ("press", "heartbeat")
@@ -61,6 +62,11 @@ class ButtonMessage:
     battery: float | None = None
     gps: tuple[float, float, float | None] | None = None  # lat, lon, accuracy in metres
     cell: tuple[int, int, int, int] | None = None        # mcc, mnc, lac, cid
+
+    @property
+    def sent_at(self) -> datetime:
+        """When the button says it sent the message (`ts`, checked against the clock on receipt)."""
+        return datetime.fromtimestamp(self.ts, UTC)
 
 
 def _json_object(payload: bytes) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -135,7 +135,7 @@ async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, presses:
     # Each button row is locked and each seq is above its last one, so no (device, seq) can exist yet.
     return await intake.create_alerts(conn, ctx, now, [
         intake.NewAlert(person_id=button["person_id"], device_id=message.device_id, channel="button",
-                        client_alert_id=f"seq:{message.seq}", triggered_at=datetime.fromtimestamp(message.ts, UTC),
+                        client_alert_id=f"seq:{message.seq}", triggered_at=message.sent_at,
                         location=where, details={"seq": message.seq})
         for (message, button), where in zip(presses, located, strict=True)])
 
@@ -148,7 +148,7 @@ async def _locate(conn: asyncpg.Connection, now: datetime,
     for i, (message, _) in enumerate(presses):
         if message.gps is not None:
             lat, lon, acc = message.gps
-            where[i] = Location(lat, lon, acc, "gps", datetime.fromtimestamp(message.ts, UTC))
+            where[i] = Location(lat, lon, acc, "gps", message.sent_at)
     if without := [i for i in range(len(presses)) if where[i] is None]:
         rows = await conn.fetch(queries.phones_last_fixes, list({presses[i][1]["person_id"] for i in without}),
                                 now - PHONE_FIX_MAX_AGE)
@@ -162,8 +162,7 @@ async def _locate(conn: asyncpg.Connection, now: datetime,
         for i in cells:
             message = presses[i][0]
             if (tower := towers.get(message.cell)) is not None:
-                where[i] = Location(tower["lat"], tower["lon"], tower["range_m"], "cell",
-                                    datetime.fromtimestamp(message.ts, UTC))
+                where[i] = Location(tower["lat"], tower["lon"], tower["range_m"], "cell", message.sent_at)
     return where
 
 
