@@ -19,28 +19,20 @@ import asyncio
 import os
 import random
 import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
+import benchlib
 from twilio.request_validator import RequestValidator
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from alertd import auth  # noqa: E402
-from alertd.localservices import LocalMosquitto, LocalPostgres, free_port  # noqa: E402
-from alertd.service.enrolment import ResponderRecord, upsert_responders  # noqa: E402
-from alertd.settings import Settings  # noqa: E402
-from alertd.store.db import connect  # noqa: E402
-from alertd.store.migrate import migrate  # noqa: E402
-from alertd.store.queries import queries  # noqa: E402
+from alertd import auth
+from alertd.localservices import free_port
+from alertd.service.enrolment import ResponderRecord, upsert_responders
+from alertd.settings import Settings
+from alertd.store.db import connect
+from alertd.store.queries import queries
 
 TOKEN = "bench-auth-token-" + "x" * 16
 DEVICES = 100
@@ -151,20 +143,6 @@ class AppRequests:
                 "headers": {"Authorization": f"Bearer {self.tokens[n % len(self.tokens)]}"}}
 
 
-def wait_ready(url: str, child: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited with {child.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready within {timeout}s")
-
-
 # --- load ---------------------------------------------------------------------------------------------------
 
 def percentile(values: list[float], p: float) -> float:
@@ -260,38 +238,22 @@ async def main() -> int:
     # Enough phones that (at up to ~1500 req/s) every new-only request is a first SMS and raises a new alert.
     need = int((1500 + args.rate + args.low_rate) * (args.duration + 1)) * 6 // 5
 
-    workdir = Path(tempfile.mkdtemp(prefix="alertd-bench-sms-"))
-    os.chmod(workdir, 0o755)
-    pg = LocalPostgres(workdir / "pg", durable=True).start()
-    broker = LocalMosquitto(workdir / "mqtt").start()
-    children: list[subprocess.Popen] = []
-    try:
-        import asyncpg
-
-        admin = await asyncpg.connect(pg.dsn())
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        conn = await connect(pg.dsn("bench"))
-        await migrate(conn)
-        await conn.close()
-        phones = await seed(pg.dsn("bench"), need)
-        args.dsn = pg.dsn("bench")
-
-        port = free_port()
-        settings = Settings(database_url=pg.dsn("bench"), mqtt_url=broker.url, http_port=port,
-                            public_url="https://alertd.example.org", jwt_secret=secrets.token_urlsafe(48),
-                            twilio_auth_token=TOKEN, log_level="WARNING", data_dir=str(workdir / "data"),
-                            # No deadline may fall due during the run: escalations of one run's alerts would
-                            # land in the next run's timings. This measures intake, not escalation.
-                            ack_deadline_police_post=3600, ack_deadline_crisis_centre=3600,
-                            ack_deadline_mobile_unit=3600)
-        with open(workdir / "alertd.log", "wb") as out:
-            children.append(subprocess.Popen([sys.executable, "-m", "alertd", "serve"], cwd=ROOT, stdout=out,
-                                             stderr=subprocess.STDOUT, env={**os.environ, **settings.as_env()}))
-        wait_ready(f"http://127.0.0.1:{port}/readyz", children[-1])
+    with benchlib.Services() as services:
+        dsn = await services.database("bench")
+        phones = await seed(dsn, need)
+        args.dsn = dsn
+        settings = services.settings(dsn, public_url="https://alertd.example.org", twilio_auth_token=TOKEN,
+                                     log_level="WARNING",
+                                     # No deadline may fall due during the run: escalations of one run's alerts
+                                     # would land in the next run's timings. This measures intake, not escalation.
+                                     ack_deadline_police_post=3600, ack_deadline_crisis_centre=3600,
+                                     ack_deadline_mobile_unit=3600)
+        port = settings.http_port
+        services.serve(settings)
         base_port = free_port()
-        children.append(subprocess.Popen([sys.executable, __file__, "--baseline", str(base_port)], cwd=ROOT))
-        wait_ready(f"http://127.0.0.1:{base_port}/readyz", children[-1])
+        baseline_server = services.spawn([benchlib.PYTHON, __file__, "--baseline", str(base_port)],
+                                         log_name="baseline.log")
+        benchlib.wait_ready(f"http://127.0.0.1:{base_port}/readyz", baseline_server)
 
         print(f"{os.cpu_count()} cpu, load {os.getloadavg()[0]:.2f}")
         base = await measure("baseline", f"http://127.0.0.1:{base_port}{PATH}",
@@ -302,7 +264,7 @@ async def main() -> int:
                               args.low_rate)
         app = await measure("app-new", f"http://127.0.0.1:{port}/v1/alerts", AppRequests(device_tokens(settings)),
                             args, args.low_rate)
-        conn = await connect(pg.dsn("bench"))
+        conn = await connect(dsn)
         outcomes = dict(await conn.fetch("SELECT outcome, count(*) FROM sms_inbound GROUP BY outcome"))
         alerts = await conn.fetchval("SELECT count(*) FROM alerts")
         await conn.close()
@@ -317,16 +279,6 @@ async def main() -> int:
             print(f"{'PASS' if ok else 'MISS'}  {name}: p99 < 200 ms at {args.rate:.0f} req/s: "
                   f"{result['open']['p99_ms']:.1f} ms")
         return 0
-    finally:
-        for child in children:
-            child.terminate()
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        broker.stop()
-        pg.stop("fast")
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
