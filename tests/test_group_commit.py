@@ -187,3 +187,17 @@ async def test_a_bad_item_is_found_by_retrying_the_group_one_by_one(pool, settin
     assert answers[0] == 0 and answers[2] == 20
     assert isinstance(answers[1], ValueError) and isinstance(answers[3], ValueError)
     assert tries == [4, 1, 1, 1, 1]
+
+
+async def test_a_bug_in_a_groups_work_answers_its_senders_and_the_committer_goes_on(pool):
+    async def wrong_count(conn, items):
+        return [] if items == ["bad"] else [f"ok:{i}" for i in items]
+
+    committer = GroupCommit(pool, wrong_count, name="test", committers=1)
+    [answer] = await all_at_once(committer, ["bad"])
+    assert isinstance(answer, ValueError)  # zip(strict=True): one answer per item, or an error to each sender
+    committer.start()
+    try:
+        assert await asyncio.wait_for(committer.submit("next"), 5) == "ok:next"
+    finally:
+        await committer.stop()

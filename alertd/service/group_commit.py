@@ -71,6 +71,10 @@ class GroupCommit(Generic[T, R]):
                 group.append(self.queue.get_nowait())
             try:
                 await self._commit(group)
+            except Exception as exc:  # a bug, not the database: no sender may wait forever, and this committer goes on
+                log.exception("group commit failed", extra={"fields": {"group": self.name, "items": len(group)}})
+                for _, done, _ in group:
+                    _settle(done, exc=exc)
             finally:
                 for _ in group:
                     self.queue.task_done()
