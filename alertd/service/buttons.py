@@ -41,6 +41,12 @@ class Inbound:
     payload: bytes
 
 
+async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: str, payload: bytes) -> Receipt:
+    """One press or heartbeat alone in its transaction (the ingest goes through `group_committer`)."""
+    async with pool.acquire() as conn, conn.transaction():
+        return (await receive_group(conn, ctx, [Inbound(device_id, event_name, payload)]))[0]
+
+
 def group_committer(pool: asyncpg.Pool, ctx: Context, **options) -> GroupCommit[Inbound, Receipt]:
     """Button messages committed in groups under load, each acknowledged after its own group's commit."""
     return GroupCommit(pool, lambda conn, messages: receive_group(conn, ctx, messages), name="buttons",
