@@ -14,7 +14,7 @@ from playwright.async_api import async_playwright, expect
 
 from alertd.http.keys import ENGINE
 from tests.console_support import PASSWORD, add_officer, raise_alert, start_server
-from tests.helpers import enrol, seed_responders
+from tests.helpers import device_token, enrol, fix, offset, seed_responders
 
 pytestmark = pytest.mark.browser
 
@@ -257,3 +257,88 @@ async def test_sign_out_returns_to_sign_in_and_the_token_stops_working(live, con
         async with http.get(f"{url(live)}/console/api/me", headers={"Authorization": f"Bearer {token}"}) as resp:
             assert resp.status == 401
     assert uuid.UUID(await page.evaluate("crypto.randomUUID()"))  # the page still works, signed out
+
+
+async def test_a_refresh_never_destroys_a_note_being_typed_nor_turns_its_letters_into_actions(live, console, settings,
+                                                                                              clock, db):
+    """The safety bug: a list refresh rebuilt the cards, the note form vanished, focus went back to the card and the
+    letters typed next ran the single-key shortcuts ("see" moved a dispatch to on scene)."""
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    page = await console("pol1")
+    person = await enrol(db, clock.now())
+    alert_id = await raise_alert(url(live), settings, person, clock.now())
+    card = page.locator(".card[data-status=pending]")
+    await card.locator(".act-ack").click()
+    acked = page.locator(".card[data-status=acknowledged]")
+    await expect(acked).to_be_visible()
+    await acked.locator(".act-resolve").click()
+    note = acked.locator("textarea")
+    await expect(note).to_be_focused()
+    await page.keyboard.type("Calm now, ")
+
+    # Everything that redraws the list while she types: a new dispatch for another person (it sorts above hers),
+    # a new fix on this very alert (her card's data changes), and the periodic refresh, several times over.
+    other = await enrol(db, clock.now())
+    await raise_alert(url(live), settings, other, clock.now(), cid="other")
+    await expect(page.locator(".card[data-status=pending]")).to_have_count(1, timeout=2000)
+    await page.keyboard.type("see ")
+    clock.advance(5)
+    newer = fix(*offset(0.7), accuracy_m=15.0, when=clock.now())
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url(live)}/v1/alerts/{alert_id}/locations", json=newer,
+                             headers={"Authorization": f"Bearer {device_token(settings, person, clock.now())}"}) as r:
+            assert r.status in (200, 201, 202), await r.text()
+    await page.evaluate("window.Console.refresh()")
+    await expect(acked.locator(".card-loc")).to_contain_text("±15", timeout=2000)
+    for _ in range(3):
+        await page.evaluate("window.Console.refresh()")
+        await page.keyboard.type("sea")
+    await expect(note).to_be_focused()
+    await expect(note).to_have_value("Calm now, see seaseasea")
+    assert await db.fetchval("SELECT status FROM dispatches WHERE responder_id = 'pol-1' AND alert_id = $1",
+                             uuid.UUID(alert_id)) == "acknowledged"
+
+    await page.locator(".card[data-status=acknowledged] button[type=submit]").click()
+    await expect(page.locator("#closed-list .card[data-status=resolved]")).to_have_count(1)
+    assert await db.fetchval("SELECT note FROM dispatches WHERE responder_id = 'pol-1' AND alert_id = $1",
+                             uuid.UUID(alert_id)) == "Calm now, see seaseasea"
+
+
+async def test_single_key_actions_need_a_focused_card_and_can_be_turned_off(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    page = await console("pol1")
+    person = await enrol(db, clock.now())
+    await raise_alert(url(live), settings, person, clock.now())
+    card = page.locator(".card[data-status=pending]")
+    await expect(card).to_be_visible(timeout=2000)
+    status = "SELECT status FROM dispatches WHERE responder_id = 'pol-1'"
+
+    # Letters typed with nothing focused, or on a button inside the card, change nothing.
+    await page.evaluate("document.activeElement.blur()")
+    await page.keyboard.type("aes")
+    await card.locator(".act-open").focus()
+    await page.keyboard.type("aes")
+    await page.evaluate("window.Console.refresh()")
+    await expect(card).to_be_visible()
+    assert await db.fetchval(status) == "pending"
+
+    # Turned off, a focused card ignores them too; the choice survives a reload.
+    await page.locator("#keys-on").uncheck()
+    await expect(page.locator("#keys-hint")).to_be_hidden()
+    await card.focus()
+    await page.keyboard.press("a")
+    await page.evaluate("window.Console.refresh()")
+    await page.reload()
+    await expect(page.locator("#keys-on")).not_to_be_checked()
+    await page.locator(".card[data-status=pending]").focus()
+    await page.keyboard.press("a")
+    await page.evaluate("window.Console.refresh()")
+    await expect(page.locator(".card[data-status=pending]")).to_be_visible()
+    assert await db.fetchval(status) == "pending"
+
+    # On, with the card itself focused, one key acknowledges.
+    await page.locator("#keys-on").check()
+    await page.locator(".card[data-status=pending]").focus()
+    await page.keyboard.press("a")
+    await expect(page.locator(".card[data-status=acknowledged]")).to_be_focused()
+    assert await db.fetchval(status) == "acknowledged"

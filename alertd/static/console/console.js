@@ -160,10 +160,49 @@
     const open = (d) => ACTIVE.includes(d.status) && !(d.status === "expired" && !["open", "unanswered"].includes(d.alert_status));
     const active = state.dispatches.filter(open).sort(compare);
     const closed = state.dispatches.filter((d) => !open(d));
-    $("dispatch-list").replaceChildren(...active.map((d) => Views.dispatchCard(d, actions)));
-    $("closed-list").replaceChildren(...closed.map((d) => Views.dispatchCard(d, actions)));
+    const cards = new Map([...document.querySelectorAll("#dispatch-list > .card, #closed-list > .card")]
+      .map((c) => [c.dataset.id, c]));
+    patchList($("dispatch-list"), active.map((d) => cardFor(d, cards.get(d.id))));
+    patchList($("closed-list"), closed.map((d) => cardFor(d, cards.get(d.id))));
     $("dispatch-empty").hidden = active.length > 0;
-    if (focusId) { const again = document.querySelector(`.card[data-id="${focusId}"]`); if (again) again.focus(); }
+    if (focusId && !document.activeElement.closest(".card")) {
+      const again = document.querySelector(`.card[data-id="${focusId}"]`);
+      if (again) again.focus({ preventScroll: true });
+    }
+  }
+
+  /* A card whose resolve form is open holds what an officer is typing: a refresh never moves it, replaces it or
+     takes its focus; it is brought up to date around the form and takes its place again once the form closes. */
+  function pinned(card) { return Boolean(card && card.querySelector("form.resolve:not([hidden])")); }
+
+  /* The card for a dispatch: the one on screen when nothing changed, updated in place when something did. */
+  function cardFor(d, old) {
+    const sig = window.I18N.language + JSON.stringify(d);  // a new language redraws the card
+    if (old && old.dataset.sig === sig) return old;
+    const fresh = Views.dispatchCard(d, actions);
+    fresh.dataset.sig = sig;
+    if (!old) return fresh;
+    const form = old.querySelector("form.resolve:not([hidden])");
+    for (const name of ["class", "aria-label"]) old.setAttribute(name, fresh.getAttribute(name));
+    Object.assign(old.dataset, fresh.dataset);
+    const parts = [...fresh.children].map((c) => (form && c.matches("form.resolve") ? form : c));
+    for (const c of [...old.children]) if (!parts.includes(c)) c.remove();
+    parts.forEach((p, i) => { if (old.children[i] !== p) old.insertBefore(p, old.children[i] || null); });
+    return old;
+  }
+
+  /* Put the cards in order, moving only what must move and never a pinned card; drop cards no longer listed. */
+  function patchList(list, nodes) {
+    const wanted = new Set(nodes);
+    for (const c of [...list.children]) if (!wanted.has(c) && !pinned(c)) c.remove();
+    let cursor = null;
+    for (const node of nodes) {
+      if (pinned(node) && node.parentNode && node.parentNode !== list) continue;  // stays in the other list for now
+      if (pinned(node) && node.parentNode === list) { cursor = node; continue; }
+      const at = cursor ? cursor.nextSibling : list.firstChild;
+      if (at !== node) list.insertBefore(node, at);
+      cursor = node;
+    }
   }
 
   /* ---- the alarm ---- */
@@ -271,13 +310,25 @@
     }
   }
 
-  /* ---- keys ---- */
+  /* ---- keys ----
+     Single-key actions work only on a focused card itself (not a button, link or form inside it), never while a
+     note form is open anywhere, and can be turned off: a stray letter typed into the wrong place changes nothing. */
+  const KEYS_SETTING = "alertd.console.keys";
+  function keysOn() { return localStorage.getItem(KEYS_SETTING) !== "off"; }
+  function showKeys() {
+    $("keys-on").checked = keysOn();
+    $("keys-hint").hidden = !keysOn();
+  }
+  $("keys-on").addEventListener("change", () => { localStorage.setItem(KEYS_SETTING, $("keys-on").checked ? "on" : "off"); showKeys(); });
+  showKeys();
+
   document.addEventListener("keydown", (e) => {
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
-    const typing = e.target.closest && e.target.closest("input, textarea, select");
-    if (typing || !Live.session) return;
+    if (e.ctrlKey || e.metaKey || e.altKey || !Live.session || !keysOn()) return;
+    if (e.target.closest && e.target.closest("input, textarea, select, [contenteditable]")) return;
+    if (document.querySelector("form.resolve:not([hidden])")) return;
     const cards = [...document.querySelectorAll("#dispatches:not([hidden]) .card")];
-    const card = e.target.closest && e.target.closest(".card");
+    const card = e.target.classList && e.target.classList.contains("card") ? e.target : null;
+    const nowhere = e.target === document.body || e.target === $("main");
     const d = card && state.dispatches.find((x) => x.id === card.dataset.id);
     const move = (step) => {
       if (!cards.length) return;
@@ -285,14 +336,14 @@
       cards[Math.max(0, Math.min(cards.length - 1, i + step))].focus();
       e.preventDefault();
     };
-    if (e.key === "j" || (e.key === "ArrowDown" && card)) move(1);
-    else if (e.key === "k" || (e.key === "ArrowUp" && card)) move(-1);
+    if ((e.key === "j" && (card || nowhere)) || (e.key === "ArrowDown" && card)) move(1);
+    else if ((e.key === "k" && (card || nowhere)) || (e.key === "ArrowUp" && card)) move(-1);
     else if (e.key === "a" && d) actions.ack(d);
     else if (e.key === "e" && d) actions.status(d, "en_route");
     else if (e.key === "s" && d) actions.status(d, "on_scene");
-    else if (e.key === "Enter" && d && e.target === card) location.hash = `#/alert/${d.alert_id}`;
+    else if (e.key === "Enter" && d) location.hash = `#/alert/${d.alert_id}`;
     else if (e.key === "Escape") location.hash = "#/";
-    else if (e.key === "r" && isSupervisor()) location.hash = "#/region";
+    else if (e.key === "r" && isSupervisor() && (card || nowhere)) location.hash = "#/region";
   });
 
   window.addEventListener("hashchange", route);

@@ -75,6 +75,7 @@
     const live = next !== undefined;
     const resolveForm = el("form", { class: "resolve", hidden: true, onsubmit: (e) => {
       e.preventDefault();
+      resolveForm.hidden = true;  // closed before the refresh that follows, so the resolved card can move
       actions.status(d, "resolved", resolveForm.querySelector("textarea").value.trim() || null);
     } },
       el("label", { for: `note-${d.id}` }, t("note")),
