@@ -34,7 +34,8 @@ async def list_dispatches(pool: asyncpg.Pool, responder_id: str, status: str | N
     for row in rows:
         item = Dispatch.from_row(row).as_json()
         item.update(priority=row["priority"], duress=row["duress"], alert_status=row["alert_status"],
-                    broadcast=row["broadcast"], created_at=row["created_at"].isoformat())
+                    broadcast=row["broadcast"], created_at=row["created_at"].isoformat(), channel=row["channel"],
+                    person_id=row["person_id"], repeats=row["repeats"])
         items.append(item)
     return items
 

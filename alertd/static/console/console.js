@@ -15,16 +15,37 @@
     for (const s of ["signin", "dispatches", "alert-view", "region-view"]) $(s).hidden = s !== id;
   }
 
+  /* Every change of view puts focus where the officer's work continues, never on the page body: the list (or
+     the card of the alert she just left), the alert's heading, the region's heading. */
   function route() {
     if (!Live.session) { show("signin"); $("bar").hidden = true; $("username").focus(); return; }
     $("bar").hidden = false;
     const hash = location.hash || "#/";
     const m = hash.match(/^#\/alert\/([0-9a-fA-F-]{36})$/);
+    const left = state.alertId;
     state.alertId = m ? m[1] : null;
-    if (m) { show("alert-view"); loadAlert(); }
-    else if (hash === "#/region" && isSupervisor()) { show("region-view"); loadRegion(); }
-    else { show("dispatches"); renderList(); }
+    if (m) { show("alert-view"); loadAlert(); $("alert-title").focus({ preventScroll: true }); }
+    else if (hash === "#/region" && isSupervisor()) { show("region-view"); loadRegion(); $("region-title").focus(); }
+    else {
+      show("dispatches"); renderList();
+      const card = left && document.querySelector(`#dispatches .card[data-alert-id="${left}"]`);
+      if (card) { card.focus({ preventScroll: true }); card.scrollIntoView({ block: "nearest" }); }
+      else $("dispatches-title").focus();
+    }
   }
+
+  /* The skip link goes to the content of the view on screen, without touching the route. */
+  document.querySelector("a.skip").addEventListener("click", (e) => {
+    e.preventDefault();
+    const view = ["dispatches", "alert-view", "region-view", "signin"].map($).find((v) => !v.hidden);
+    const target = view && view.querySelector("h1");
+    (target || $("main")).focus();
+  });
+
+  /* The sticky header's height, so focus and scrolling never leave a card under it (it wraps, the alarm grows it). */
+  new ResizeObserver(() => {
+    document.documentElement.style.setProperty("--bar-h", `${$("bar").hidden ? 0 : $("bar").offsetHeight}px`);
+  }).observe($("bar"));
 
   function isSupervisor() { return Live.session && Live.session.officer.role === "supervisor"; }
 
@@ -43,6 +64,7 @@
     const o = Live.session.officer;
     $("who").textContent = `${o.username} · ${t("kind_" + (o.responder_kind || "police_post"))} ${o.responder_id}` +
       (o.role === "supervisor" ? ` · ${o.region}` : "");
+    $("who").title = $("who").textContent;
   }
 
   function showConnection() {
@@ -146,7 +168,12 @@
       await Live.call(method, path, body);
       if (state.alarmed.has(d.id)) { state.alarmed.delete(d.id); if (!state.alarmed.size) hideAlarm(); }
       await refresh();
-      if (state.alertId === d.alert_id) loadAlert();
+      if (state.alertId === d.alert_id) {
+        await loadAlert();
+        const row = document.querySelector(`#alert-dispatches li[data-id="${d.id}"]`);
+        if (row) { row.tabIndex = -1; row.focus(); }
+        return;
+      }
       const card = document.querySelector(`.card[data-id="${d.id}"]`);
       if (card) card.focus();
     } catch (err) {
@@ -158,8 +185,14 @@
     const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".card");
     const focusId = focused ? focused.dataset.id : null;
     const open = (d) => ACTIVE.includes(d.status) && !(d.status === "expired" && !["open", "unanswered"].includes(d.alert_status));
-    const active = state.dispatches.filter(open).sort(compare);
-    const closed = state.dispatches.filter((d) => !open(d));
+    const codes = new Map();  // person -> codes of her open dispatches here: repeated alerts read as hers
+    for (const d of state.dispatches.filter(open)) if (d.person_id) codes.set(d.person_id, [...(codes.get(d.person_id) || []), d]);
+    const marked = state.dispatches.map((d) => {
+      const others = (codes.get(d.person_id) || []).filter((x) => x.alert_id !== d.alert_id).map((x) => x.code);
+      return others.length ? { ...d, same_person: others } : d;
+    });
+    const active = marked.filter(open).sort(compare);
+    const closed = marked.filter((d) => !open(d));
     const cards = new Map([...document.querySelectorAll("#dispatch-list > .card, #closed-list > .card")]
       .map((c) => [c.dataset.id, c]));
     patchList($("dispatch-list"), active.map((d) => cardFor(d, cards.get(d.id))));
@@ -275,16 +308,34 @@
   /* ---- the alert view ---- */
   function scheduleAlert() { clearTimeout(alertTimer); alertTimer = setTimeout(loadAlert, 200); }
 
+  /* Leaflet (150 KB) loads the first time an alert is opened, not with the sign-in page: on a rural link the list
+     comes first. Without it (it failed to load) the alert view still shows everything but the map. */
+  let leaflet = null;
+  function loadLeaflet() {
+    if (window.L) return Promise.resolve();
+    if (!leaflet) {
+      const v = new URL(document.querySelector('script[src*="console.js"]').src).searchParams.get("v") || "";
+      leaflet = new Promise((resolve) => {
+        const css = Object.assign(document.createElement("link"), { rel: "stylesheet", href: `assets/vendor/leaflet/leaflet.css?v=${v}` });
+        const js = Object.assign(document.createElement("script"), { src: `assets/vendor/leaflet/leaflet.js?v=${v}` });
+        js.onload = resolve;
+        js.onerror = () => { leaflet = null; resolve(); };
+        document.head.append(css, js);
+      });
+    }
+    return leaflet;
+  }
+
   async function loadAlert() {
     const id = state.alertId;
     if (!id) return;
     $("alert-error").textContent = "";
     try {
-      const alert = await Live.call("GET", `/console/api/alerts/${id}`);
+      const [alert] = await Promise.all([Live.call("GET", `/console/api/alerts/${id}`), loadLeaflet()]);
       if (state.alertId !== id) return;
       Live.syncClock(alert.now);
       $("alert-view").classList.remove("missing");
-      Views.alertView(alert, state.tiles);
+      Views.alertView(alert, state.tiles, { responderId: Live.session.officer.responder_id, actions });
     } catch (err) {
       if (err.status === 404) {
         $("alert-view").classList.add("missing");
@@ -328,12 +379,15 @@
     if (document.querySelector("form.resolve:not([hidden])")) return;
     const cards = [...document.querySelectorAll("#dispatches:not([hidden]) .card")];
     const card = e.target.classList && e.target.classList.contains("card") ? e.target : null;
-    const nowhere = e.target === document.body || e.target === $("main");
+    // j, k and r also work from a heading or the page itself, never from a control (a stray letter there is noise)
+    const nowhere = !card && !(e.target.closest && e.target.closest("a, button, summary, .card, #bar"));
     const d = card && state.dispatches.find((x) => x.id === card.dataset.id);
     const move = (step) => {
       if (!cards.length) return;
       const i = card ? cards.indexOf(card) : -1;
-      cards[Math.max(0, Math.min(cards.length - 1, i + step))].focus();
+      const next = cards[Math.max(0, Math.min(cards.length - 1, i + step))];
+      next.focus({ preventScroll: true });
+      next.scrollIntoView({ block: "nearest" });  // honours scroll-padding-top: never under the sticky header
       e.preventDefault();
     };
     if ((e.key === "j" && (card || nowhere)) || (e.key === "ArrowDown" && card)) move(1);

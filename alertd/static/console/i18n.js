@@ -3,6 +3,10 @@
 (function () {
   const TEXTS = {
     en: {
+      ch_app: "Phone app", ch_sms: "SMS", ch_button: "Button", ch_timer: "Check-in timer", ch_traccar: "GPS tracker",
+      repeats: "repeated ×{n}", same_person: "same person as {codes}", responder: "responder", button: "button",
+      battery: "battery {p}%", sent_to: "sent to {n}", last_seen: "last heard {t}", error_code: "error {c}",
+      reason_no_usable_location: "no usable location",
       legend_best: "Best location", legend_accuracy: "Accuracy", legend_trail: "Trail",
       tpl_button_silent: "Button silent", tpl_button_low_battery: "Button battery low", tpl_sms_triage: "SMS to triage", tpl_sms_undelivered: "SMS not delivered", tpl_dispatch: "Dispatch", tpl_escalation: "Escalation", tpl_stand_down: "Stand down", tpl_withdrawn: "Withdrawn", tpl_duress: "Duress", my_notices: "Button notices for you",
       skip: "Skip to content", title: "Duty console", nav_dispatches: "Dispatches", nav_region: "Region",
@@ -43,6 +47,10 @@
       tpl_no_responder: "Nobody on duty", tpl_triage: "Triage", tpl_supervision: "Button supervision",
     },
     ru: {
+      ch_app: "Приложение", ch_sms: "SMS", ch_button: "Кнопка", ch_timer: "Таймер отметки", ch_traccar: "GPS-трекер",
+      repeats: "повтор ×{n}", same_person: "то же лицо, что {codes}", responder: "служба", button: "кнопка",
+      battery: "батарея {p}%", sent_to: "отправлено: {n}", last_seen: "последний сигнал {t}", error_code: "ошибка {c}",
+      reason_no_usable_location: "нет пригодного местоположения",
       legend_best: "Лучшее местоположение", legend_accuracy: "Точность", legend_trail: "Маршрут",
       tpl_button_silent: "Кнопка молчит", tpl_button_low_battery: "Батарея кнопки разряжена", tpl_sms_triage: "SMS на разбор", tpl_sms_undelivered: "SMS не доставлено", tpl_dispatch: "Вызов", tpl_escalation: "Эскалация", tpl_stand_down: "Отбой", tpl_withdrawn: "Отозван", tpl_duress: "Принуждение", my_notices: "Уведомления о кнопках",
       skip: "К содержимому", title: "Пульт дежурного", nav_dispatches: "Вызовы", nav_region: "Регион",
@@ -84,6 +92,10 @@
       tpl_no_responder: "Нет дежурных", tpl_triage: "Разбор", tpl_supervision: "Контроль кнопок",
     },
     kk: {
+      ch_app: "Қосымша", ch_sms: "SMS", ch_button: "Түйме", ch_timer: "Белгі таймері", ch_traccar: "GPS-трекер",
+      repeats: "қайталау ×{n}", same_person: "{codes} сияқты адам", responder: "қызмет", button: "түйме",
+      battery: "батарея {p}%", sent_to: "жіберілді: {n}", last_seen: "соңғы сигнал {t}", error_code: "қате {c}",
+      reason_no_usable_location: "жарамды орын жоқ",
       legend_best: "Ең дәл орын", legend_accuracy: "Дәлдік", legend_trail: "Жүріс ізі",
       tpl_button_silent: "Батырма үнсіз", tpl_button_low_battery: "Батырма батареясы әлсіз", tpl_sms_triage: "SMS талдауға", tpl_sms_undelivered: "SMS жеткізілмеді", tpl_dispatch: "Шақыру", tpl_escalation: "Эскалация", tpl_stand_down: "Тоқтату", tpl_withdrawn: "Қайтарылды", tpl_duress: "Мәжбүрлеу", my_notices: "Батырма хабарламалары",
       skip: "Мазмұнға өту", title: "Кезекші пульті", nav_dispatches: "Шақырулар", nav_region: "Өңір",

@@ -32,6 +32,7 @@
   }
 
   function shortId(id) { return String(id || "").slice(0, 8); }
+  function channelName(channel) { return window.I18N.has("ch_" + channel) ? t("ch_" + channel) : String(channel || ""); }
 
   function locationText(loc) {
     if (!loc) return t("no_location");
@@ -69,42 +70,56 @@
     return out;
   }
 
-  function dispatchCard(d, actions) {
+  /* The buttons an officer acts with, and the "Resolved…" note form: on a card and in the alert view alike. */
+  function dispatchActions(d, actions, scope) {
     const canAck = d.status === "pending" || d.status === "expired";
     const next = { pending: 0, expired: 0, acknowledged: 1, en_route: 2, on_scene: 3 }[d.status];
     const live = next !== undefined;
+    const noteId = `note-${scope}-${d.id}`;
     const resolveForm = el("form", { class: "resolve", hidden: true, onsubmit: (e) => {
       e.preventDefault();
       resolveForm.hidden = true;  // closed before the refresh that follows, so the resolved card can move
       actions.status(d, "resolved", resolveForm.querySelector("textarea").value.trim() || null);
     } },
-      el("label", { for: `note-${d.id}` }, t("note")),
-      el("textarea", { id: `note-${d.id}`, rows: "2", maxlength: "2000" }),
+      el("label", { for: noteId }, t("note")),
+      el("textarea", { id: noteId, rows: "2", maxlength: "2000" }),
       el("div", { class: "row" },
         el("button", { type: "submit", class: "primary" }, t("confirm_resolve")),
         el("button", { type: "button", onclick: () => { resolveForm.hidden = true; } }, t("cancel"))));
+    const buttons = el("div", { class: "card-actions" },
+      canAck && el("button", { type: "button", class: "primary act-ack", onclick: () => actions.ack(d) }, t("ack")),
+      live && next <= 1 && el("button", { type: "button", class: "act-en_route", onclick: () => actions.status(d, "en_route") }, t("en_route")),
+      live && next <= 2 && el("button", { type: "button", class: "act-on_scene", onclick: () => actions.status(d, "on_scene") }, t("on_scene")),
+      live && el("button", { type: "button", class: "act-resolve", onclick: () => {
+        resolveForm.hidden = false; resolveForm.querySelector("textarea").focus();
+      } }, t("resolve")),
+      scope === "card" && el("a", { href: `#/alert/${d.alert_id}`, class: "button act-open" }, t("open_alert")));
+    return [buttons, resolveForm];
+  }
+
+  function dispatchCard(d, actions) {
+    const who = [];
+    if (d.channel) who.push(`${t("channel")}: ${channelName(d.channel)}`);
+    if (d.person_id) who.push(`${t("person")} ${d.person_id}`);
     const card = el("li", {
       class: ["card", `st-${d.status}`, d.duress ? "is-duress" : "", d.alert_status === "unanswered" ? "is-unanswered" : ""].join(" "),
-      tabindex: "0", dataset: { id: d.id, alertId: d.alert_id, status: d.status }, "aria-label": `${t("kind_" + d.kind)} ${d.code}`,
+      tabindex: "0", dataset: { id: d.id, alertId: d.alert_id, status: d.status, person: d.person_id || "" },
+      // Read out as the officer sees it: badges, kind, code, status, the countdown, who and where.
+      "aria-labelledby": `head-${d.id} times-${d.id} who-${d.id} loc-${d.id}`,
     },
-      el("div", { class: "card-head" },
+      el("div", { class: "card-head", id: `head-${d.id}` },
         ...badges(d),
+        d.repeats > 0 && el("span", { class: "badge muted repeats" }, t("repeats", { n: d.repeats })),
+        d.same_person && el("span", { class: "badge muted same-person" }, t("same_person", { codes: d.same_person.join(", ") })),
         el("span", { class: "kind" }, t("kind_" + d.kind)),
         el("span", { class: "code" }, `${t("code")} ${d.code}`),
         el("span", { class: "status" }, t("status_" + d.status), d.late_ack ? ` (${t("late")})` : "")),
-      el("div", { class: "card-times" },
+      el("div", { class: "card-times", id: `times-${d.id}` },
         el("span", { class: "age", dataset: { created: d.created_at } }),
         el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: d.acknowledged_at || "", status: d.status } })),
-      el("div", { class: "card-loc" }, `${t("location")}: ${locationText(d.location)}`),
-      el("div", { class: "card-actions" },
-        canAck && el("button", { type: "button", class: "primary act-ack", onclick: () => actions.ack(d) }, t("ack")),
-        live && next <= 1 && el("button", { type: "button", class: "act-en_route", onclick: () => actions.status(d, "en_route") }, t("en_route")),
-        live && next <= 2 && el("button", { type: "button", class: "act-on_scene", onclick: () => actions.status(d, "on_scene") }, t("on_scene")),
-        live && el("button", { type: "button", class: "act-resolve", onclick: () => {
-          resolveForm.hidden = false; resolveForm.querySelector("textarea").focus();
-        } }, t("resolve")),
-        el("a", { href: `#/alert/${d.alert_id}`, class: "button act-open" }, t("open_alert"))),
-      resolveForm);
+      el("div", { class: "card-who", id: `who-${d.id}` }, who.join(" · ")),
+      el("div", { class: "card-loc", id: `loc-${d.id}` }, `${t("location")}: ${locationText(d.location)}`),
+      ...dispatchActions(d, actions, "card"));
     tick(card);
     return card;
   }
@@ -139,6 +154,14 @@
     map.on("moveend", drawGrid);
   }
 
+  /* A marker's name, for the tooltip and for screen readers (an SVG path has none of its own). */
+  function named(marker, text) {
+    marker.bindTooltip(text);
+    const node = marker.getElement && marker.getElement();
+    if (node) { node.setAttribute("role", "img"); node.setAttribute("aria-label", text); }
+    return marker;
+  }
+
   function drawMap(alert, tiles) {
     ensureMap(tiles);
     document.getElementById("map-note").textContent = tiles ? "" : t("map_no_tiles");
@@ -148,18 +171,19 @@
     const trail = (alert.locations || []).map((l) => [l.lat, l.lon]);
     if (trail.length > 1) L.polyline(trail, { className: "trail" }).addTo(layers);
     for (const l of alert.locations || []) {
-      L.circleMarker([l.lat, l.lon], { radius: 3, className: "trail-point" }).bindTooltip(`${clockTime(l.fix_time)} ${locationText(l)}`).addTo(layers);
+      named(L.circleMarker([l.lat, l.lon], { radius: 3, className: "trail-point" }).addTo(layers),
+            `${t("legend_trail")}: ${clockTime(l.fix_time)} ${locationText(l)}`);
       points.push([l.lat, l.lon]);
     }
     if (alert.location) {
       const c = [alert.location.lat, alert.location.lon];
       if (alert.location.accuracy_m) L.circle(c, { radius: alert.location.accuracy_m, className: "accuracy" }).addTo(layers);
-      L.circleMarker(c, { radius: 8, className: "best" }).bindTooltip(locationText(alert.location)).addTo(layers);
+      named(L.circleMarker(c, { radius: 8, className: "best" }).addTo(layers), `${t("legend_best")}: ${locationText(alert.location)}`);
       points.push(c);
     }
     for (const r of alert.responders || []) {
-      L.circleMarker([r.lat, r.lon], { radius: 7, className: `responder k-${r.kind}` })
-        .bindTooltip(`${t("kind_" + r.kind)}: ${r.name} (${r.id})`, { permanent: false }).addTo(layers);
+      named(L.circleMarker([r.lat, r.lon], { radius: 7, className: `responder k-${r.kind}` }).addTo(layers),
+            `${t("kind_" + r.kind)}: ${r.name} (${r.id})`);
       points.push([r.lat, r.lon]);
     }
     map.invalidateSize();
@@ -180,19 +204,23 @@
     return parts.join(" · ");
   }
 
-  function alertView(alert, tiles) {
+  function alertView(alert, tiles, mine) {
     document.getElementById("alert-title").textContent = t("alert_title", { id: shortId(alert.alert_id) });
     const summary = document.getElementById("alert-summary");
     summary.replaceChildren(
       el("dt", {}, t("status")), el("dd", {}, alert.status === "unanswered" ? el("span", { class: "badge unanswered" }, t("unanswered")) : alert.status),
       el("dt", {}, t("priority")), el("dd", {}, alert.duress ? el("span", { class: "badge duress" }, t("duress")) : alert.priority),
       el("dt", {}, t("person")), el("dd", { class: "mono" }, alert.person_id),
-      el("dt", {}, t("channel")), el("dd", {}, alert.channel),
+      el("dt", {}, t("channel")), el("dd", {}, channelName(alert.channel)),
       el("dt", {}, t("location")), el("dd", { class: "mono" }, locationText(alert.location)));
-    document.getElementById("alert-dispatches").replaceChildren(...alert.dispatches.map((d) => el("li", { class: `st-${d.status}` },
+    const list = document.getElementById("alert-dispatches");
+    const typing = list.querySelector("form.resolve:not([hidden])");  // a note being typed survives a reload
+    if (typing) return tick(document.getElementById("alert-view"));
+    list.replaceChildren(...alert.dispatches.map((d) => el("li", { class: `st-${d.status}`, dataset: { id: d.id, status: d.status } },
       el("span", { class: "kind" }, t("kind_" + d.kind)), " ", el("span", { class: "mono" }, d.responder_id), " · ",
       el("span", { class: "status" }, t("status_" + d.status)), " · ", `${t("code")} ${d.code}`, " ",
-      el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: d.acknowledged_at || "", status: d.status } }))));
+      el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: d.acknowledged_at || "", status: d.status } }),
+      mine && d.responder_id === mine.responderId ? dispatchActions({ ...d, alert_id: alert.alert_id }, mine.actions, "alert") : null)));
     document.getElementById("timeline").replaceChildren(...alert.events.map((e) => el("li", { class: `ev ev-${e.type}`, dataset: { type: e.type } },
       el("time", { datetime: e.at }, clockTime(e.at)), " ", eventText(e))));
     tick(document.getElementById("alert-view"));
@@ -209,7 +237,7 @@
   function alertRow(a) {
     return el("li", { class: a.duress ? "is-duress" : "" },
       el("a", { href: `#/alert/${a.id}` }, shortId(a.id)), " ", ...badges({ duress: a.duress, alert_status: a.status, priority: a.priority }),
-      " ", el("span", { class: "mono" }, a.person_id), " · ", a.channel, " · ",
+      " ", el("span", { class: "mono" }, a.person_id), " · ", channelName(a.channel), " · ",
       el("span", { class: "age", dataset: { created: a.created_at } }),
       a.pending ? ` · ${t("pending_n", { n: a.pending })}` : "", a.missed ? ` · ${t("missed_n", { n: a.missed })}` : "");
   }
@@ -220,9 +248,30 @@
   }
 
   /* A notice to a supervisor or a caseworker: what, when, about which alert; the payload's ids, never contacts. */
+  const NOTICE_FIELDS = {
+    code: (v) => `${t("code")} ${v}`,
+    kind: (v) => t("kind_" + v),
+    responder_id: (v) => `${t("responder")} ${v}`,
+    device_id: (v) => `${t("button")} ${v}`,
+    battery: (v) => t("battery", { p: Math.round(Number(v) * 100) }),
+    issue: (v) => (window.I18N.has("issue_" + v) ? t("issue_" + v) : String(v)),
+    sent_to: (v) => t("sent_to", { n: v }),
+    reason: (v) => (window.I18N.has("reason_" + String(v).replace(/\W+/g, "_")) ? t("reason_" + String(v).replace(/\W+/g, "_")) : String(v)),
+    triage_id: (v) => `${t("triage")} #${v}`,
+    person_id: (v) => `${t("person")} ${v}`,
+    last_seen_at: (v) => t("last_seen", { t: clockTime(v) }),
+    error_code: (v) => t("error_code", { c: v }),
+  };
+
+  /* What a notice's payload says, in words: known fields are translated, ids stay as they are, nothing raw. */
+  function noticeDetails(payload) {
+    return Object.entries(payload || {}).filter(([k, v]) => k !== "language" && v !== null && v !== undefined)
+      .map(([k, v]) => (NOTICE_FIELDS[k] ? NOTICE_FIELDS[k](v) : typeof v === "object" ? null : String(v)))
+      .filter(Boolean).join(" · ");
+  }
+
   function notice(n) {
-    const details = Object.entries(n.payload || {}).filter(([k, v]) => k !== "language" && v !== null)
-      .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+    const details = noticeDetails(n.payload);
     return el("li", { class: `tpl-${n.template}` }, el("time", { datetime: n.created_at }, clockTime(n.created_at)), " ",
       el("strong", {}, templateName(n.template)), " ", n.alert_id ? el("a", { href: `#/alert/${n.alert_id}` }, shortId(n.alert_id)) : "",
       " ", details);
@@ -247,5 +296,5 @@
     tick(document.getElementById("region-view"));
   }
 
-  window.Views = { el, tick, dispatchCard, alertView, regionView, drawMap, notice, get map() { return map; } };
+  window.Views = { el, tick, dispatchCard, dispatchActions, noticeDetails, alertView, regionView, drawMap, notice, get map() { return map; } };
 })();

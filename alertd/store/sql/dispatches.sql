@@ -77,10 +77,12 @@ SELECT responder_id FROM dispatches WHERE alert_id = $1 AND kind = $2;
 SELECT count(*) FROM dispatches WHERE alert_id = $1 AND kind = $2 AND expired_at IS NOT NULL;
 
 -- name: responder_dispatches
--- A responder's dispatches, newest first, optionally of one status, with the delivery state of each one's SMS.
+-- A responder's dispatches, newest first, optionally of one status, with the delivery state of each one's SMS,
+-- the alert's channel and pseudonymous person (so an officer sees two alerts of one person as hers) and repeats.
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
-       a.priority, a.duress, a.status AS alert_status,
+       a.priority, a.duress, a.status AS alert_status, a.channel, a.person_id,
+       (SELECT count(*) FROM alert_events e WHERE e.alert_id = a.id AND e.type = 'repeated') AS repeats,
        (SELECT coalesce(m.delivery, m.state, o.status) FROM outbox o
           LEFT JOIN sms_messages m ON m.outbox_id = o.id
          WHERE o.dispatch_id = d.id AND o.channel = 'sms' AND o.template = 'dispatch'
