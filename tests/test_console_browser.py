@@ -342,3 +342,130 @@ async def test_single_key_actions_need_a_focused_card_and_can_be_turned_off(live
     await page.keyboard.press("a")
     await expect(page.locator(".card[data-status=acknowledged]")).to_be_focused()
     assert await db.fetchval(status) == "acknowledged"
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two CSS rgb()/rgba() colours."""
+    def luminance(css: str) -> float:
+        r, g, b = (int(float(x)) / 255 for x in re.findall(r"[\d.]+", css)[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+async def test_focus_stays_in_view_and_lands_where_the_officers_work_continues(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    people = [await enrol(db, clock.now()) for _ in range(6)]
+    for i, person in enumerate(people):
+        await raise_alert(url(live), settings, person, clock.now(), cid=f"c-{i}", km_north=0.1 * i)
+    page = await console("pol1")
+    await expect(page.locator("#dispatches-title")).to_be_focused()  # not the body: her place is the list
+    await expect(page.locator(".card")).to_have_count(6)
+    await page.set_viewport_size({"width": 1024, "height": 600})
+    await expect(page.locator("#alarm")).to_be_visible()  # the tallest header there is
+
+    async def clear_of_header() -> None:
+        header = await page.evaluate("document.getElementById('bar').getBoundingClientRect().bottom")
+        top = await page.evaluate("document.activeElement.getBoundingClientRect().top")
+        assert top >= header, (top, header)
+
+    for _ in range(6):
+        await page.keyboard.press("j")
+        await clear_of_header()
+    for _ in range(6):
+        await page.keyboard.press("k")
+        await clear_of_header()
+
+    # The ring is visible on the light page: 3:1 or more against the background behind it.
+    ring = await page.evaluate("getComputedStyle(document.activeElement).outlineColor")
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert contrast(ring, background) >= 3.0, (ring, background)
+    # A card is announced as seen: badge-less status, kind, code, countdown and who.
+    name = page.locator(".card:focus")
+    await expect(name).to_have_accessible_name(re.compile(r"Police post Code \w+ Waiting for acknowledgement .*"
+                                                          r"acknowledge within \d:\d\d .*Channel: Phone app"))
+
+    # Enter opens the alert with focus on its heading; back to the list, focus is on the card she opened.
+    opened = await page.evaluate("document.activeElement.dataset.alertId")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#alert-title")).to_be_focused()
+    await expect(page.locator("#map path.responder[role=img][aria-label]")).to_have_count(3)
+    await expect(page.locator("#map path.responder[aria-label^='Police post: ']")).to_have_count(1)
+    await expect(page.locator("#map path[role=img][aria-label^='Best location']")).to_have_count(1)
+    # The skip link moves focus to the content and leaves the route alone.
+    await page.locator("#alert-back").focus()
+    await page.locator("a.skip").focus()
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(f"#/alert/{opened}$"))
+    await expect(page.locator("#alert-title")).to_be_focused()
+    await page.locator("#alert-back").click()
+    await expect(page.locator(f".card[data-alert-id='{opened}']")).to_be_focused()
+
+
+async def test_the_map_library_loads_only_where_a_map_is_shown(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    person = await enrol(db, clock.now())
+    alert_id = await raise_alert(url(live), settings, person, clock.now())
+    page = await console("pol1")
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    await expect(page.locator(".card")).to_have_count(1)
+    assert await page.evaluate("typeof window.L") == "undefined"
+    assert not [u for u in requested if "leaflet" in u]
+    await page.locator(".card .act-open").click()
+    await expect(page.locator("#map path.responder")).to_have_count(3)
+    assert [u for u in requested if "leaflet.js" in u]
+    assert alert_id in page.url
+
+
+async def test_the_alert_view_has_the_officers_actions(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    person = await enrol(db, clock.now())
+    alert_id = await raise_alert(url(live), settings, person, clock.now())
+    page = await console("pol1")
+    await page.goto(f"{url(live)}/console/#/alert/{alert_id}")
+    mine = page.locator("#alert-dispatches li[data-status]").filter(has_text="pol-1")
+    await expect(mine.locator("button:visible")).to_have_count(4)  # acknowledge, en route, on scene, resolved…
+    # Only her own responder's dispatch can be acted on.
+    await expect(page.locator("#alert-dispatches li").filter(has_text="cc-1").locator("button")).to_have_count(0)
+    status = "SELECT status FROM dispatches WHERE responder_id = 'pol-1'"
+    await mine.locator(".act-ack").click()
+    await expect(page.locator("#alert-dispatches li[data-status=acknowledged]")).to_have_count(1)
+    assert await db.fetchval(status) == "acknowledged"
+    await expect(page.locator("#alert-dispatches li[data-status=acknowledged]")).to_be_focused()
+    await page.locator("#alert-dispatches li[data-status=acknowledged] .act-en_route").click()
+    await expect(page.locator("#alert-dispatches li[data-status=en_route]")).to_have_count(1)
+    await page.locator("#alert-dispatches li[data-status=en_route] .act-resolve").click()
+    await page.keyboard.type("Safe with her sister")
+    await page.evaluate("window.Console.refresh()")
+    await page.locator("#alert-dispatches li[data-status=en_route] button[type=submit]").click()
+    await expect(page.locator("#alert-dispatches li[data-status=resolved]")).to_have_count(1)
+    assert await db.fetchval("SELECT note FROM dispatches WHERE responder_id = 'pol-1'") == "Safe with her sister"
+    await expect(page.locator("#timeline li[data-type=status]").last).to_contain_text("Safe with her sister")
+
+
+async def test_notices_channels_and_header_read_right_in_every_language(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "boss", "pol-3", role="supervisor", language="ru")
+    person = await enrol(db, clock.now())
+    alert_id = await raise_alert(url(live), settings, person, clock.now())
+    clock.advance(61)
+    live.app[ENGINE].wake()
+    page = await console("boss")
+    await page.keyboard.press("r")
+    notices = page.locator("#panel-notices li")
+    await expect(notices.first).to_contain_text("Пост полиции", timeout=3000)
+    for text in await notices.all_text_contents():
+        assert "=" not in text and "responder_id" not in text and "kind" not in text, text
+    await page.goto(f"{url(live)}/console/#/alert/{alert_id}")
+    channel = page.locator("#alert-summary dd").nth(3)
+    await expect(channel).to_have_text("Приложение")
+    for language, word in (("kk", "Қосымша"), ("en", "Phone app")):
+        await page.select_option("#lang", language)
+        await expect(channel).to_have_text(word)
+    for language in ("ru", "kk", "en"):
+        await page.select_option("#lang", language)
+        rows = await page.evaluate("[...document.querySelectorAll('#bar > :not(#alarm):not([hidden]):not(.spacer)')]"
+                                   ".map((e) => [e.getBoundingClientRect().top, e.getBoundingClientRect().bottom])")
+        # one row at 1280 px: every part of the header overlaps every other vertically
+        assert max(top for top, _ in rows) < min(bottom for _, bottom in rows), (language, rows)

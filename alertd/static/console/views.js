@@ -157,8 +157,12 @@
   /* A marker's name, for the tooltip and for screen readers (an SVG path has none of its own). */
   function named(marker, text) {
     marker.bindTooltip(text);
-    const node = marker.getElement && marker.getElement();
-    if (node) { node.setAttribute("role", "img"); node.setAttribute("aria-label", text); }
+    const name = () => {
+      const node = marker.getElement();
+      if (node) { node.setAttribute("role", "img"); node.setAttribute("aria-label", text); }
+    };
+    marker.on("add", name);  // a map without a view yet draws its layers later
+    name();
     return marker;
   }
 
