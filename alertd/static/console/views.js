@@ -220,11 +220,20 @@
     const list = document.getElementById("alert-dispatches");
     const typing = list.querySelector("form.resolve:not([hidden])");  // a note being typed survives a reload
     if (typing) return tick(document.getElementById("alert-view"));
+    // A reload (the live feed) keeps focus on the same row, or the same button in it, instead of dropping it.
+    const active = document.activeElement && list.contains(document.activeElement) ? document.activeElement : null;
+    const focusRow = active && active.closest("li") ? active.closest("li").dataset.id : null;
+    const focusButton = active && active.matches("button") ? [...active.classList].find((c) => c.startsWith("act-")) : null;
     list.replaceChildren(...alert.dispatches.map((d) => el("li", { class: `st-${d.status}`, dataset: { id: d.id, status: d.status } },
       el("span", { class: "kind" }, t("kind_" + d.kind)), " ", el("span", { class: "mono" }, d.responder_id), " · ",
       el("span", { class: "status" }, t("status_" + d.status)), " · ", `${t("code")} ${d.code}`, " ",
       el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: d.acknowledged_at || "", status: d.status } }),
       mine && d.responder_id === mine.responderId ? dispatchActions({ ...d, alert_id: alert.alert_id }, mine.actions, "alert") : null)));
+    if (focusRow) {
+      const row = list.querySelector(`li[data-id="${focusRow}"]`);
+      const target = row && ((focusButton && row.querySelector(`.${focusButton}`)) || row);
+      if (target) { if (target === row) row.tabIndex = -1; target.focus({ preventScroll: true }); }
+    }
     document.getElementById("timeline").replaceChildren(...alert.events.map((e) => el("li", { class: `ev ev-${e.type}`, dataset: { type: e.type } },
       el("time", { datetime: e.at }, clockTime(e.at)), " ", eventText(e))));
     tick(document.getElementById("alert-view"));
