@@ -1,7 +1,8 @@
-"""JWTs for phone devices, officers, engineers and admins: HS256 only, exp/iat/iss/aud/sub required."""
+"""JWTs for phone devices, officers, engineers and admins: HS256 only; pyjwt checks the required and time claims."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,11 +13,18 @@ from alertd.settings import Settings
 
 ALGORITHM = "HS256"
 ROLES = ("device", "officer", "supervisor", "engineer", "admin")
-REQUIRED = ["exp", "iat", "iss", "aud", "sub"]
+REQUIRED = ["exp", "iat", "iss", "aud", "sub", "role"]
+# What each role acts on: a role token without its claim would otherwise act unscoped (an officer token without a
+# responder would see every alert).
+ROLE_CLAIMS = {"device": ("person_id", "device_id"), "officer": ("responder_id",), "supervisor": ("responder_id",)}
+OPTIONAL_TEXT = ("region", "sid", "jti")
+# How far ahead of alertd's clock a token's iat or nbf may be: the skew between alertd's own instances, which are the
+# only issuers. Expiry gets none: a token is dead at its exp.
+LEEWAY_S = 30
 
 
 class TokenError(Exception):
-    """The token is missing, malformed, forged or of the wrong audience."""
+    """The token is missing, malformed, forged, expired, not yet valid, or lacks what its role needs."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,15 @@ class Principal:
         return f"{self.role}:{self.sub}"
 
 
+def _missing_role_claims(role: str, claims: dict) -> list[str]:
+    return [name for name in ROLE_CLAIMS.get(role, ()) if not isinstance(claims.get(name), str) or not claims[name]]
+
+
 def issue(settings: Settings, *, role: str, sub: str, ttl_s: int, now: datetime, **claims) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if missing := _missing_role_claims(role, claims):
+        raise ValueError(f"a {role} token needs {', '.join(missing)}")
     body = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
@@ -51,22 +65,40 @@ def issue(settings: Settings, *, role: str, sub: str, ttl_s: int, now: datetime,
     return jwt.encode(body, settings.jwt_secret, algorithm=ALGORITHM)
 
 
+def _decode(settings: Settings, token: str, *, leeway: float, **checks: bool) -> dict:
+    """pyjwt's decode: signature, the one algorithm, issuer, audience, the required claims, and the time `checks`."""
+    options = {"require": REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False, **checks}
+    return jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM], audience=settings.jwt_audience,
+                      issuer=settings.jwt_issuer, options=options, leeway=leeway)
+
+
 def verify(settings: Settings, token: str, now: datetime, *, allow_expired_device: bool = False) -> Principal:
-    """Check signature, algorithm, issuer, audience and expiry against the injected clock."""
-    options = {"require": REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False}
+    """Check a token against alertd's clock `now`; an expired device token passes only with allow_expired_device.
+
+    pyjwt's own checks do the work, with their leeway. pyjwt compares with the system clock, so the leeway also
+    carries `now`'s offset from it: zero in production, where `now` is the system clock; tests run on a fake clock.
+    """
+    offset = now.timestamp() - time.time()
     try:
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM], audience=settings.jwt_audience,
-                            issuer=settings.jwt_issuer, options=options)
+        claims = _decode(settings, token, leeway=offset + LEEWAY_S, verify_iat=True, verify_nbf=True)
+        try:
+            _decode(settings, token, leeway=-offset, verify_exp=True)
+            expired = False
+        except jwt.ExpiredSignatureError:  # a well-formed exp in the past; "abc" or "NaN" is malformed, refused
+            expired = True
     except jwt.PyJWTError as exc:
-        raise TokenError(str(exc)) from None
-    role = claims.get("role")
+        raise TokenError(str(exc) or type(exc).__name__) from None
+    role = claims["role"]
     if role not in ROLES:
         raise TokenError("unknown role")
-    expired = now.timestamp() >= float(claims["exp"])
+    if missing := _missing_role_claims(role, claims):
+        raise TokenError(f"a {role} token needs {', '.join(missing)}")
+    if any(claims.get(name) is not None and not isinstance(claims[name], str) for name in OPTIONAL_TEXT):
+        raise TokenError(f"{', '.join(OPTIONAL_TEXT)} must be strings")
     if expired and not (allow_expired_device and role == "device"):
         raise TokenError("token expired")
     return Principal(
-        sub=str(claims["sub"]), role=role, responder_id=claims.get("responder_id"),
+        sub=claims["sub"], role=role, responder_id=claims.get("responder_id"),
         person_id=claims.get("person_id"), device_id=claims.get("device_id"), expired=expired,
         region=claims.get("region"), session_id=claims.get("sid"),
     )

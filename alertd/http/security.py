@@ -46,7 +46,8 @@ async def principal(request: web.Request, *roles: str) -> auth.Principal:
     try:
         who = auth.verify(ctx.settings, token, ctx.clock.now(), allow_expired_device="device" in roles)
     except auth.TokenError as exc:
-        raise await _refuse(request, "bad_token", 401, "unauthorized", "invalid token", reason=str(exc)) from None
+        raise await _refuse(request, "bad_token", 401, "unauthorized", f"invalid token: {exc}",
+                            reason=str(exc)) from None
     if who.role not in roles:
         raise await _refuse(request, "wrong_role", 403, "forbidden", "this token may not do that", role=who.role)
     if who.session_id is not None:
