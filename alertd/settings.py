@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,6 +66,9 @@ class Settings:
     button_silence_s: int = 6 * 3600
     button_low_battery: float = 0.2
     unit_silence_s: int = 300
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated); empty: none, the
+    # socket's peer is the client. Trust only proxies that overwrite or append to the header themselves.
+    trusted_proxies: str = ""
 
     def ack_deadline(self, kind: str) -> int:
         """Seconds a responder of this kind has to acknowledge a dispatch."""
@@ -72,6 +77,15 @@ class Settings:
     @property
     def deadlines(self) -> dict[str, int]:
         return {kind: self.ack_deadline(kind) for kind in KINDS}
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """ALERTD_TRUSTED_PROXIES parsed; a bare address is a network of one."""
+        try:
+            return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                         for part in self.trusted_proxies.split(",") if part.strip())
+        except ValueError as exc:
+            raise SettingsError(f"ALERTD_TRUSTED_PROXIES: {exc}") from None
 
     @property
     def twilio_configured(self) -> bool:
@@ -101,6 +115,7 @@ class Settings:
         if self.intake_max_group < 1:
             raise SettingsError("ALERTD_INTAKE_MAX_GROUP must be at least 1")
         self.mqtt_parts()
+        _ = self.trusted_proxy_networks  # parsed now, so a typo stops the start rather than a request
         return self
 
     def replace(self, **changes) -> Settings:

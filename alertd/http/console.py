@@ -11,7 +11,7 @@ from aiohttp import web
 
 from alertd.http.errors import ApiError, error_response, json_body
 from alertd.http.keys import CTX, POOL
-from alertd.http.security import principal
+from alertd.http.security import client_address, principal
 from alertd.service import officer, officers
 from alertd.store import queries
 
@@ -105,7 +105,7 @@ async def sign_in(request: web.Request) -> web.Response:
         raise ApiError(400, "malformed", "username and password are required")
     ctx = request.app[CTX]
     try:
-        result = await officers.sign_in(request.app[POOL], ctx, username, password, request.remote or "unknown")
+        result = await officers.sign_in(request.app[POOL], ctx, username, password, client_address(request))
     except officers.TooManyAttempts as exc:
         response = error_response(429, exc.code, exc.message)
         response.headers["Retry-After"] = str(exc.retry_after_s)

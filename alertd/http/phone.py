@@ -9,7 +9,7 @@ from aiohttp import web
 from alertd.core.model import LOCATION_SOURCES, Invalid, Location
 from alertd.http.errors import ApiError, json_body
 from alertd.http.keys import CTX, INTAKE, METRICS, POOL
-from alertd.http.security import principal
+from alertd.http.security import client_address, principal
 from alertd.service import intake
 from alertd.service.intake import NewAlert
 
@@ -96,5 +96,5 @@ async def cancel(request: web.Request) -> web.Response:
     if not isinstance(pin, str) or not 1 <= len(pin) <= 64:
         raise ApiError(400, "malformed", "pin must be a string")
     result = await intake.cancel(request.app[POOL], request.app[CTX], alert_id=request.match_info["id"],
-                                 person_id=who.person_id, pin=pin, source=f"http:{request.remote}")
+                                 person_id=who.person_id, pin=pin, source=f"http:{client_address(request)}")
     return web.json_response(result)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from alertd.http.errors import ApiError, json_body
 from alertd.http.keys import CTX, POOL
+from alertd.http.security import client_address
 from alertd.service import enrol_codes
 from alertd.service.timeline import security_event
 
@@ -104,7 +105,7 @@ async def enrol(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         redeemed = await enrol_codes.redeem(conn, ctx.settings, now, code)
         if redeemed is None:
-            await security_event(conn, now, "bad_enrolment_code", f"http:{request.remote}", path=request.path)
+            await security_event(conn, now, "bad_enrolment_code", f"http:{client_address(request)}", path=request.path)
             raise ApiError(401, "unauthorized", "this code is unknown, used or expired")
     return web.json_response({"device_id": redeemed.device_id, "token": redeemed.token,
                               "sms_number": ctx.settings.twilio_from_number or None},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 
 from aiohttp import web
@@ -11,6 +12,34 @@ from alertd.http.errors import ApiError
 from alertd.http.keys import CTX, POOL
 from alertd.service.timeline import security_event
 from alertd.store import queries
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+def client_address(request: web.Request) -> str:
+    """Who sent the request: the socket's peer, or, when the peer is a trusted proxy (ALERTD_TRUSTED_PROXIES), the
+    nearest X-Forwarded-For hop that is not one. Every limit and security event keys on this, never on a header
+    an untrusted sender could have written."""
+    peer = request.remote or "unknown"
+    client = _address(peer)
+    if client is None:
+        return peer
+    trusted = request.app[CTX].settings.trusted_proxy_networks
+    hops = [hop for header in request.headers.getall("X-Forwarded-For", ()) for hop in header.split(",")]
+    for hop in reversed(hops):
+        if not any(client in network for network in trusted):
+            break
+        address = _address(hop)
+        if address is None:  # a malformed hop: the last trusted proxy is as far back as anyone can tell
+            break
+        client = address
+    return str(client)
 
 
 def bearer(request: web.Request) -> str | None:
@@ -26,7 +55,8 @@ def bearer(request: web.Request) -> str | None:
 async def _refuse(request: web.Request, kind: str, status: int, code: str, message: str, **detail) -> ApiError:
     ctx = request.app[CTX]
     async with request.app[POOL].acquire() as conn:
-        await security_event(conn, ctx.clock.now(), kind, f"http:{request.remote}", path=request.path, **detail)
+        await security_event(conn, ctx.clock.now(), kind, f"http:{client_address(request)}", path=request.path,
+                             **detail)
     return ApiError(status, code, message)
 
 

@@ -16,7 +16,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from alertd.channels.sms import delivery, inbound
 from alertd.http.errors import ApiError
 from alertd.http.keys import CTX, METRICS, NOTIFIERS, POOL
-from alertd.http.security import principal
+from alertd.http.security import client_address, principal
 from alertd.service.timeline import security_event
 from alertd.store import queries
 
@@ -67,7 +67,7 @@ async def signed_form(request: web.Request) -> MultiDictProxy:
     else:
         reason = "mismatch"
     async with request.app[POOL].acquire() as conn:
-        await security_event(conn, ctx.clock.now(), "bad_signature", f"http:{request.remote}",
+        await security_event(conn, ctx.clock.now(), "bad_signature", f"http:{client_address(request)}",
                              path=request.path, reason=reason)
     raise ApiError(403, "forbidden", "invalid Twilio signature")
 
