@@ -69,6 +69,8 @@ class Settings:
     # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated); empty: none, the
     # socket's peer is the client. Trust only proxies that overwrite or append to the header themselves.
     trusted_proxies: str = ""
+    retention_precise_days: int = 30  # after an alert closes: her trail, exact place and words are kept this long
+    retention_audit_days: int = 365  # security events, sign-in failures and the audit log
 
     def ack_deadline(self, kind: str) -> int:
         """Seconds a responder of this kind has to acknowledge a dispatch."""
@@ -114,8 +116,16 @@ class Settings:
             raise SettingsError("ALERTD_INTAKE_COMMITTERS must be at least 1 and below ALERTD_DB_POOL_MAX")
         if self.intake_max_group < 1:
             raise SettingsError("ALERTD_INTAKE_MAX_GROUP must be at least 1")
+        self.check_retention()
         self.mqtt_parts()
         _ = self.trusted_proxy_networks  # parsed now, so a typo stops the start rather than a request
+        return self
+
+    def check_retention(self) -> Settings:
+        """The retention periods make sense (all `alertd purge` needs of the settings)."""
+        if not 1 <= self.retention_precise_days <= self.retention_audit_days:
+            raise SettingsError("ALERTD_RETENTION_PRECISE_DAYS must be at least 1 and at most "
+                                "ALERTD_RETENTION_AUDIT_DAYS")
         return self
 
     def replace(self, **changes) -> Settings:

@@ -13,6 +13,7 @@ from alertd.clock import Clock, SystemClock
 from alertd.engine import Engine
 from alertd.engine.deadlines import Deadlines
 from alertd.engine.outbox import Outbox
+from alertd.engine.retention import Retention
 from alertd.engine.supervision import Supervision
 from alertd.http import buttons, console, events, officer, ops, phone, phone_app
 from alertd.http.errors import error_middleware
@@ -81,8 +82,8 @@ async def _engine(app: web.Application):
         metrics.escalations.labels(kind).inc()
 
     deadlines = Deadlines(ctx, observe=observe)
-    app[ENGINE] = Engine(app[POOL], ctx, [deadlines, Supervision(ctx), Outbox(ctx, app[NOTIFIERS])],
-                         ctx.settings.database_url)
+    modules = [deadlines, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx)]
+    app[ENGINE] = Engine(app[POOL], ctx, modules, ctx.settings.database_url)
     task = None
     if app[RUN_ENGINE]:
         task = asyncio.create_task(app[ENGINE].run(), name="alertd-engine")
