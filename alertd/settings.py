@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from alertd.mqtt.tls import client_context, parse_url
 
 KINDS = ("police_post", "crisis_centre", "mobile_unit")
 
@@ -60,6 +62,9 @@ class Settings:
     sms_gateway_prefixes: str = ""  # comma-separated E.164 prefixes routed to the gateway; empty: all
     sms_timezone: str = "Asia/Almaty"  # deadlines in responder SMS are in this local time (IANA zone name)
     mqtt_admin_url: str = _secret()  # dynamic-security admin account; empty: credentials stay in the database
+    mqtt_ca_file: str = ""  # with mqtts:// URLs: the only CA trusted for the broker; empty: the system's CAs
+    mqtt_cert_file: str = ""  # a client certificate (PEM) for brokers that require one; optional
+    mqtt_key_file: str = ""  # its private key (PEM), unless the certificate file holds it
     mqtt_client_id: str = ""  # the ingest's persistent session; empty: alertd-<host>-<http port>
     mqtt_session_expiry_s: int = 86400
     mqtt_ingest: bool = True
@@ -95,10 +100,23 @@ class Settings:
 
     def mqtt_parts(self) -> tuple[str, int, str | None, str | None]:
         """host, port, username, password of ALERTD_MQTT_URL."""
-        parts = urlsplit(self.mqtt_url)
-        if parts.scheme not in ("mqtt", "tcp"):
-            raise SettingsError(f"ALERTD_MQTT_URL must start with mqtt://, got {parts.scheme!r}")
-        return parts.hostname or "127.0.0.1", parts.port or 1883, parts.username, parts.password
+        return self._mqtt_url(self.mqtt_url, "ALERTD_MQTT_URL")[:4]
+
+    @property
+    def mqtt_tls(self) -> bool:
+        """ALERTD_MQTT_URL is mqtts://."""
+        return self._mqtt_url(self.mqtt_url, "ALERTD_MQTT_URL")[4]
+
+    def mqtt_tls_context(self) -> ssl.SSLContext:
+        """The TLS context for mqtts:// connections (the service's and the dynamic-security admin's)."""
+        return client_context(self.mqtt_ca_file, self.mqtt_cert_file, self.mqtt_key_file)
+
+    @staticmethod
+    def _mqtt_url(url: str, name: str) -> tuple[str, int, str | None, str | None, bool]:
+        try:
+            return parse_url(url, name)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     def validate(self) -> Settings:
         if len(self.jwt_secret.encode()) < 32:
@@ -119,7 +137,23 @@ class Settings:
         self.check_retention()
         self.mqtt_parts()
         _ = self.trusted_proxy_networks  # parsed now, so a typo stops the start rather than a request
+        if self.mqtt_admin_url:
+            self._mqtt_url(self.mqtt_admin_url, "ALERTD_MQTT_ADMIN_URL")
+        self._check_tls_files()
         return self
+
+    def _check_tls_files(self) -> None:
+        for name in ("mqtt_ca_file", "mqtt_cert_file", "mqtt_key_file"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise SettingsError(f"ALERTD_{name.upper()}: no such file {path!r}")
+        if self.mqtt_key_file and not self.mqtt_cert_file:
+            raise SettingsError("ALERTD_MQTT_KEY_FILE needs ALERTD_MQTT_CERT_FILE")
+        if self.mqtt_ca_file or self.mqtt_cert_file:
+            try:
+                self.mqtt_tls_context()
+            except (ssl.SSLError, OSError) as exc:
+                raise SettingsError(f"ALERTD_MQTT_CA_FILE / _CERT_FILE / _KEY_FILE: {exc}") from None
 
     def check_retention(self) -> Settings:
         """The retention periods make sense (all `alertd purge` needs of the settings)."""

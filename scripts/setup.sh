@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what alertd needs on Debian/Ubuntu: PostgreSQL with PostGIS, Mosquitto, Chromium (browser tests),
-# and the Python package with its test extras in ./.venv. Safe to run again: it only installs what is missing.
+# Install what alertd needs on Debian/Ubuntu: PostgreSQL with PostGIS, Mosquitto, Chromium (browser tests), nginx,
+# pgBackRest and promtool (the tests of deploy/ run them), and the Python package with its test extras in ./.venv. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,21 +12,23 @@ pg_major=""
 for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && pg_major=$(basename "$(dirname "$d")"); done
 pg_major=${pg_major:-15}
 
-want=("postgresql-${pg_major}-postgis-3" mosquitto mosquitto-clients chromium python3-venv)
+want=("postgresql-${pg_major}-postgis-3" mosquitto mosquitto-clients chromium python3-venv nginx pgbackrest prometheus)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; then
+  apt=(apt-get -o DPkg::Lock::Timeout=300)  # another install may be running: wait for it
+  $SUDO env DEBIAN_FRONTEND=noninteractive "${apt[@]}" update -qq
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null; then
     # Ubuntu names PostGIS after its PostgreSQL too; try the distribution's default PostgreSQL instead.
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgis mosquitto \
-      mosquitto-clients chromium python3-venv >/dev/null
+    $SUDO env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq postgresql postgis mosquitto \
+      mosquitto-clients chromium python3-venv nginx pgbackrest prometheus >/dev/null
   fi
 fi
-# The packaged services are not needed: alertd starts its own servers on free ports in its data folder.
+# The packaged services are not needed: alertd and its tests start their own servers on free ports in temporary
+# folders (nginx, Prometheus and pgBackRest included: the tests use only their binaries and their own configs).
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from alertd.mqtt.tls import secure
 from alertd.settings import Settings
 
 log = logging.getLogger("alertd.mqtt")
@@ -39,6 +41,10 @@ class BrokerConnection:
         )
         if user:
             self.client.username_pw_set(user, password)
+        secure(self.client, settings.mqtt_tls, settings.mqtt_tls_context() if settings.mqtt_tls else None)
+        if not settings.mqtt_tls and not _loopback(host):
+            log.warning("the broker connection is not encrypted: use mqtts:// (docs/configuration.md)",
+                        extra={"fields": {"host": host}})
         self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -80,3 +86,12 @@ class BrokerConnection:
     @property
     def is_connected(self) -> bool:
         return self.client.is_connected()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

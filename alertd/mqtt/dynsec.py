@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import uuid
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
 from alertd.mqtt.protocol import PREFIX, button_topic, unit_topic
+from alertd.mqtt.tls import parse_url, secure
 
 CONTROL = "$CONTROL/dynamic-security/v1"
 
@@ -80,14 +81,18 @@ def service_acls() -> list[dict]:
 
 
 class Dynsec:
-    """Sends dynamic-security commands with the admin account of `admin_url` (mqtt://user:pass@host:port)."""
+    """Sends dynamic-security commands with the admin account of `admin_url` (mqtt[s]://user:pass@host:port);
+    an mqtts:// URL connects over TLS with `tls_context` (the service's: its CA pinned)."""
 
-    def __init__(self, admin_url: str, timeout: float = 5.0) -> None:
-        parts = urlsplit(admin_url)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.username:
-            raise BrokerError("the MQTT admin URL must be mqtt://user:password@host:port")
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
-        self.username, self.password = parts.username, parts.password or ""
+    def __init__(self, admin_url: str, timeout: float = 5.0, tls_context: ssl.SSLContext | None = None) -> None:
+        try:
+            self.host, self.port, username, password, self.tls = parse_url(admin_url, "the MQTT admin URL")
+        except ValueError as exc:
+            raise BrokerError(str(exc)) from None
+        if not username:
+            raise BrokerError("the MQTT admin URL must be mqtt[s]://user:password@host:port")
+        self.username, self.password = username, password or ""
+        self.tls_context = tls_context
         self.timeout = timeout
 
     async def add_button(self, device_id: str, password: str) -> None:
@@ -132,6 +137,7 @@ class Dynsec:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"alertd-admin-{tag[:10]}",
                              protocol=mqtt.MQTTv311)
         client.username_pw_set(self.username, self.password)
+        secure(client, self.tls, self.tls_context)
 
         def on_connect(c, _u, _f, reason, _p):
             if reason.is_failure:
@@ -152,7 +158,7 @@ class Dynsec:
         client.on_message = on_message
         try:
             client.connect(self.host, self.port, keepalive=10)
-        except OSError as exc:
+        except (OSError, ssl.SSLError) as exc:
             raise BrokerError(f"cannot reach the broker: {exc}") from None
         client.loop_start()
         try:

@@ -23,7 +23,9 @@ from alertd.store import queries
 
 def broker_accounts(settings: Settings) -> BrokerAccounts:
     """The dynamic-security plugin when an admin account is configured, else the database alone."""
-    return Dynsec(settings.mqtt_admin_url) if settings.mqtt_admin_url else NoBroker()
+    if not settings.mqtt_admin_url:
+        return NoBroker()
+    return Dynsec(settings.mqtt_admin_url, tls_context=settings.mqtt_tls_context())
 
 
 def hash_password(password: str, salt: str) -> str:

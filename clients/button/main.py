@@ -1,11 +1,12 @@
 """alertd wearable button firmware (MicroPython on an ESP32).
 
 Wakes from deep sleep on the button (press) or on a timer (heartbeat), joins Wi-Fi, sends one signed message
-with umqtt.simple at QoS 1, and for a press keeps retrying with backoff until alertd's app-level ack arrives,
-then gives one discreet haptic pulse and sleeps again. The protocol logic is in protocol.py (tested under
+with umqtt.simple (1.4+: TLS with the broker's CA pinned) at QoS 1, and for a press keeps retrying with backoff
+until alertd's app-level ack arrives, then gives one discreet haptic pulse and sleeps again. The protocol logic is in protocol.py (tested under
 CPython); this file is only the hardware around it. Flash config.json (from `alertd buttons provision`).
 """
 
+import ssl
 import time
 
 import esp32
@@ -85,11 +86,20 @@ def wifi(cfg):
     return sta.isconnected()
 
 
+def broker_tls(cfg):
+    """TLS with the broker's CA pinned (ca.der, flashed beside config.json): her location and the button's
+    password never cross Wi-Fi or GSM in clear. Only a lab broker may be plain ("mqtt_tls": false)."""
+    if not cfg.get("mqtt_tls", True):
+        return None
+    with open(cfg.get("ca_file", "ca.der"), "rb") as f:
+        return protocol.tls_context(ssl, f.read())
+
+
 def send(cfg, event, seq):
     """Connect, publish (QoS 1), and for a press wait for the app-level ack with backoff; True once acked."""
     acked = []
-    client = MQTTClient(cfg["device_id"], cfg["mqtt_host"], port=cfg.get("mqtt_port", 1883),
-                        user=cfg["username"], password=cfg["password"], keepalive=60)
+    client = MQTTClient(cfg["device_id"], cfg["mqtt_host"], port=cfg.get("mqtt_port", 8883),
+                        user=cfg["username"], password=cfg["password"], keepalive=60, ssl=broker_tls(cfg))
     client.set_callback(lambda _t, msg: acked.append(msg))
     client.connect(clean_session=False)
     topic_ack = protocol.topic(cfg["device_id"], "ack")

@@ -59,6 +59,15 @@ def acked_seq(payload):
     return seq if isinstance(seq, int) else None
 
 
+def tls_context(ssl_module, ca_der):
+    """A TLS client context that trusts only the broker's CA (`ca_der`, the DER bytes flashed as ca.der) and
+    refuses a broker without a certificate from it. Works with MicroPython's `ssl` (1.23+) and CPython's."""
+    context = ssl_module.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = ssl_module.CERT_REQUIRED
+    context.load_verify_locations(cadata=ca_der)
+    return context
+
+
 class Sequence:
     """seq rises with every message, across reboots: `store` keeps the last one used (NVS on the ESP32)."""
 

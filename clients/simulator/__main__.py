@@ -1,6 +1,7 @@
 """Button and unit-terminal simulator.
 
     python -m clients.simulator press --url mqtt://B-X:PASS@127.0.0.1:1883 --device B-X --secret HEX [--lat 50 --lon 70]
+    python -m clients.simulator --ca-file ca.pem press --url mqtts://B-X:PASS@broker.example.org:8883 ...
     python -m clients.simulator heartbeat --url ... --device B-X --secret HEX --bat 0.15
     python -m clients.simulator swarm --url mqtt://127.0.0.1:1883 --buttons buttons.json --presses 1000 --rate 200
     python -m clients.simulator unit-move --url mqtt://mu-1:PASS@127.0.0.1:1883 --unit mu-1 --lat 50.1 --lon 70.2
@@ -30,7 +31,7 @@ def _state(path: Path) -> dict:
 def _button(args) -> Button:
     state = _state(args.state)
     seq = args.seq if args.seq is not None else state.get(args.device, 0)
-    return Button(args.url, args.device, args.secret, seq=seq, retry_s=args.retry).connect()
+    return Button(args.url, args.device, args.secret, seq=seq, retry_s=args.retry, ca_file=args.ca_file).connect()
 
 
 def _save_seq(args, button: Button) -> None:
@@ -63,7 +64,7 @@ def cmd_heartbeat(args) -> dict:
 
 def cmd_swarm(args) -> dict:
     pairs = [tuple(p) for p in json.loads(Path(args.buttons).read_text())]
-    swarm = Swarm(args.url, pairs, connections=args.connections).connect()
+    swarm = Swarm(args.url, pairs, connections=args.connections, ca_file=args.ca_file).connect()
     try:
         start = time.monotonic()
         for i in range(args.presses):
@@ -84,7 +85,7 @@ def cmd_swarm(args) -> dict:
 
 
 def cmd_unit_move(args) -> dict:
-    unit = Unit(args.url, args.unit).connect()
+    unit = Unit(args.url, args.unit, ca_file=args.ca_file).connect()
     try:
         return {"unit": args.unit, "puback": unit.move(args.lat, args.lon, args.acc)}
     finally:
@@ -92,7 +93,7 @@ def cmd_unit_move(args) -> dict:
 
 
 def cmd_unit_ack(args) -> dict:
-    unit = Unit(args.url, args.unit).connect()
+    unit = Unit(args.url, args.unit, ca_file=args.ca_file).connect()
     try:
         return {"unit": args.unit, "puback": unit.ack(args.dispatch_id, args.status)}
     finally:
@@ -100,7 +101,7 @@ def cmd_unit_ack(args) -> dict:
 
 
 def cmd_unit_listen(args) -> None:
-    unit = Unit(args.url, args.unit)
+    unit = Unit(args.url, args.unit, ca_file=args.ca_file)
     unit.conn.on_message = lambda _t, p: print(p.decode(), flush=True)
     unit.connect()
     try:
@@ -112,10 +113,11 @@ def cmd_unit_listen(args) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m clients.simulator", description="alertd button/unit simulator")
+    parser.add_argument("--ca-file", help="with mqtts:// URLs: the broker's CA (PEM), the only one trusted")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def button_args(p):
-        p.add_argument("--url", required=True, help="mqtt://user:password@host:port")
+        p.add_argument("--url", required=True, help="mqtt[s]://user:password@host:port")
         p.add_argument("--device", required=True)
         p.add_argument("--secret", required=True, help="the button's HMAC secret (hex)")
         p.add_argument("--seq", type=int, help="last seq used (default: from the state file)")

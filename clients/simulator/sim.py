@@ -8,6 +8,7 @@ connections (a broker without per-device ACLs, for load). A `Unit` is a mobile u
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -23,18 +24,25 @@ class Refused(RuntimeError):
     """The broker refused the connection (bad credentials, revoked)."""
 
 
-def _parse(url: str) -> tuple[str, int, str | None, str | None]:
+def _parse(url: str) -> tuple[str, int, str | None, str | None, bool]:
+    """host, port, user, password and TLS of mqtt://… or mqtts://… (the broker's TLS port, 8883 by default)."""
     p = urlsplit(url)
-    return p.hostname or "127.0.0.1", p.port or 1883, p.username, p.password
+    tls = p.scheme in ("mqtts", "ssl")
+    return p.hostname or "127.0.0.1", p.port or (8883 if tls else 1883), p.username, p.password, tls
 
 
 class _Connection:
     """A paho MQTT 5 client in its own thread, with the CONNACK and each PUBACK's reason code kept."""
 
-    def __init__(self, url: str, client_id: str | None = None, clean_start: bool = True) -> None:
-        self.host, self.port, user, password = _parse(url)
+    def __init__(self, url: str, client_id: str | None = None, clean_start: bool = True,
+                 ca_file: str | None = None) -> None:
+        """An mqtts:// URL connects over TLS, trusting only `ca_file` (the broker's CA, as the firmware pins it)
+        and checking the broker's name against its certificate."""
+        self.host, self.port, user, password, tls = _parse(url)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"sim-{uuid.uuid4().hex[:10]}",
                                   protocol=mqtt.MQTTv5)
+        if tls:
+            self.client.tls_set_context(ssl.create_default_context(cafile=ca_file))
         if user:
             self.client.username_pw_set(user, password)
         self.clean_start = clean_start
@@ -94,14 +102,14 @@ class Button:
     """One button: its own connection and credentials; seq rises; a press is retried until acknowledged."""
 
     def __init__(self, url: str, device_id: str, secret: str, *, seq: int = 0,
-                 clock: Callable[[], float] = time.time, retry_s: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.time, retry_s: float = 1.0, ca_file: str | None = None) -> None:
         self.device_id, self.secret = device_id, secret
         self.seq = seq
         self.clock = clock
         self.retry_s = retry_s
         self.acked: dict[int, float] = {}
         self._ack = threading.Condition()
-        self.conn = _Connection(url, client_id=device_id)
+        self.conn = _Connection(url, client_id=device_id, ca_file=ca_file)
         self.conn.subscriptions.append(protocol.topic(device_id, "ack"))
         self.conn.on_message = self._on_ack
 
@@ -153,10 +161,11 @@ class Button:
 class Unit:
     """A mobile unit's terminal: reports where it is, receives dispatches, acknowledges them."""
 
-    def __init__(self, url: str, unit_id: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, url: str, unit_id: str, *, clock: Callable[[], float] = time.time,
+                 ca_file: str | None = None) -> None:
         self.unit_id, self.clock = unit_id, clock
         self.dispatches: list[dict] = []
-        self.conn = _Connection(url, client_id=unit_id)
+        self.conn = _Connection(url, client_id=unit_id, ca_file=ca_file)
         self.conn.subscriptions.append(f"alertd/v1/units/{unit_id}/dispatch")
         self.conn.on_message = lambda _t, p: self.dispatches.append(json.loads(p))
 
@@ -180,7 +189,7 @@ class Swarm:
     """Many buttons over a few connections (needs a broker that lets those connections publish for all of them)."""
 
     def __init__(self, url: str, buttons: list[tuple[str, str]], *, connections: int = 4,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, ca_file: str | None = None) -> None:
         self.buttons = buttons
         self.clock = clock
         self.sent: dict[tuple[str, int], float] = {}
@@ -188,7 +197,7 @@ class Swarm:
         self.seq = {device_id: 0 for device_id, _ in buttons}
         self._cursor = -1
         self._lock = threading.Lock()
-        self.conns = [_Connection(url) for _ in range(connections)]
+        self.conns = [_Connection(url, ca_file=ca_file) for _ in range(connections)]
         for conn in self.conns:
             conn.on_message = self._on_ack
         self.conns[0].subscriptions.append("alertd/v1/buttons/+/ack")
