@@ -74,6 +74,7 @@ class Settings:
     # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated); empty: none, the
     # socket's peer is the client. Trust only proxies that overwrite or append to the header themselves.
     trusted_proxies: str = ""
+    metrics_token: str = _secret()  # when set, GET /metrics needs `Authorization: Bearer <token>`
     retention_precise_days: int = 30  # after an alert closes: her trail, exact place and words are kept this long
     retention_audit_days: int = 365  # security events, sign-in failures and the audit log
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime
 from typing import Protocol
 
@@ -37,6 +38,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._woken: set[str] = set()
         self._listener: asyncpg.Connection | None = None
+        self.last_cycle_at: float | None = None  # Unix time the last pass finished (alertd_engine_last_cycle_…)
 
     async def run_once(self, now: datetime | None = None, only: set[str] | None = None) -> dict[str, int]:
         """Pass over the modules (all, or those named in `only`) until none has anything due.
@@ -54,6 +56,7 @@ class Engine:
                 if n:
                     busy.append(module)
             modules = busy
+        self.last_cycle_at = time.time()
         return done
 
     def wake(self, _conn=None, _pid=None, _channel=None, payload: str | None = None) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from alertd.settings import KINDS, Settings
 from alertd.store import queries
+
+SMS_WINDOW = timedelta(minutes=15)
 
 
 class Metrics:
@@ -33,6 +38,33 @@ class Metrics:
         self.dispatches = Gauge("alertd_dispatches", "Dispatches by kind and status", ["kind", "status"], registry=r)
         self.outbox_depth = Gauge("alertd_outbox_depth", "Outbox messages not yet sent", ["channel", "status"],
                                   registry=r)
+        # What deploy/prometheus/alerts.yml pages on (database gauges are the same on every instance).
+        self._ready: dict[str, bool] = {}
+        self.ready = Gauge("alertd_ready", "1 when this instance's check passes (database, broker)", ["check"],
+                           registry=r)
+        self.engine_cycle = Gauge("alertd_engine_last_cycle_timestamp_seconds",
+                                  "When this instance's engine last finished a pass (Unix time)", registry=r)
+        self.overdue = Gauge("alertd_deadlines_overdue", "Pending dispatches past their deadline", ["kind"],
+                             registry=r)
+        self.overdue_oldest = Gauge("alertd_deadlines_overdue_oldest_seconds",
+                                    "How long past its deadline the oldest pending dispatch is", ["kind"], registry=r)
+        self.outbox_oldest = Gauge("alertd_outbox_oldest_pending_seconds",
+                                   "Age of the oldest message waiting to be sent", ["channel"], registry=r)
+        self.sms_delivery = Gauge("alertd_sms_recent", "SMS to responders updated in the last 15 minutes, by "
+                                  "delivery state", ["provider", "delivery"], registry=r)
+        self.on_duty = Gauge("alertd_responders_on_duty", "Responders on duty", ["region", "kind"], registry=r)
+        self.buttons = Gauge("alertd_buttons", "Live buttons heard from at least once: all, and silent ones",
+                             ["state"], registry=r)
+        self.replication_lag = Gauge("alertd_db_replication_lag_seconds",
+                                     "Replay lag of each PostgreSQL standby, as the primary sees it", ["standby"],
+                                     registry=r)
+
+    def set_ready(self, check: str, ok: bool) -> bool:
+        """Record a readiness check; True when it has just failed (it passed, or was never checked, before)."""
+        was = self._ready.get(check)
+        self._ready[check] = ok
+        self.ready.labels(check).set(1 if ok else 0)
+        return not ok and was is not False
 
     def group_observer(self, source: str):
         """GroupCommit's `observe` for this source ("app" or "buttons")."""
@@ -47,17 +79,41 @@ class Metrics:
 
         return observe
 
-    async def render(self, pool: asyncpg.Pool) -> bytes:
+    async def render(self, pool: asyncpg.Pool, settings: Settings, now: datetime,
+                     engine_cycle_at: float | None = None) -> bytes:
         async with pool.acquire() as conn:
-            alerts = await conn.fetch(queries.metrics_alerts)
-            dispatches = await conn.fetch(queries.metrics_dispatches)
-            outbox = await conn.fetch(queries.outbox_depth)
-        for gauge in (self.alerts, self.dispatches, self.outbox_depth):
+            rows = {name: await conn.fetch(getattr(queries, name), *args) for name, args in (
+                ("metrics_alerts", ()), ("metrics_dispatches", ()), ("outbox_depth", ()),
+                ("metrics_overdue_deadlines", (now,)), ("metrics_outbox_oldest", (now,)),
+                ("metrics_sms_delivery", (now - SMS_WINDOW,)),
+                ("metrics_on_duty", (now - timedelta(seconds=settings.unit_silence_s),)),
+                ("metrics_buttons", (now - timedelta(seconds=settings.button_silence_s),)),
+                ("metrics_replication", ()))}
+        for gauge in (self.alerts, self.dispatches, self.outbox_depth, self.overdue, self.overdue_oldest,
+                      self.outbox_oldest, self.sms_delivery, self.on_duty, self.replication_lag):
             gauge.clear()
-        for row in alerts:
+        for row in rows["metrics_alerts"]:
             self.alerts.labels(row["status"]).set(row["n"])
-        for row in dispatches:
+        for row in rows["metrics_dispatches"]:
             self.dispatches.labels(row["kind"], row["status"]).set(row["n"])
-        for row in outbox:
+        for row in rows["outbox_depth"]:
             self.outbox_depth.labels(row["channel"], row["status"]).set(row["n"])
+        for kind in KINDS:  # zero when nothing is overdue, so that an alert on them resolves
+            self.overdue.labels(kind).set(0)
+            self.overdue_oldest.labels(kind).set(0)
+        for row in rows["metrics_overdue_deadlines"]:
+            self.overdue.labels(row["kind"]).set(row["n"])
+            self.overdue_oldest.labels(row["kind"]).set(row["oldest_s"])
+        for row in rows["metrics_outbox_oldest"]:
+            self.outbox_oldest.labels(row["channel"]).set(row["oldest_s"])
+        for row in rows["metrics_sms_delivery"]:
+            self.sms_delivery.labels(row["provider"], row["delivery"]).set(row["n"])
+        for row in rows["metrics_on_duty"]:
+            self.on_duty.labels(row["region"], row["kind"]).set(row["n"])
+        buttons = rows["metrics_buttons"][0]
+        self.buttons.labels("all").set(buttons["total"])
+        self.buttons.labels("silent").set(buttons["silent"])
+        for row in rows["metrics_replication"]:
+            self.replication_lag.labels(row["standby"]).set(row["lag_s"])
+        self.engine_cycle.set(engine_cycle_at or 0)
         return generate_latest(self.registry)
