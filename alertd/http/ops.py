@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from alertd.http.errors import ApiError
 from alertd.http.keys import BROKER, CTX, ENGINE, METRICS, POOL
 from alertd.http.openapi import SPEC
-from alertd.http.security import bearer
+from alertd.http.security import bearer, client_address
 from alertd.service.timeline import security_event
 from alertd.store import queries
 
@@ -57,7 +57,7 @@ async def metrics(request: web.Request) -> web.Response:
     token = ctx.settings.metrics_token
     if token and not hmac.compare_digest(bearer(request) or "", token):
         async with request.app[POOL].acquire() as conn:
-            await security_event(conn, ctx.clock.now(), "bad_metrics_token", f"http:{request.remote}",
+            await security_event(conn, ctx.clock.now(), "bad_metrics_token", f"http:{client_address(request)}",
                                  path=request.path)
         raise ApiError(401, "unauthorized", "a metrics token is required")
     await checks(request.app)
