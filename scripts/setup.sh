@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what alertd needs on Debian/Ubuntu: PostgreSQL with PostGIS, Mosquitto, Chromium (browser tests), nginx,
-# pgBackRest and promtool (the tests of deploy/ run them), and the Python package with its test extras in ./.venv. Safe to run again: it only installs what is missing.
+# pgBackRest and promtool (the tests of deploy/ run them), and the Python package with its test extras in ./.venv.
+# Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -87,8 +87,9 @@ async def test_point_in_time_restore_then_serve(workdir, tmp_path, mosquitto):
             "/var/run/postgresql": str(live.directory),
         }))
         _chown_to_postgres(root / "repo", root / "lock", root / "log", root / "scripts", config)
+        restart = f"{live.bindir / 'pg_ctl'} -D {live.datadir} -l {live.directory / 'postgres.log'} -w restart"
         env = {"PGBACKREST_CONFIG": str(config), "PGHOST": str(live.directory), "PGPORT": str(live.port),
-               "PGUSER": "postgres", "PG_RESTART": f"{live.bindir / 'pg_ctl'} -D {live.datadir} -l {live.directory / 'postgres.log'} -w restart"}
+               "PGUSER": "postgres", "PG_RESTART": restart}
         out = await asyncio.to_thread(_as_postgres, live, env, str(root / "scripts" / "setup-pitr.sh"))
         assert "status: ok" in out and "full backup:" in out
 

@@ -152,7 +152,8 @@ async def test_app_alert_console_feed_ack_and_twilio_webhook_over_https(behind_n
             # the officer acknowledges; the feed shows it
             resp = await http.post(f"{nginx.url}/v1/dispatches/{dispatched['dispatch_id']}/ack", headers=officer)
             assert resp.status == 200 and (await resp.json())["status"] == "acknowledged"
-            await _next_event(ws, lambda e: e["type"] == "acknowledged" and e["dispatch_id"] == dispatched["dispatch_id"])
+            await _next_event(ws, lambda e: e["type"] == "acknowledged"
+                              and e["dispatch_id"] == dispatched["dispatch_id"])
 
         # Twilio signs the public https:// URL; alertd checks it against ALERTD_PUBLIC_URL, not the Host header
         form = {"MessageSid": "SMnginx0000000000000000000000001", "From": "+77015550123", "To": "+77010009999",
@@ -161,11 +162,12 @@ async def test_app_alert_console_feed_ack_and_twilio_webhook_over_https(behind_n
         resp = await http.post(f"{nginx.url}/v1/sms/inbound", data=form, headers={"X-Twilio-Signature": signature})
         assert resp.status == 200, await resp.text()
         assert "<Response" in await resp.text()
-        assert await service_db.fetchval("SELECT count(*) FROM sms_inbound WHERE message_sid = $1", form["MessageSid"]) == 1
+        inbound = "SELECT count(*) FROM sms_inbound WHERE message_sid = $1"
+        assert await service_db.fetchval(inbound, form["MessageSid"]) == 1
         forged = {**form, "MessageSid": "SMnginx0000000000000000000000002"}
         resp = await http.post(f"{nginx.url}/v1/sms/inbound", data=forged, headers={"X-Twilio-Signature": signature})
         assert resp.status == 403
-        assert await service_db.fetchval("SELECT count(*) FROM sms_inbound WHERE message_sid = $1", forged["MessageSid"]) == 0
+        assert await service_db.fetchval(inbound, forged["MessageSid"]) == 0
         assert await service_db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'bad_signature'") == 1
 
 
@@ -206,5 +208,6 @@ async def test_alertd_records_the_client_address_nginx_saw(behind_nginx, service
         async with http.get(f"{nginx.url}/v1/dispatches", headers={"Authorization": "Bearer forged",
                                                                    "X-Forwarded-For": "203.0.113.9"}) as resp:
             assert resp.status == 401
-    sources = [r["source"] for r in await service_db.fetch("SELECT source FROM security_events WHERE kind = 'bad_token'")]
+    rows = await service_db.fetch("SELECT source FROM security_events WHERE kind = 'bad_token'")
+    sources = [r["source"] for r in rows]
     assert sources == [f"http:{CLIENT_ADDRESS}"]

@@ -2,8 +2,9 @@
 
 Wakes from deep sleep on the button (press) or on a timer (heartbeat), joins Wi-Fi, sends one signed message
 with umqtt.simple (1.4+: TLS with the broker's CA pinned) at QoS 1, and for a press keeps retrying with backoff
-until alertd's app-level ack arrives, then gives one discreet haptic pulse and sleeps again. The protocol logic is in protocol.py (tested under
-CPython); this file is only the hardware around it. Flash config.json (from `alertd buttons provision`).
+until alertd's app-level ack arrives, then gives one discreet haptic pulse and sleeps again. The protocol logic is
+in protocol.py (tested under CPython); this file is only the hardware around it. Flash config.json (from
+`alertd buttons provision`) and the broker's CA as ca.der.
 """
 
 import ssl

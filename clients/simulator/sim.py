@@ -39,8 +39,8 @@ class _Connection:
         """An mqtts:// URL connects over TLS, trusting only `ca_file` (the broker's CA, as the firmware pins it)
         and checking the broker's name against its certificate."""
         self.host, self.port, user, password, tls = _parse(url)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"sim-{uuid.uuid4().hex[:10]}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"sim-{uuid.uuid4().hex[:10]}", protocol=mqtt.MQTTv5)
         if tls:
             self.client.tls_set_context(ssl.create_default_context(cafile=ca_file))
         if user:

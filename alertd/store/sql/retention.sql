@@ -29,7 +29,8 @@ WITH due AS (
 ), messages AS (
     UPDATE outbox o
        SET payload = o.payload - 'note'
-                     || CASE WHEN jsonb_typeof(o.payload -> 'lat') = 'number' AND jsonb_typeof(o.payload -> 'lon') = 'number'
+                     || CASE WHEN jsonb_typeof(o.payload -> 'lat') = 'number'
+                              AND jsonb_typeof(o.payload -> 'lon') = 'number'
                              THEN jsonb_build_object('lat', round((o.payload ->> 'lat')::numeric, 2),
                                                      'lon', round((o.payload ->> 'lon')::numeric, 2))
                              ELSE '{}'::jsonb END
