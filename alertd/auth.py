@@ -62,13 +62,27 @@ def issue(settings: Settings, *, role: str, sub: str, ttl_s: int, now: datetime,
         "jti": uuid.uuid4().hex,
         **{k: v for k, v in claims.items() if v is not None},
     }
-    return jwt.encode(body, settings.jwt_secret, algorithm=ALGORITHM)
+    ring = settings.jwt_ring
+    if ring.signing is None:
+        return jwt.encode(body, settings.jwt_secret, algorithm=ALGORITHM)
+    return jwt.encode(body, ring.keys[ring.signing], algorithm=ALGORITHM, headers={"kid": ring.signing})
+
+
+def _key(settings: Settings, token: str) -> str:
+    """The key the token names in its `kid` header (it must be one alertd accepts), or ALERTD_JWT_SECRET for a token
+    that names none (issued before the first rotation)."""
+    kid = jwt.get_unverified_header(token).get("kid")
+    if kid is None:
+        return settings.jwt_secret
+    if not isinstance(kid, str) or kid not in settings.jwt_ring.keys:
+        raise TokenError("unknown key id")
+    return settings.jwt_ring.keys[kid]
 
 
 def _decode(settings: Settings, token: str, *, leeway: float, **checks: bool) -> dict:
     """pyjwt's decode: signature, the one algorithm, issuer, audience, the required claims, and the time `checks`."""
     options = {"require": REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False, **checks}
-    return jwt.decode(token, settings.jwt_secret, algorithms=[ALGORITHM], audience=settings.jwt_audience,
+    return jwt.decode(token, _key(settings, token), algorithms=[ALGORITHM], audience=settings.jwt_audience,
                       issuer=settings.jwt_issuer, options=options, leeway=leeway)
 
 

@@ -7,13 +7,13 @@ import asyncio
 import json
 import sys
 
-from alertd.commands import CommandError, buttons, core, demo, officers, retention
+from alertd.commands import CommandError, buttons, core, demo, keys, officers, retention
 from alertd.core.model import DomainError
 from alertd.responders_file import FileError
 from alertd.settings import Settings, SettingsError
 
 # Each module adds its subcommands with register(subparsers); a command is an async fn(args, settings) -> dict.
-COMMAND_MODULES = [core, demo, officers, buttons, retention]
+COMMAND_MODULES = [core, demo, officers, buttons, retention, keys]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alertd.keys import KeyFileError, KeyRing
+from alertd.keys import load as load_keys
 from alertd.mqtt.tls import client_context, parse_url
 
 KINDS = ("police_post", "crisis_centre", "mobile_unit")
@@ -32,6 +34,7 @@ class Settings:
     http_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
     jwt_secret: str = _secret()
+    jwt_keys_file: str = ""  # signing keys with key ids (alertd keys rotate); empty: ALERTD_JWT_SECRET alone
     jwt_issuer: str = "alertd"
     jwt_audience: str = "alertd"
     ack_deadline_police_post: int = 60
@@ -78,6 +81,16 @@ class Settings:
     retention_precise_days: int = 30  # after an alert closes: her trail, exact place and words are kept this long
     retention_audit_days: int = 365  # security events, sign-in failures and the audit log
 
+    @cached_property
+    def jwt_ring(self) -> KeyRing:
+        """The JWT keys of ALERTD_JWT_KEYS_FILE (read once); empty without one."""
+        if not self.jwt_keys_file:
+            return KeyRing()
+        try:
+            return load_keys(self.jwt_keys_file)
+        except KeyFileError as exc:
+            raise SettingsError(f"ALERTD_JWT_KEYS_FILE: {exc}") from None
+
     def ack_deadline(self, kind: str) -> int:
         """Seconds a responder of this kind has to acknowledge a dispatch."""
         return int(getattr(self, f"ack_deadline_{kind}"))
@@ -122,6 +135,7 @@ class Settings:
     def validate(self) -> Settings:
         if len(self.jwt_secret.encode()) < 32:
             raise SettingsError("ALERTD_JWT_SECRET must be at least 32 bytes")
+        _ = self.jwt_ring  # read now, so a bad keys file stops the start rather than a request
         for kind in KINDS:
             if self.ack_deadline(kind) <= 0:
                 raise SettingsError(f"ALERTD_ACK_DEADLINE_{kind.upper()} must be positive")
