@@ -180,3 +180,39 @@ async def test_purge_command_dry_run_then_real(cli_env, capsys, db):
     assert await db.fetchval("SELECT count(*) FROM security_events") == 0
     assert await db.fetchval("SELECT counts->>'security_events_deleted' FROM retention_purges "
                              "WHERE actor = 'cli'") == "1"
+
+
+async def test_sms_texts_triage_and_unknown_numbers_go_after_the_precise_period(app_client, settings, clock, db,
+                                                                                two_alerts):
+    closed, still_open = two_alerts
+    start = clock.now()
+    # what an SMS to a responder said about the closed alert, as the SMS notifier records it
+    outbox_id = await db.fetchval("SELECT id FROM outbox WHERE alert_id = $1 AND payload ? 'lat' LIMIT 1", closed)
+    await db.execute(queries.sms_begin_send, outbox_id, "twilio", "Dispatch K7Q2: 50.005,70.002 by 12:01", start)
+    # the duty desk's triage: one message resolved, one not; numbers of senders nobody enrolled
+    for sid, phone in (("SMold", "+77015550001"), ("SMopen", "+77015550002")):
+        await db.fetchval(queries.sms_insert_triage, sid, phone, "he took my phone, Abay street 12", start)
+    await db.execute("UPDATE sms_triage SET resolved_at = $1 WHERE message_sid = 'SMold'", start)
+    closed_person = await db.fetchval("SELECT person_id FROM alerts WHERE id = $1", closed)
+    open_person = await db.fetchval("SELECT person_id FROM alerts WHERE id = $1", still_open)
+    await db.execute(queries.sms_insert_contact, "+77015550003", closed_person, start)
+    await db.execute(queries.sms_insert_contact, "+77015550004", open_person, start)
+
+    clock.set(start + timedelta(days=settings.retention_precise_days) - timedelta(seconds=1))
+    await _retention(app_client, clock)
+    assert await db.fetchval("SELECT body FROM sms_messages WHERE outbox_id = $1", outbox_id) != ""
+    assert await db.fetchval("SELECT count(*) FROM sms_triage WHERE body <> ''") == 2
+    assert await db.fetchval("SELECT count(*) FROM sms_contacts") == 2
+
+    clock.set(start + timedelta(days=settings.retention_precise_days))
+    await _retention(app_client, clock)
+    assert await db.fetchval("SELECT body FROM sms_messages WHERE outbox_id = $1", outbox_id) == ""
+    triage = {r["message_sid"]: (r["phone"], r["body"]) for r in await db.fetch(
+        "SELECT message_sid, phone, body FROM sms_triage")}
+    assert triage["SMold"] == ("", "")  # resolved a period ago: her number and words are gone
+    assert triage["SMopen"] == ("+77015550002", "he took my phone, Abay street 12")  # the desk still needs it
+    # her number is forgotten once her alerts are closed long enough; a number with an open alert stays
+    assert [r["phone"] for r in await db.fetch("SELECT phone FROM sms_contacts")] == ["+77015550004"]
+    counts = await db.fetchval("SELECT counts FROM retention_purges ORDER BY id DESC LIMIT 1")
+    assert counts["sms_bodies_removed"] == 1 and counts["sms_triage_removed"] == 1
+    assert counts["sms_contacts_removed"] == 1
