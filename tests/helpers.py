@@ -100,3 +100,9 @@ async def all_at_once(committer, items: list) -> list:
         return await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await committer.stop()
+
+
+async def refusals(db, kind: str | None = None) -> int:
+    """How many refusals were recorded (of this kind): an event counts every refusal of its episode."""
+    return await db.fetchval("SELECT coalesce(sum(refusals), 0) FROM security_events "
+                             "WHERE $1::text IS NULL OR kind = $1", kind)

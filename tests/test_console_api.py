@@ -15,7 +15,7 @@ from alertd.commands import officers as officers_command
 from alertd.http.console import STATIC
 from alertd.http.keys import ENGINE
 from tests.console_support import PASSWORD, add_officer, sign_in
-from tests.helpers import bearer, device_token, enrol, fix, offset, officer_token, seed_responders
+from tests.helpers import bearer, device_token, enrol, fix, offset, officer_token, refusals, seed_responders
 
 
 def admin_token(settings, now):
@@ -52,7 +52,7 @@ async def test_wrong_user_and_wrong_password_get_the_same_answer_then_the_limit(
     no_such_user = await sign_in(app_client, "nobody", "not the password")
     assert wrong_password.status == no_such_user.status == 401
     assert await wrong_password.json() == await no_such_user.json()
-    assert await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'bad_sign_in'") == 2
+    assert await refusals(db, "bad_sign_in") == 2
     for _ in range(4):
         assert (await sign_in(app_client, "pol1", "guess")).status == 401
     limited = await sign_in(app_client, "pol1")  # even the right password waits out the window

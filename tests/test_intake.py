@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alertd.http.keys import POOL
-from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
+from tests.helpers import bearer, device_token, enrol, fix, offset, refusals, seed_responders
 
 
 async def _raise(client, token, cid="c-1", location=None):
@@ -106,7 +106,7 @@ async def test_bad_input_changes_nothing_and_is_recorded(app_client, settings, c
     resp = await app_client.post("/v1/alerts", data=b"{nope", headers=bearer(token))
     assert resp.status == 400
     assert await db.fetchval("SELECT count(*) FROM alerts") == 0
-    assert await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'bad_token'") == 2
+    assert await refusals(db, "bad_token") == 2
 
 
 async def test_expired_device_token_still_raises_flagged_alert_revoked_refused(app_client, settings, clock, db):

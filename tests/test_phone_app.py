@@ -6,7 +6,7 @@ import gzip
 
 from alertd.cli import build_parser
 from alertd.service.enrol_codes import issue_code
-from tests.helpers import bearer, enrol, fix, offset, seed_responders
+from tests.helpers import bearer, enrol, fix, offset, refusals, seed_responders
 
 
 async def _redeem(client, code: str):
@@ -49,7 +49,7 @@ async def test_expired_replaced_and_revoked_codes_are_refused(app_client, settin
     for bad in ({"code": 12345678}, {"nothing": 1}, ["ABCD-EFGH"]):
         resp = await app_client.post("/v1/enrol", json=bad)
         assert resp.status == 400 and (await resp.json())["error"]["code"] == "malformed"
-    assert await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'bad_enrolment_code'") == 3
+    assert await refusals(db, "bad_enrolment_code") == 3
 
 
 async def test_people_enrol_prints_a_code_and_a_new_one_can_be_issued(app_client, settings, db):

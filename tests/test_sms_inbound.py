@@ -50,6 +50,7 @@ async def test_forged_missing_tampered_and_host_signed_webhooks_are_refused(sms_
         sign(sms_settings.twilio_auth_token, public + "?x=1", params),             # another URL
     ]
     for headers in attempts:
+        clock.advance(60)  # a minute apart: each refusal opens its own episode, with its own reason
         resp = await sms_client.post("/v1/sms/inbound", data=params, headers=headers)
         assert resp.status == 403
         assert (await resp.json())["error"]["code"] == "forbidden"

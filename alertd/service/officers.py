@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from alertd import auth
 from alertd.core.model import Conflict, DomainError, Invalid, NotFound
 from alertd.service.context import Context
+from alertd.service.timeline import security_event
 from alertd.store import queries
 
 ROLES = ("officer", "supervisor")
@@ -160,8 +161,7 @@ async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str
     ok = await asyncio.get_running_loop().run_in_executor(None, _password_matches, stored, password)
     if not ok or row["disabled_at"] is not None:
         async with pool.acquire() as conn:
-            await conn.execute(queries.insert_security_event, now, "bad_sign_in", f"console:{source}",
-                               {"username": username})
+            await security_event(conn, now, "bad_sign_in", f"console:{source}", username=username)
         raise SignInRefused()
     async with pool.acquire() as conn, conn.transaction():
         session_id = uuid.uuid4()

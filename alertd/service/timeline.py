@@ -100,6 +100,11 @@ async def tell_supervisor(conn: asyncpg.Connection, now: datetime, region: str |
 
 
 async def security_event(conn: asyncpg.Connection, at: datetime, kind: str, source: str,
-                         **detail: Any) -> int:
-    """Record refused input: what was refused and from which channel, never a survivor's details."""
-    return await conn.fetchval(queries.insert_security_event, at, kind, source, detail)
+                         **detail: Any) -> int | None:
+    """Record refused input: what was refused and from which channel, never a survivor's details.
+
+    At most one event per source and kind per minute (an episode): the first refusal is an event with its
+    detail, the next ones in that minute only count on it (`refusals`, `last_at`), so a flood of refusals is
+    one row, not one per request. Returns the event's id (None only if that event was purged meanwhile)."""
+    row = await conn.fetchrow(queries.record_refusal, at, kind, source, detail)
+    return None if row is None else row["id"]

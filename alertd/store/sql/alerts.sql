@@ -112,9 +112,29 @@ SELECT cancel_pin_hash, duress_pin_hash FROM people WHERE id = $1;
 -- An alert's timeline, oldest first.
 SELECT id, at, type, dispatch_id, responder_id, actor, data FROM alert_events WHERE alert_id = $1 ORDER BY id;
 
--- name: insert_security_event
--- Record refused input.
-INSERT INTO security_events (at, kind, source, detail) VALUES ($1, $2, $3, $4) RETURNING id;
+-- name: record_refusal
+-- Record refused input at $1: the first refusal of kind $2 from source $3 in a minute is a new event (with detail $4), later ones in that minute count on it. Returns the event's id and whether it is new.
+WITH fresh AS (
+    SELECT nextval(pg_get_serial_sequence('security_events', 'id')) AS id
+), episode AS (
+    INSERT INTO security_episodes AS e (kind, source, started_at, event_id)
+    SELECT $2, $3, $1, fresh.id FROM fresh
+    ON CONFLICT (kind, source) DO UPDATE
+       SET started_at = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN $1 ELSE e.started_at END,
+           event_id = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN EXCLUDED.event_id ELSE e.event_id END
+    RETURNING e.event_id, e.event_id = (SELECT id FROM fresh) AS new
+), opened AS (
+    INSERT INTO security_events (id, at, last_at, kind, source, detail)
+    SELECT event_id, $1, $1, $2, $3, $4 FROM episode WHERE new
+    RETURNING id
+), counted AS (
+    UPDATE security_events s SET refusals = s.refusals + 1, last_at = greatest(s.last_at, $1)
+      FROM episode WHERE s.id = episode.event_id AND NOT episode.new
+    RETURNING s.id
+)
+SELECT id, true AS new FROM opened
+UNION ALL
+SELECT id, false FROM counted;
 
 -- name: insert_audit
 -- Record who read or revealed what.
