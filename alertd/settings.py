@@ -44,12 +44,18 @@ class Settings:
     cancel_answer_floor_s: float = 1.0  # cancel and duress-cancel both answer no sooner: timing cannot tell them apart
     accurate_fix_m: float = 1000.0
     redispatch_min_move_m: float = 300.0
+    repeat_priority_after: int = 3  # repeats of an open alert (she keeps pressing) that raise its priority
     engine_poll_s: float = 0.5
     outbox_max_attempts: int = 8
     db_pool_min: int = 2
     db_pool_max: int = 10
     intake_committers: int = 4  # transactions committing groups of app alerts at once
     intake_max_group: int = 64  # alerts at most in one group commit
+    # Request budgets (token buckets; alerts never spend one): requests a second on average, and at once.
+    budget_source_rate: float = 20.0  # per source address: a console or a few phones behind one NAT
+    budget_source_burst: int = 200  # a console's page load and a phone's queued fixes fit many times over
+    budget_device_rate: float = 1.0  # per phone device: fixes every few seconds and a PIN now and then
+    budget_device_burst: int = 30
     log_level: str = "INFO"
     data_dir: str = ".alertd"
     twilio_account_sid: str = ""
@@ -147,6 +153,12 @@ class Settings:
             raise SettingsError("ALERTD_SMS_VALIDITY_S must be between 1 and 36000")
         if not 1 <= self.intake_committers < self.db_pool_max:  # the engine and the API need connections too
             raise SettingsError("ALERTD_INTAKE_COMMITTERS must be at least 1 and below ALERTD_DB_POOL_MAX")
+        for name in ("source", "device"):
+            if getattr(self, f"budget_{name}_rate") <= 0 or getattr(self, f"budget_{name}_burst") < 1:
+                raise SettingsError(f"ALERTD_BUDGET_{name.upper()}_RATE must be positive and "
+                                    f"ALERTD_BUDGET_{name.upper()}_BURST at least 1")
+        if self.repeat_priority_after < 1:
+            raise SettingsError("ALERTD_REPEAT_PRIORITY_AFTER must be at least 1")
         if self.intake_max_group < 1:
             raise SettingsError("ALERTD_INTAKE_MAX_GROUP must be at least 1")
         self.check_retention()

@@ -106,3 +106,8 @@ async def refusals(db, kind: str | None = None) -> int:
     """How many refusals were recorded (of this kind): an event counts every refusal of its episode."""
     return await db.fetchval("SELECT coalesce(sum(refusals), 0) FROM security_events "
                              "WHERE $1::text IS NULL OR kind = $1", kind)
+
+
+async def close_open_alerts(db) -> None:
+    """Resolve every open alert, as responders would: her next alert is a new one, not a repeat of the last."""
+    await db.execute("UPDATE alerts SET status = 'resolved', closed_at = now() WHERE status IN ('open', 'unanswered')")

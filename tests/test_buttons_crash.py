@@ -28,7 +28,9 @@ async def _buttons(db, settings, broker, clock, n, **kw):
 
 
 async def _committed(db):
-    rows = await db.fetch("SELECT device_id, client_alert_id FROM alerts WHERE channel = 'button'")
+    """Every press committed: the one that raised her alert, and the repeats that joined it."""
+    rows = await db.fetch("SELECT device_id, client_alert_id FROM alerts WHERE channel = 'button' UNION ALL "
+                          "SELECT device_id, client_alert_id FROM alert_repeats WHERE channel = 'button'")
     return sorted((r["device_id"], int(r["client_alert_id"].removeprefix("seq:"))) for r in rows)
 
 
@@ -46,7 +48,9 @@ async def test_two_services_split_the_buttons_and_handle_each_press_once(
         assert len(acked) == 30 and await _committed(db) == acked
         handled = (a.app[INGEST].handled, b.app[INGEST].handled)
         assert all(n > 0 for n in handled) and sum(handled) == 30, handled
-    assert await db.fetchval("SELECT count(*) FROM dispatches") == 90
+    # The buttons are all hers: one alert, dispatched once, and every other press a repeat of it.
+    assert await db.fetchval("SELECT count(*) FROM alerts") == 1
+    assert await db.fetchval("SELECT count(*) FROM dispatches") == 3
 
 
 def _serve(settings) -> subprocess.Popen:
@@ -80,7 +84,8 @@ async def test_alertd_killed_mid_stream_loses_no_press_and_doubles_none(settings
         await asyncio.to_thread(process.wait, 30)
     assert killed_at < 40
     assert len(acked) == 40 and await _committed(db) == acked
-    assert await db.fetchval("SELECT count(*) FROM dispatches") == 120
+    assert await db.fetchval("SELECT count(*) FROM alerts") == 1
+    assert await db.fetchval("SELECT count(*) FROM dispatches") == 3
 
 
 async def _at_least(db, n):
@@ -106,6 +111,7 @@ async def test_broker_restart_mid_stream_loses_no_press_and_doubles_none(setting
                     button.close()
             assert service.app[INGEST].broker.is_connected
         assert len(acked) == 32 and await _committed(db) == acked
-        assert await db.fetchval("SELECT count(*) FROM dispatches") == 96
+        assert await db.fetchval("SELECT count(*) FROM alerts") == 1
+        assert await db.fetchval("SELECT count(*) FROM dispatches") == 3
     finally:
         await asyncio.to_thread(broker.stop)

@@ -16,7 +16,7 @@ from tests.buttons_support import (  # noqa: F401  (fixtures)
     button_service, button_settings, connected_button, eventually, provision_button, secured_broker,
     secured_broker_process,
 )
-from tests.helpers import bearer, device_token, enrol, fix, officer_token, offset, refusals, seed_responders
+from tests.helpers import bearer, close_open_alerts, device_token, enrol, fix, officer_token, offset, refusals, seed_responders
 
 
 async def _alerts(db):
@@ -78,6 +78,7 @@ async def test_bad_input_is_refused_recorded_and_the_service_keeps_running(
         assert len(await _alerts(db)) == 1 and await db.fetchval("SELECT count(*) FROM dispatches") == 3
         # an older seq, even well signed, is a replay
         button.seq = first + 5
+        await close_open_alerts(db)  # her next press is a new alert, not a repeat of the first
         later = await asyncio.to_thread(button.press)
         _seq, _t, old = button.next_message("press", seq=first + 3)
         await asyncio.to_thread(button.conn.publish, press_topic, old)
@@ -109,11 +110,15 @@ async def test_location_gps_then_phone_fix_then_cell_then_home(
     clock.advance(60)
     tower = (401, 1, 1200, 33001)
     button = await connected_button(secured_broker, creds, clock)
-    try:
+    try:  # each alert closed before the next press, so that each press is an alert, not a repeat
+        await close_open_alerts(db)
         await asyncio.to_thread(button.press, loc=(*offset(0.4), 10.0), cell=tower)
+        await close_open_alerts(db)
         await asyncio.to_thread(button.press, cell=tower)
+        await close_open_alerts(db)
         clock.advance(10 * 60)  # her phone's fix is now too old
         await asyncio.to_thread(button.press, cell=tower)
+        await close_open_alerts(db)
         await asyncio.to_thread(button.press, cell=(401, 1, 1200, 99999))  # a tower nobody knows
     finally:
         button.close()
@@ -226,6 +231,7 @@ async def test_simulator_command_line_presses_and_keeps_its_seq(
     common = ["--url", secured_broker.user_url(creds.username, creds.password), "--device", creds.device_id,
               "--secret", creds.hmac_secret, "--state", str(tmp_path / "state.json")]
     for expected in (1, 2):
+        await close_open_alerts(db)  # each press a new alert, not a repeat
         out = await asyncio.to_thread(subprocess.run, [*base, "press", *common, "--lat", "50.01", "--lon", "70.0"],
                                       capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr

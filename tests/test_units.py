@@ -12,7 +12,7 @@ from tests.buttons_support import (  # noqa: F401  (fixtures)
     button_service, button_settings, connected_unit, eventually, secured_broker,
     secured_broker_process,
 )
-from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
+from tests.helpers import bearer, close_open_alerts, device_token, enrol, fix, offset, seed_responders
 
 
 async def _raise(client, settings, clock, person, cid, where):
@@ -69,11 +69,13 @@ async def test_unit_moves_receives_its_dispatch_and_acknowledges_over_mqtt(
 
         # silent for longer than the configured time: mu-2 counts as off duty, the next alert goes to mu-1
         clock.advance(button_settings.unit_silence_s + 1)
+        await close_open_alerts(db)  # her next alert is a new one, not a repeat of the first
         second = await _raise(button_service, button_settings, clock, person, "c-2", offset(0.5))
         assert (await _unit_dispatch(db, second))["responder_id"] == "mu-1"
         # reporting again puts it back
         assert await asyncio.to_thread(mu2.move, *offset(0.6)) == "Success"
         assert await eventually(lambda: _seen_at(db, clock.now()))
+        await close_open_alerts(db)
         third = await _raise(button_service, button_settings, clock, person, "c-3", offset(0.5))
         assert (await _unit_dispatch(db, third))["responder_id"] == "mu-2"
     finally:

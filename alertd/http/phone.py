@@ -68,9 +68,10 @@ async def raise_alert(request: web.Request) -> web.Response:
     raised = await request.app[INTAKE].submit(NewAlert(
         person_id=who.person_id, device_id=who.device_id, channel="app", client_alert_id=client_alert_id,
         triggered_at=triggered_at, location=location, stale_token=who.expired))
-    request.app[METRICS].alerts_received.labels("app", "created" if raised.created else "repeat").inc()
+    request.app[METRICS].alerts_received.labels("app", raised.made).inc()
+    # A repeat joining her open alert is answered as an alert (201, that alert's id): her alert is never refused.
     return web.json_response({"alert_id": raised.alert_id, "status": raised.status},
-                             status=201 if raised.created else 200)
+                             status=200 if raised.made == "duplicate" else 201)
 
 
 @routes.post("/v1/alerts/{id}/locations")

@@ -101,8 +101,8 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
             await conn.execute(queries.notify_wake, "supervision")
     if presses:
         raised = await _raise(conn, ctx, now, [(messages[i], buttons[messages[i].device_id]) for i in presses])
-        for i, alert_id in zip(presses, raised, strict=True):
-            receipts[i] = Receipt(ack_seq=messages[i].seq, alert_id=str(alert_id))
+        for i, outcome in zip(presses, raised, strict=True):
+            receipts[i] = Receipt(ack_seq=messages[i].seq, alert_id=outcome.alert_id)
     if repeats:
         await _seen_before(conn, now, messages, repeats, receipts)
     return receipts
@@ -136,9 +136,9 @@ async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: list[B
 
 
 async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, presses: list[tuple[ButtonMessage, dict]]):
-    """One alert per press, located, through the core; the alert ids in order."""
+    """Each press, located, through the core: a new alert, or a repeat of her open alert; in order."""
     located = await _locate(conn, now, presses)
-    # Each button row is locked and each seq is above its last one, so no (device, seq) can exist yet.
+    # Each button row is locked and each seq is above its last one, so no (device, seq) was sent yet.
     return await intake.create_alerts(conn, ctx, now, [
         intake.NewAlert(person_id=button["person_id"], device_id=message.device_id, channel="button",
                         client_alert_id=f"seq:{message.seq}", triggered_at=message.sent_at,

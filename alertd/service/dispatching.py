@@ -168,6 +168,23 @@ async def dispatch_all(conn: asyncpg.Connection, ctx: Context, batch: Batch, ale
     return await dispatch_many(conn, ctx, batch, assignments(alert, loc, found))
 
 
+async def dispatch_located(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, best: Location) -> None:
+    """An alert that waited in triage has a location: record it (and, with it, the region of the nearest police
+    post) and dispatch each kind."""
+    found = await nearest_each(conn, ctx, batch.now, KINDS, best)
+    region = alert["region"] or region_of(found)
+    await record_best(conn, batch, alert["id"], best, region)
+    await dispatch_all(conn, ctx, batch, {**dict(alert), "region": region}, best, found)
+
+
+async def record_best(conn: asyncpg.Connection, batch: Batch, alert_id, best: Location,
+                      region: str | None = None) -> None:
+    """Record the alert's new best location ($region only if it has none yet)."""
+    await conn.execute(queries.set_alert_location, alert_id, best.lon, best.lat, best.accuracy_m, best.source,
+                       best.fix_time, region)
+    batch.event(alert_id, "located", source=best.source, accuracy_m=best.accuracy_m)
+
+
 async def redispatch_if_nearer(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert,
                                loc: Location) -> list[str]:
     """After the alert moved: a kind whose dispatch is still unacknowledged goes to whoever is nearest now."""

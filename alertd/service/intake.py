@@ -13,7 +13,7 @@ import asyncpg
 
 from alertd.core.location import best_location, moved_enough
 from alertd.core.model import ACTIVE_DISPATCH, KINDS, Conflict, Forbidden, Location, NotFound, Responder
-from alertd.service import dispatching
+from alertd.service import dispatching, repeats
 from alertd.service.context import Context
 from alertd.service.group_commit import GroupCommit
 from alertd.service.pins import check_pins_async
@@ -23,9 +23,16 @@ from alertd.store import queries
 
 @dataclass(frozen=True)
 class Raised:
+    """What became of one alert sent in: `made` is `created`, `joined` (a repeat of her open alert) or
+    `duplicate` (its device sent this client_alert_id before); `alert_id` is the alert that stands for it."""
+
     alert_id: str
     status: str
-    created: bool
+    made: str
+
+    @property
+    def created(self) -> bool:
+        return self.made == "created"
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,13 @@ class NewAlert:
     verified: bool = True
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def key(self) -> tuple[str, str] | None:
+        """Its idempotency key, (device_id, client_alert_id), when it has one."""
+        if self.device_id is None or self.client_alert_id is None:
+            return None
+        return self.device_id, self.client_alert_id
+
 
 def group_committer(pool: asyncpg.Pool, ctx: Context, **options: Any) -> GroupCommit[NewAlert, Raised]:
     """App alerts committed in groups under load, each answered after its own group's commit."""
@@ -50,38 +64,63 @@ def group_committer(pool: asyncpg.Pool, ctx: Context, **options: Any) -> GroupCo
 
 
 async def raise_group(conn: asyncpg.Connection, ctx: Context, news: list[NewAlert]) -> list[Raised]:
-    """In the caller's transaction: create_alerts, and for each alert already raised under its client_alert_id,
-    the one that stands."""
-    ids = await create_alerts(conn, ctx, ctx.clock.now(), news)
-    repeats = [n for n, alert_id in zip(news, ids, strict=True) if alert_id is None]
-    first = {}
-    if repeats:
-        rows = await conn.fetch(queries.alerts_by_client_ids, [n.device_id for n in repeats],
-                                [n.client_alert_id for n in repeats])
-        first = {(r["device_id"], r["client_alert_id"]): r for r in rows}
-    return [Raised(str(alert_id), "open", created=True) if alert_id is not None else
-            Raised(str(first[n.device_id, n.client_alert_id]["id"]),
-                   first[n.device_id, n.client_alert_id]["status"], created=False)
-            for n, alert_id in zip(news, ids, strict=True)]
+    """In the caller's transaction: create_alerts."""
+    return await create_alerts(conn, ctx, ctx.clock.now(), news)
 
 
 async def create_alert(conn: asyncpg.Connection, ctx: Context, now: datetime, *, person_id: str,
                        device_id: str | None, channel: str, client_alert_id: str | None, triggered_at: datetime,
                        location: Location | None, stale_token: bool = False, verified: bool = True,
-                       **details: Any):
-    """create_alerts for one alert: its id, or None when this device already sent this client_alert_id."""
+                       **details: Any) -> Raised:
+    """create_alerts for one alert."""
     new = NewAlert(person_id, device_id, channel, client_alert_id, triggered_at, location, stale_token, verified,
                    details)
     return (await create_alerts(conn, ctx, now, [new]))[0]
 
 
 async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
-                        news: list[NewAlert]) -> list[uuid.UUID | None]:
-    """In the caller's transaction: each alert with its fix, its best location (and, with it, the region of the
-    nearest police post) and its dispatches, with their outbox rows and timeline. Every channel raises alerts
-    through here, one at a time or a group at once: the statements are the same (three, four without a
-    location), whatever the group's size. Returns each alert's id, None for one whose device already sent its
-    client_alert_id (the first alert stands)."""
+                        news: list[NewAlert]) -> list[Raised]:
+    """In the caller's transaction: what becomes of each alert sent in, in order. Every channel raises alerts
+    through here, one at a time or a group at once.
+
+    Her people row is locked first (every group in the same order), so one person's alerts are decided one group
+    at a time, on every instance: an alert whose device already sent its client_alert_id is a `duplicate` of
+    the alert that stands; while she has an open alert (or an earlier one of this group is raising it), a new
+    one `joined` it as a repeat (see `repeats`); otherwise it is `created`, located and dispatched.
+    """
+    people = sorted({n.person_id for n in news})
+    await conn.execute(queries.lock_people, people)
+    sent = {}
+    if keys := [n.key for n in news if n.key is not None]:
+        rows = await conn.fetch(queries.alerts_by_client_ids, [d for d, _ in keys], [c for _, c in keys])
+        sent = {(r["device_id"], r["client_alert_id"]): (r["id"], r["status"]) for r in rows}
+    open_now = {r["person_id"]: (r["id"], r["status"]) for r in await conn.fetch(queries.open_alerts_of, people)}
+    outcomes: list[tuple[uuid.UUID, str, str]] = []
+    for new in news:
+        if new.key in sent:
+            outcomes.append((*sent[new.key], "duplicate"))
+            continue
+        if new.person_id in open_now:
+            outcomes.append((*open_now[new.person_id], "joined"))
+        else:
+            open_now[new.person_id] = (uuid.uuid4(), "open")
+            outcomes.append((*open_now[new.person_id], "created"))
+        if new.key is not None:
+            sent[new.key] = outcomes[-1][:2]
+    fresh = [i for i, (_, _, made) in enumerate(outcomes) if made == "created"]
+    await _create(conn, ctx, now, [news[i] for i in fresh], [outcomes[i][0] for i in fresh])
+    if joins := [(news[i], outcomes[i][0]) for i, (_, _, made) in enumerate(outcomes) if made == "joined"]:
+        await repeats.join(conn, ctx, now, joins)
+    return [Raised(str(alert_id), status, made) for alert_id, status, made in outcomes]
+
+
+async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
+                  ids: list[uuid.UUID]) -> None:
+    """Each alert with its fix, its best location (and, with it, the region of the nearest police post) and its
+    dispatches, with their outbox rows and timeline: the same statements (three, four without a location),
+    whatever the group's size."""
+    if not news:
+        return
     homes = {}
     if homeless := [n.person_id for n in news if n.location is None]:  # a home is read only when there is no fix
         homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.people_homes, homeless)}
@@ -92,7 +131,6 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     for i, near in zip(located, await dispatching.nearest_at(conn, ctx, now, KINDS, [bests[i] for i in located]),
                        strict=True):
         found[i] = near
-    ids = [uuid.uuid4() for _ in news]
     alerts = [{"id": alert_id, "region": dispatching.region_of(near), "priority": "normal", "duress": False}
               for alert_id, near in zip(ids, found, strict=True)]
     plan = dispatching.Plan.of(ctx, now, [a for i in located for a in dispatching.assignments(alerts[i], bests[i],
@@ -105,12 +143,11 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
         *map(list, zip(*where, strict=True)),
         *_fix_columns([(ids[i], n.location) for i, n in enumerate(news) if n.location]), *plan.columns())
     created = {r["id"] for r in made if r["made"] == "alert"}
-    plan = plan.only(lambda a: a.alert["id"] in created)
+    if len(created) != len(ids):  # her person lock and the keys read under it make this impossible
+        raise RuntimeError("an alert decided as new was already raised")
     await dispatching.insert_planned(conn, now, plan, {r["id"] for r in made if r["made"] == "dispatch"})
     batch = Batch(now)
     for i, n in enumerate(news):
-        if ids[i] not in created:
-            continue
         batch.event(ids[i], "raised", channel=n.channel, stale_token=n.stale_token, verified=n.verified,
                     **n.details)
         if bests[i] is None:
@@ -120,7 +157,6 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
         dispatching.unstaffed(batch, alerts[i], found[i])
     dispatching.record(batch, plan)
     await batch.flush(conn)
-    return [alert_id if alert_id in created else None for alert_id in ids]
 
 
 def _fix_columns(fixes: list[tuple[uuid.UUID, Location]]) -> list[list]:
@@ -134,14 +170,6 @@ def _to_triage(batch: Batch, alert_id) -> None:
     batch.tell_supervisor(None, "triage", {"reason": "no usable location"}, alert_id=alert_id)
 
 
-async def _dispatch_on(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, best: Location) -> None:
-    """Record the best location (and, with it, the region of the nearest police post) and dispatch each kind."""
-    found = await dispatching.nearest_each(conn, ctx, batch.now, KINDS, best)
-    region = alert["region"] or dispatching.region_of(found)
-    await _record_best(conn, batch, alert["id"], best, region)
-    await dispatching.dispatch_all(conn, ctx, batch, {**dict(alert), "region": region}, best, found)
-
-
 async def _best(conn: asyncpg.Connection, ctx: Context, person_id: str, fixes: list[Location]) -> Location | None:
     """The best of her fixes; her registered home only when there is no fix at all (read only then)."""
     home = None
@@ -149,13 +177,6 @@ async def _best(conn: asyncpg.Connection, ctx: Context, person_id: str, fixes: l
         homes = await conn.fetch(queries.people_homes, [person_id])
         home = Location.from_row(homes[0]) if homes else None
     return best_location(fixes, home, ctx.settings.accurate_fix_m)
-
-
-async def _record_best(conn: asyncpg.Connection, batch: Batch, alert_id, best: Location,
-                       region: str | None = None) -> None:
-    await conn.execute(queries.set_alert_location, alert_id, best.lon, best.lat, best.accuracy_m, best.source,
-                       best.fix_time, region)
-    batch.event(alert_id, "located", source=best.source, accuracy_m=best.accuracy_m)
 
 
 async def open_alert_of(conn: asyncpg.Connection, alert_id: str, person_id: str):
@@ -186,9 +207,9 @@ async def add_locations(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, pers
         batch.event(alert["id"], "location", fixes=len(fixes))
         if best is not None and best != old:
             if old is None:  # it was waiting in triage for a location
-                await _dispatch_on(conn, ctx, batch, alert, best)
+                await dispatching.dispatch_located(conn, ctx, batch, alert, best)
             else:
-                await _record_best(conn, batch, alert["id"], best)
+                await dispatching.record_best(conn, batch, alert["id"], best)
                 if moved_enough(old, best, ctx.settings.redispatch_min_move_m):
                     await dispatching.redispatch_if_nearer(conn, ctx, batch, alert, best)
         await batch.flush(conn)

@@ -154,7 +154,7 @@ async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, ope
         if open_alert_id is not None:
             return await _add(pool, ctx, sms, person_id, open_alert_id, found)
         try:
-            alert_id = await _raise(pool, ctx, sms, person_id, found, verified=verified)
+            alert_id, outcome = await _raise(pool, ctx, sms, person_id, found, verified=verified)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "alerts_sms_message":  # the same MessageSid raced in: one alert stands
                 return Outcome("duplicate")
@@ -162,21 +162,26 @@ async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, ope
             async with pool.acquire() as conn:
                 open_alert_id = await conn.fetchval(queries.sms_open_alert, person_id)
             continue
-        return Outcome("raised", alert_id=alert_id)
+        return Outcome(outcome, alert_id=alert_id)
     raise RuntimeError("could not raise or find the open SMS alert")
 
 
-async def _raise(pool, ctx: Context, sms: InboundSms, person_id: str, found: SmsLocation, *, verified: bool) -> str:
+async def _raise(pool, ctx: Context, sms: InboundSms, person_id: str, found: SmsLocation, *,
+                 verified: bool) -> tuple[str, str]:
     """One transaction: the alert (carrying its MessageSid), its fix, located and dispatched by the core, and the
-    MessageSid record with her message as the first note. One commit, so a retry finds all of it or none."""
+    MessageSid record with her message as the first note. One commit, so a retry finds all of it or none.
+    An alert of hers from another channel raised a moment ago makes this one a repeat of it: "added".
+    Returns the alert's id and what happened ("raised" or "added")."""
     async with pool.acquire() as conn, conn.transaction():
         now = ctx.clock.now()
         # The MessageSid is the client_alert_id: a second copy of this SMS violates alerts_sms_message.
-        alert_id = await intake.create_alert(conn, ctx, now, person_id=person_id, device_id=None, channel="sms",
-                                             client_alert_id=sms.sid, triggered_at=now, location=found.location,
-                                             verified=verified)
-        await conn.fetchval(queries.sms_record_with_note, sms.sid, now, "raised", alert_id, _note(sms, found))
-    return str(alert_id)
+        raised = await intake.create_alert(conn, ctx, now, person_id=person_id, device_id=None, channel="sms",
+                                           client_alert_id=sms.sid, triggered_at=now, location=found.location,
+                                           verified=verified)
+        outcome = "raised" if raised.created else "added"
+        await conn.fetchval(queries.sms_record_with_note, sms.sid, now, outcome, uuid.UUID(raised.alert_id),
+                            _note(sms, found))
+    return raised.alert_id, outcome
 
 
 async def _add(pool, ctx: Context, sms: InboundSms, person_id: str, alert_id, found: SmsLocation) -> Outcome:

@@ -46,10 +46,47 @@ UNION ALL
 SELECT 'dispatch', id FROM dispatched;
 
 -- name: alerts_by_client_ids
--- The alerts devices already raised under these (device_id, client_alert_id) pairs.
+-- The alerts devices already sent these (device_id, client_alert_id) pairs to: raised, or joined as a repeat.
 SELECT a.device_id, a.client_alert_id, a.id, a.status
   FROM unnest($1::text[], $2::text[]) AS u(device_id, client_alert_id)
-  JOIN alerts a ON a.device_id = u.device_id AND a.client_alert_id = u.client_alert_id;
+  JOIN alerts a ON a.device_id = u.device_id AND a.client_alert_id = u.client_alert_id
+UNION ALL
+SELECT r.device_id, r.client_alert_id, a.id, a.status
+  FROM unnest($1::text[], $2::text[]) AS u(device_id, client_alert_id)
+  JOIN alert_repeats r ON r.device_id = u.device_id AND r.client_alert_id = u.client_alert_id
+  JOIN alerts a ON a.id = r.alert_id;
+
+-- name: lock_people
+-- Lock these people (in id order, so two groups cannot deadlock): one person's alerts are raised one group at a time.
+SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: open_alerts_of
+-- The open alert of each of these people (the newest, should there be several), with what a repeat needs.
+SELECT DISTINCT ON (a.person_id) a.person_id, a.id, a.status
+  FROM alerts a
+ WHERE a.person_id = ANY($1::text[]) AND a.status IN ('open', 'unanswered')
+ ORDER BY a.person_id, a.created_at DESC;
+
+-- name: insert_repeats
+-- Keep the idempotency key of each repeat ($2 devices, $3 client_alert_ids) with the alert it joined, at $1.
+INSERT INTO alert_repeats (device_id, client_alert_id, alert_id, channel, received_at)
+SELECT u.device_id, u.client_alert_id, u.alert_id, u.channel, $1
+  FROM unnest($2::text[], $3::text[], $4::uuid[], $5::text[]) AS u(device_id, client_alert_id, alert_id, channel)
+ON CONFLICT DO NOTHING;
+
+-- name: alerts_for_update
+-- Lock alerts (in id order) that repeats are about to join, with their best location.
+SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage, a.repeats,
+       ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
+       a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
+       a.location_fix_time AS loc_fix_time
+  FROM alerts a WHERE a.id = ANY($1::uuid[]) ORDER BY a.id FOR UPDATE;
+
+-- name: set_repeats
+-- Record how many repeats each alert ($1) has now ($2) and its priority ($3).
+UPDATE alerts a SET repeats = u.repeats, priority = u.priority
+  FROM unnest($1::uuid[], $2::int[], $3::text[]) AS u(id, repeats, priority)
+ WHERE a.id = u.id;
 
 -- name: alert_for_update
 -- Lock one alert for a state change.
