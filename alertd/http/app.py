@@ -16,9 +16,12 @@ from alertd.engine.outbox import Outbox
 from alertd.engine.retention import Retention
 from alertd.engine.supervision import Supervision
 from alertd.http import buttons, console, events, officer, ops, phone, phone_app
+from alertd.http.budgets import RequestBudgets, budget_middleware
 from alertd.http.errors import error_middleware
 from alertd.http.events import Hub
-from alertd.http.keys import BROKER, CTX, ENGINE, HUB, INGEST, INTAKE, METRICS, NOTIFIERS, POOL, RUN_ENGINE
+from alertd.http.keys import (
+    BROKER, BUDGETS, CTX, ENGINE, HUB, INGEST, INTAKE, METRICS, NOTIFIERS, POOL, RUN_ENGINE,
+)
 from alertd.http.metrics import Metrics
 from alertd.mqtt.client import BrokerConnection
 from alertd.mqtt.ingest import Ingest
@@ -118,8 +121,9 @@ async def _ingest(app: web.Application):
 
 def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bool = True) -> web.Application:
     """The whole service. Tests pass a FakeClock and run_engine=False to drive the engine by hand."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[error_middleware, budget_middleware], client_max_size=256 * 1024)
     app[CTX] = Context(settings=settings, clock=clock or SystemClock())
+    app[BUDGETS] = RequestBudgets.of(app[CTX])
     app[METRICS] = Metrics()
     app[RUN_ENGINE] = run_engine
     app.cleanup_ctx.extend([_pool, _broker, _hub, _engine, _intake, _ingest])

@@ -23,3 +23,4 @@ HUB = web.AppKey("hub", object)
 RUN_ENGINE = web.AppKey("run_engine", bool)
 INGEST = web.AppKey("ingest", Ingest)
 INTAKE = web.AppKey("intake", GroupCommit)
+BUDGETS = web.AppKey("budgets", object)  # http.budgets.RequestBudgets

@@ -19,6 +19,8 @@ class Metrics:
         r = self.registry
         self.alerts_received = Counter("alertd_alerts_received", "Alerts received by this instance",
                                        ["channel", "outcome"], registry=r)
+        self.requests_refused = Counter("alertd_requests_refused", "Requests refused over their budget (429)",
+                                        ["budget"], registry=r)
         self.escalations = Counter("alertd_escalations", "Missed deadlines this instance escalated",
                                    ["kind"], registry=r)
         self.deadline_lateness = Histogram(

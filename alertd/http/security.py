@@ -8,8 +8,9 @@ import uuid
 from aiohttp import web
 
 from alertd import auth
+from alertd.http.budgets import limited, spend
 from alertd.http.errors import ApiError
-from alertd.http.keys import CTX, POOL
+from alertd.http.keys import BUDGETS, CTX, POOL
 from alertd.service.timeline import security_event
 from alertd.store import queries
 
@@ -91,4 +92,6 @@ async def principal(request: web.Request, *roles: str) -> auth.Principal:
         if device is None or device["revoked_at"] is not None or device["person_id"] != who.person_id:
             raise await _refuse(request, "revoked_device", 401, "unauthorized", "device is not enrolled",
                                 device_id=who.device_id)
+        if limited(request):  # a device's own budget, beside its address's (her alerts spend neither)
+            await spend(request, request.app[BUDGETS].device, who.device_id, "device")
     return who

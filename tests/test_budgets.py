@@ -1,0 +1,74 @@
+"""Request budgets: a source or a device over its budget gets 429 `rate_limited` with Retry-After, recorded once
+per episode; her alerts never spend a budget and are never refused."""
+
+from __future__ import annotations
+
+from alertd.http.keys import METRICS
+from tests.helpers import bearer, device_token, enrol, fix, officer_token, offset, refusals, running_app, seed_responders
+
+
+def _metric(client, budget: str) -> float:
+    return client.app[METRICS].requests_refused.labels(budget)._value.get()
+
+
+async def test_a_source_over_its_budget_gets_429_with_retry_after_and_one_security_event(settings, clock, db):
+    await seed_responders(db)
+    token = bearer(officer_token(settings, "pol-1", clock.now()))
+    async with running_app(settings.replace(budget_source_rate=2.0, budget_source_burst=5), clock) as client:
+        statuses = [(await client.get("/v1/dispatches", headers=token)).status for _ in range(5)]
+        assert statuses == [200] * 5
+        for _ in range(20):
+            refused = await client.get("/v1/dispatches", headers=token)
+            assert refused.status == 429
+            assert refused.headers["Retry-After"] == "1"
+            assert (await refused.json())["error"]["code"] == "rate_limited"
+        assert _metric(client, "source") == 20
+        rows = await db.fetch("SELECT kind, source, refusals, detail FROM security_events")
+        assert [(r["kind"], r["refusals"], r["detail"]["budget"]) for r in rows] == [("rate_limited", 1, "source")]
+
+        clock.advance(1)  # two requests a second come back
+        assert [(await client.get("/v1/dispatches", headers=token)).status for _ in range(3)] == [200, 200, 429]
+        clock.advance(60)  # a new episode: recorded again
+        for _ in range(6):
+            await client.get("/v1/dispatches", headers=token)
+        assert await refusals(db, "rate_limited") == 2
+
+
+async def test_alerts_spend_no_budget_and_are_never_refused(settings, clock, db):
+    await seed_responders(db)
+    person = await enrol(db, clock.now())
+    token = bearer(device_token(settings, person, clock.now()))
+    tight = settings.replace(budget_source_rate=0.1, budget_source_burst=1, budget_device_rate=0.1,
+                             budget_device_burst=1)
+    async with running_app(tight, clock) as client:
+        for i in range(25):
+            resp = await client.post("/v1/alerts", json={"client_alert_id": f"n-{i}", "location": fix(*offset(1))},
+                                     headers=token)
+            assert resp.status == 201, i
+        assert await db.fetchval("SELECT repeats FROM alerts") == 24
+        assert await refusals(db, "rate_limited") == 0
+
+
+async def test_a_device_over_its_budget_gets_429_and_other_devices_do_not(settings, clock, db):
+    await seed_responders(db)
+    her, other = await enrol(db, clock.now()), await enrol(db, clock.now())
+    async with running_app(settings.replace(budget_device_rate=0.5, budget_device_burst=3), clock) as client:
+        alerts = {}
+        for person in (her, other):
+            resp = await client.post("/v1/alerts", json={"client_alert_id": "a", "location": fix(*offset(1))},
+                                     headers=bearer(device_token(settings, person, clock.now())))
+            alerts[person.person_id] = (await resp.json())["alert_id"]
+
+        async def locate(person):
+            return await client.post(f"/v1/alerts/{alerts[person.person_id]}/locations", json=fix(*offset(1.1)),
+                                     headers=bearer(device_token(settings, person, clock.now())))
+
+        assert [(await locate(her)).status for _ in range(4)] == [200, 200, 200, 429]
+        refused = await locate(her)
+        assert refused.status == 429 and refused.headers["Retry-After"] == "2"  # one request every 2 s
+        assert (await locate(other)).status == 200
+        assert _metric(client, "device") == 2
+        event = await db.fetchrow("SELECT source, detail FROM security_events WHERE kind = 'rate_limited'")
+        assert event["detail"]["budget"] == "device" and event["detail"]["device_id"] == her.device_id
+        clock.advance(2)
+        assert (await locate(her)).status == 200
