@@ -41,6 +41,10 @@ class Settings:
     ack_deadline_crisis_centre: int = 120
     ack_deadline_mobile_unit: int = 90
     max_misses: int = 3
+    # The call-out after max_misses: at most this many responders of the kind, nearest first, within this radius
+    # (about two hours by rural road): enough for one to answer, and never hundreds of SMS for one alert.
+    broadcast_max_responders: int = 5
+    broadcast_radius_m: float = 100_000.0
     cancel_answer_floor_s: float = 1.0  # cancel and duress-cancel both answer no sooner: timing cannot tell them apart
     accurate_fix_m: float = 1000.0
     redispatch_min_move_m: float = 300.0
@@ -157,6 +161,9 @@ class Settings:
             if getattr(self, f"budget_{name}_rate") <= 0 or getattr(self, f"budget_{name}_burst") < 1:
                 raise SettingsError(f"ALERTD_BUDGET_{name.upper()}_RATE must be positive and "
                                     f"ALERTD_BUDGET_{name.upper()}_BURST at least 1")
+        if self.broadcast_max_responders < 1 or self.broadcast_radius_m <= 0:
+            raise SettingsError("ALERTD_BROADCAST_MAX_RESPONDERS must be at least 1 and ALERTD_BROADCAST_RADIUS_M "
+                                "positive")
         if self.repeat_priority_after < 1:
             raise SettingsError("ALERTD_REPEAT_PRIORITY_AFTER must be at least 1")
         if self.intake_max_group < 1:

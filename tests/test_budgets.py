@@ -72,3 +72,11 @@ async def test_a_device_over_its_budget_gets_429_and_other_devices_do_not(settin
         assert event["detail"]["budget"] == "device" and event["detail"]["device_id"] == her.device_id
         clock.advance(2)
         assert (await locate(her)).status == 200
+
+
+async def test_the_spec_documents_429_wherever_a_budget_is_spent(app_client):
+    spec = await (await app_client.get("/openapi.json")).json()
+    locations = spec["paths"]["/v1/alerts/{id}/locations"]["post"]["responses"]
+    assert "Retry-After" in locations["429"]["headers"]
+    assert "429" not in spec["paths"]["/v1/alerts"]["post"]["responses"]  # her alert is never refused for volume
+    assert "429" in spec["paths"]["/v1/dispatches"]["get"]["responses"]

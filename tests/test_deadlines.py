@@ -132,3 +132,40 @@ async def test_concurrent_engines_fire_each_deadline_once(app_client, settings, 
     per_dispatch = await db.fetch("SELECT dispatch_id, count(*) AS n FROM alert_events WHERE type = 'expired' "
                                   "GROUP BY dispatch_id")
     assert len(per_dispatch) == 60 and {r["n"] for r in per_dispatch} == {1}
+
+
+async def test_the_call_out_after_max_misses_reaches_the_nearest_few_within_the_radius(settings, clock, db):
+    from tests.helpers import responder, running_app
+
+    # A large region: 40 police posts, 5 km apart going north, and the other kinds nearby.
+    posts = [responder(f"pol-{i:02d}", "police_post", 5.0 * i + 2) for i in range(40)]
+    await seed_responders(db, [*posts, responder("cc-1", "crisis_centre", 3), responder("mu-1", "mobile_unit", 4)])
+    bounded = settings.replace(broadcast_max_responders=4, broadcast_radius_m=30_000.0)
+    async with running_app(bounded, clock) as client:
+        alert_id = await _alert(client, bounded, clock, db)
+        for _ in range(bounded.max_misses):
+            clock.advance(bounded.ack_deadline_police_post)
+            await client.app[ENGINE].run_once()
+    police = await _police(db, alert_id)
+    assert await db.fetchval("SELECT status FROM alerts WHERE id = $1", alert_id) == "unanswered"
+    called = sorted(r[0] for r in police if r[3])
+    assert called == ["pol-00", "pol-01", "pol-02", "pol-03"]  # the 4 nearest, not the 40 of the region
+    notices = await db.fetch("SELECT DISTINCT payload->>'sent_to' AS n FROM outbox "
+                             "WHERE template = 'unanswered' AND payload->>'kind' = 'police_post'")
+    assert [r["n"] for r in notices] == ["4"]  # the supervisor hears how many were called
+
+
+async def test_the_call_out_reaches_nobody_beyond_the_radius(settings, clock, db):
+    from tests.helpers import responder, running_app
+
+    posts = [responder("pol-near", "police_post", 2), responder("pol-2", "police_post", 6),
+             responder("pol-3", "police_post", 9), *(responder(f"pol-far-{i}", "police_post", 150 + i)
+                                                     for i in range(10))]
+    await seed_responders(db, [*posts, responder("cc-1", "crisis_centre", 3), responder("mu-1", "mobile_unit", 4)])
+    async with running_app(settings, clock) as client:  # the defaults: 5 within 100 km
+        alert_id = await _alert(client, settings, clock, db)
+        for _ in range(settings.max_misses):
+            clock.advance(settings.ack_deadline_police_post)
+            await client.app[ENGINE].run_once()
+    called = sorted(r[0] for r in await _police(db, alert_id) if r[3])
+    assert called == ["pol-2", "pol-3", "pol-near"]  # 150 km and more is too far to help in time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alertd.channels.sms.spec import SMS_PATHS
+from alertd.http.budgets import UNLIMITED
 from alertd.http.buttons import BUTTON_PATHS
 from alertd.http.console import CONSOLE_PATHS
 
@@ -87,8 +88,10 @@ SPEC = {
     "security": [{"bearer": []}],
     "paths": {
         "/v1/alerts": {"post": _op(
-            "Raise a silent alert (phone device token). Idempotent on client_alert_id.",
-            {"201": {"description": "committed", **_json(_ref("AlertAccepted"))},
+            "Raise a silent alert (phone device token). Idempotent on client_alert_id. While her alert is open, a "
+            "new one joins it as a repeat (the same answer, with the open alert's id); never refused for volume.",
+            {"201": {"description": "committed: a new alert, or a repeat that joined her open alert",
+                     **_json(_ref("AlertAccepted"))},
              "200": {"description": "the same client_alert_id again: the same alert",
                      **_json(_ref("AlertAccepted"))}},
             _ref("NewAlert"))},
@@ -134,3 +137,20 @@ SPEC = {
         "/openapi.json": {"get": _op("This document", {"200": {"description": "spec"}}, security=False)},
     },
 }
+
+
+_RATE_LIMITED = {"description": "over its budget (per source address, and per device for device tokens): "
+                                "`rate_limited`, retry after the seconds in Retry-After",
+                 "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}, **_json(_ref("Error"))}
+
+
+def _with_budgets(spec: dict) -> dict:
+    """Every operation that spends a request budget may answer 429 (http/budgets.py says which do not)."""
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            if (method.upper(), path) not in UNLIMITED:
+                op["responses"].setdefault("429", _RATE_LIMITED)
+    return spec
+
+
+_with_budgets(SPEC)

@@ -249,13 +249,16 @@ async def escalate(conn: asyncpg.Connection, ctx: Context, batch: Batch, expired
 
 async def broadcast_region(conn: asyncpg.Connection, ctx: Context, batch: Batch, alert, loc: Location, expired,
                            reason: str, of_kind) -> None:
-    """Nobody answered: mark the alert unanswered and send it to every on-duty responder of the kind in the region."""
+    """Nobody answered: mark the alert unanswered and call out the region: the `broadcast_max_responders` on-duty
+    responders of the kind nearest to her within `broadcast_radius_m` (tried ones too: a second chance), not every
+    one of the region (hundreds of SMS in a large one); the supervisor is told how many were called."""
     if alert["status"] != "unanswered":
         await conn.execute(queries.set_alert_status, alert["id"], "unanswered", batch.now)
     batch.event(alert["id"], "unanswered", kind=expired["kind"], reason=reason)
     busy = [d["responder_id"] for d in of_kind if d["status"] == "pending"]
     region = alert["region"] or "unknown"
-    rows = await conn.fetch(queries.region_responders, expired["kind"], region, busy, loc.lon, loc.lat)
+    rows = await conn.fetch(queries.region_responders, expired["kind"], region, busy, loc.lon, loc.lat,
+                            ctx.settings.broadcast_radius_m, ctx.settings.broadcast_max_responders)
     await dispatch_to(conn, ctx, batch, alert, [Responder.from_row(r) for r in rows], loc,
                       attempt=expired["attempt"] + 1, broadcast=True, cause="broadcast_dispatched")
     batch.tell_supervisor(region, "unanswered", {"kind": expired["kind"], "sent_to": len(rows)},

@@ -27,14 +27,16 @@ SELECT p.n, n.*,
     LIMIT 1) AS n;
 
 -- name: region_responders
--- Every on-duty responder of kind $1 in region $2 not in $3, nearest to ($4 lon, $5 lat) first, with contacts.
+-- The $7 on-duty responders of kind $1 in region $2 not in $3 nearest to ($4 lon, $5 lat), within $6 metres, nearest first, with contacts.
+WITH here AS (SELECT ST_SetSRID(ST_MakePoint($4, $5), 4326)::geography AS g)
 SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
-       ST_Distance(r.location, ST_SetSRID(ST_MakePoint($4, $5), 4326)::geography) AS distance_m, r.phone,
-       r.language,
+       ST_Distance(r.location, here.g) AS distance_m, r.phone, r.language,
        EXISTS (SELECT 1 FROM mqtt_accounts m WHERE m.responder_id = r.id AND m.revoked_at IS NULL) AS has_terminal
-  FROM responders r
+  FROM responders r, here
  WHERE r.kind = $1 AND r.region = $2 AND r.on_duty AND r.id <> ALL($3::text[])
- ORDER BY distance_m;
+   AND ST_DWithin(r.location, here.g, $6)
+ ORDER BY r.location <-> here.g
+ LIMIT $7;
 
 -- name: responder_contacts
 -- How to reach a responder (has_terminal: a mobile unit with live MQTT terminal credentials).
@@ -82,7 +84,7 @@ SELECT count(*) FROM dispatches WHERE alert_id = $1 AND kind = $2 AND expired_at
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
        a.priority, a.duress, a.status AS alert_status, a.channel, a.person_id,
-       (SELECT count(*) FROM alert_events e WHERE e.alert_id = a.id AND e.type = 'repeated') AS repeats,
+       a.repeats,
        (SELECT coalesce(m.delivery, m.state, o.status) FROM outbox o
           LEFT JOIN sms_messages m ON m.outbox_id = o.id
          WHERE o.dispatch_id = d.id AND o.channel = 'sms' AND o.template = 'dispatch'
