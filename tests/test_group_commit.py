@@ -201,3 +201,30 @@ async def test_a_bug_in_a_groups_work_answers_its_senders_and_the_committer_goes
         assert await asyncio.wait_for(committer.submit("next"), 5) == "ok:next"
     finally:
         await committer.stop()
+
+
+async def test_one_senders_work_is_in_one_group_at_a_time_the_rest_flows_past_it(pool):
+    """A flood from one person: her items wait (parked) for her group's commit and go together into a next one,
+    instead of holding a second committer that would only wait for her row lock; others' items flow past."""
+    active: set[str] = set()
+    overlaps, groups = [], []
+
+    async def work(conn, items):
+        keys = {key for key, _ in items}
+        overlaps.extend(keys & active)
+        active.update(keys)
+        groups.append([key for key, _ in items])
+        for _ in range(5):  # other committers run meanwhile (as they would while this one waits for PostgreSQL)
+            await asyncio.sleep(0)
+        active.difference_update(keys)
+        return [f"{key}:{n}" for key, n in items]
+
+    items = [item for n in range(24) for item in (("her", n), (f"other-{n}", 0))]
+    committer = GroupCommit(pool, work, name="test", key=lambda item: item[0], max_group=4, committers=4)
+    answers = await all_at_once(committer, items)
+
+    assert answers == [f"{key}:{n}" for key, n in items]  # each sender her own answer
+    assert overlaps == []  # never two groups of hers at once
+    hers = [g.count("her") for g in groups if "her" in g]
+    assert sum(hers) == 24 and max(hers) > 1  # her parked items went together into later groups
+    assert committer.parked == {} and committer.in_flight == set()

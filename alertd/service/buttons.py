@@ -50,7 +50,7 @@ async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: 
 def group_committer(pool: asyncpg.Pool, ctx: Context, **options) -> GroupCommit[Inbound, Receipt]:
     """Button messages committed in groups under load, each acknowledged after its own group's commit."""
     return GroupCommit(pool, lambda conn, messages: receive_group(conn, ctx, messages), name="buttons",
-                       order=lambda m: m.device_id, **options)
+                       order=lambda m: m.device_id, key=lambda m: m.device_id, **options)
 
 
 async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[Inbound]) -> list[Receipt]:

@@ -8,6 +8,11 @@ previous group committed (nothing is held back to wait for company: a lone alert
 and each sender gets her own answer or her own error; when the database itself is gone, every sender of the
 group gets that error at once (the channel retries: the phone app, Twilio, the broker's redelivery).
 
+One sender's work is in one group at a time (`key`: her person for app alerts, the device for button messages):
+work of a key already being committed waits, parked, for that commit and then goes together into a next group,
+instead of taking a committer only to wait there for the first group's row locks. A flood from one device so
+fills one committer's groups, at most one at a time, while the others commit everyone else's work.
+
 Used for app alerts (`intake.raise_group`) and button messages (`buttons.receive_group`).
 """
 
@@ -16,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -30,13 +35,17 @@ R = TypeVar("R")
 
 class GroupCommit(Generic[T, R]):
     def __init__(self, pool: asyncpg.Pool, work: Callable[[asyncpg.Connection, list[T]], Awaitable[list[R]]], *,
-                 name: str, order: Callable[[T], Any] | None = None, max_group: int = 64, committers: int = 4,
+                 name: str, order: Callable[[T], Any] | None = None, key: Callable[[T], Hashable] | None = None,
+                 max_group: int = 64, committers: int = 4,
                  observe: Callable[[int, list[float], float], None] | None = None) -> None:
         """`work(conn, items)` does a group's work in the transaction and returns one answer per item, in order.
         `order` sorts a group first (one order for every group: two groups that lock the same rows take their
         locks in the same order and cannot deadlock). `observe(size, waits, commit_s)` hears of each group
-        committed: its size, how long each item waited for a committer, and how long the commit took."""
-        self.pool, self.work, self.name, self.order = pool, work, name, order
+        committed: its size, how long each item waited for a committer, and how long the commit took. `key`
+        names whose work an item is: items of a key being committed wait for that commit (see the module)."""
+        self.pool, self.work, self.name, self.order, self.key = pool, work, name, order, key
+        self.in_flight: set[Hashable] = set()
+        self.parked: dict[Hashable, list[tuple[T, asyncio.Future, float]]] = {}
         self.max_group = max_group
         self.committers = committers
         self.observe = observe
@@ -66,9 +75,7 @@ class GroupCommit(Generic[T, R]):
 
     async def _commit_groups(self) -> None:
         while True:
-            group = [await self.queue.get()]
-            while len(group) < self.max_group and not self.queue.empty():
-                group.append(self.queue.get_nowait())
+            group, keys = await self._next_group()
             try:
                 await self._commit(group)
             except Exception as exc:  # a bug, not the database: no sender may wait forever, and this committer goes on
@@ -76,8 +83,39 @@ class GroupCommit(Generic[T, R]):
                 for _, done, _ in group:
                     _settle(done, exc=exc)
             finally:
+                self._release(keys)
                 for _ in group:
                     self.queue.task_done()
+
+    async def _next_group(self) -> tuple[list[tuple[T, asyncio.Future, float]], set[Hashable]]:
+        """What has queued, up to max_group, less the items of keys another committer holds (parked)."""
+        group: list[tuple[T, asyncio.Future, float]] = []
+        keys: set[Hashable] = set()
+        while not group:
+            self._take(await self.queue.get(), group, keys)
+        while len(group) < self.max_group and not self.queue.empty():
+            self._take(self.queue.get_nowait(), group, keys)
+        self.in_flight |= keys
+        return group, keys
+
+    def _take(self, entry: tuple[T, asyncio.Future, float], group: list, keys: set[Hashable]) -> None:
+        if self.key is None:
+            group.append(entry)
+            return
+        key = self.key(entry[0])
+        if key in self.in_flight:
+            self.parked.setdefault(key, []).append(entry)  # still unfinished in the queue's count until requeued
+        else:
+            group.append(entry)
+            keys.add(key)
+
+    def _release(self, keys: set[Hashable]) -> None:
+        """The keys' commit is over: their parked items queue again (before anything of theirs that comes later)."""
+        self.in_flight -= keys
+        for key in keys:
+            for entry in self.parked.pop(key, []):
+                self.queue.put_nowait(entry)
+                self.queue.task_done()  # it was counted when first queued
 
     async def _commit(self, group: list[tuple[T, asyncio.Future, float]]) -> None:
         if self.order is not None:

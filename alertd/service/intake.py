@@ -60,7 +60,8 @@ class NewAlert:
 def group_committer(pool: asyncpg.Pool, ctx: Context, **options: Any) -> GroupCommit[NewAlert, Raised]:
     """App alerts committed in groups under load, each answered after its own group's commit."""
     return GroupCommit(pool, lambda conn, news: raise_group(conn, ctx, news), name="intake",
-                       order=lambda n: (n.device_id or "", n.client_alert_id or ""), **options)
+                       order=lambda n: (n.device_id or "", n.client_alert_id or ""), key=lambda n: n.person_id,
+                       **options)
 
 
 async def raise_group(conn: asyncpg.Connection, ctx: Context, news: list[NewAlert]) -> list[Raised]:
