@@ -53,3 +53,31 @@ async def test_concurrent_refusals_from_one_source_make_one_event(settings, db, 
         await pool.close()
     assert len(set(ids)) == 1
     assert await _events(db) == [("bad_token", "http:203.0.113.9", 40)]
+
+
+async def test_a_refusal_waiting_for_the_episodes_first_refusal_counts_on_its_event(settings, db, clock):
+    pool = await create_pool(settings.database_url, 2, 2)
+    try:
+        async with pool.acquire() as first, pool.acquire() as second:
+            tx = first.transaction()
+            await tx.start()
+            opened = await security_event(first, clock.now(), "bad_token", "http:198.51.100.7")
+
+            async def meanwhile():
+                async with second.transaction():
+                    return await security_event(second, clock.now(), "bad_token", "http:198.51.100.7")
+
+            waiting = asyncio.create_task(meanwhile())
+            locked = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                      "AND datname = current_database()")
+            for _ in range(200):  # until the second refusal waits for the episode's row (a fact, not a deadline)
+                if await db.fetchval(locked):
+                    break
+                await asyncio.sleep(0.01)
+            assert await db.fetchval(locked) == 1
+            await tx.commit()
+            counted = await waiting
+    finally:
+        await pool.close()
+    assert counted == opened
+    assert await _events(db) == [("bad_token", "http:198.51.100.7", 2)]

@@ -106,5 +106,9 @@ async def security_event(conn: asyncpg.Connection, at: datetime, kind: str, sour
     At most one event per source and kind per minute (an episode): the first refusal is an event with its
     detail, the next ones in that minute only count on it (`refusals`, `last_at`), so a flood of refusals is
     one row, not one per request. Returns the event's id (None only if that event was purged meanwhile)."""
-    row = await conn.fetchrow(queries.record_refusal, at, kind, source, detail)
-    return None if row is None else row["id"]
+    episode = await conn.fetchrow(queries.refusal_episode, at, kind, source)
+    # A statement of its own, after the episode's row lock: it sees the event a concurrent refusal just committed.
+    if episode["new"]:
+        await conn.execute(queries.insert_refusal_event, episode["event_id"], at, kind, source, detail)
+        return episode["event_id"]
+    return await conn.fetchval(queries.count_refusal, episode["event_id"], at)

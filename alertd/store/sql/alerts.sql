@@ -149,29 +149,25 @@ SELECT cancel_pin_hash, duress_pin_hash FROM people WHERE id = $1;
 -- An alert's timeline, oldest first.
 SELECT id, at, type, dispatch_id, responder_id, actor, data FROM alert_events WHERE alert_id = $1 ORDER BY id;
 
--- name: record_refusal
--- Record refused input at $1: the first refusal of kind $2 from source $3 in a minute is a new event (with detail $4), later ones in that minute count on it. Returns the event's id and whether it is new.
+-- name: refusal_episode
+-- The episode of refusals of kind $2 from source $3 at $1: a new one (with a new event id) if none began in the last minute. Its row lock serialises refusals of one source and kind; `new` says whether to record the event.
 WITH fresh AS (
     SELECT nextval(pg_get_serial_sequence('security_events', 'id')) AS id
-), episode AS (
-    INSERT INTO security_episodes AS e (kind, source, started_at, event_id)
-    SELECT $2, $3, $1, fresh.id FROM fresh
-    ON CONFLICT (kind, source) DO UPDATE
-       SET started_at = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN $1 ELSE e.started_at END,
-           event_id = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN EXCLUDED.event_id ELSE e.event_id END
-    RETURNING e.event_id, e.event_id = (SELECT id FROM fresh) AS new
-), opened AS (
-    INSERT INTO security_events (id, at, last_at, kind, source, detail)
-    SELECT event_id, $1, $1, $2, $3, $4 FROM episode WHERE new
-    RETURNING id
-), counted AS (
-    UPDATE security_events s SET refusals = s.refusals + 1, last_at = greatest(s.last_at, $1)
-      FROM episode WHERE s.id = episode.event_id AND NOT episode.new
-    RETURNING s.id
 )
-SELECT id, true AS new FROM opened
-UNION ALL
-SELECT id, false FROM counted;
+INSERT INTO security_episodes AS e (kind, source, started_at, event_id)
+SELECT $2, $3, $1, fresh.id FROM fresh
+ON CONFLICT (kind, source) DO UPDATE
+   SET started_at = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN $1 ELSE e.started_at END,
+       event_id = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN EXCLUDED.event_id ELSE e.event_id END
+RETURNING e.event_id, e.event_id = (SELECT id FROM fresh) AS new;
+
+-- name: insert_refusal_event
+-- Record the first refusal of an episode as security event $1 (kind $3, source $4, detail $5) at $2.
+INSERT INTO security_events (id, at, last_at, kind, source, detail) VALUES ($1, $2, $2, $3, $4, $5);
+
+-- name: count_refusal
+-- One more refusal of the episode whose event is $1, at $2.
+UPDATE security_events SET refusals = refusals + 1, last_at = greatest(last_at, $2) WHERE id = $1 RETURNING id;
 
 -- name: insert_audit
 -- Record who read or revealed what.
