@@ -44,8 +44,10 @@ def limited(request: web.Request) -> bool:
 
 
 def source_of(request: web.Request) -> str:
-    """The address a request came from (the peer's; a reverse proxy in front shares one)."""
-    return request.remote or "unknown"
+    """The address a request came from: the peer, or the client a trusted proxy names (security.client_address)."""
+    from alertd.http.security import client_address  # security spends the device budget: imported here, not above
+
+    return client_address(request)
 
 
 @web.middleware
