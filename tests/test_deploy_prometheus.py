@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import bearer, device_token, enrol, fix, offset, running_app, seed_responders
+from tests.helpers import bearer, device_token, enrol, fix, offset, refusals, running_app, seed_responders
 
 RULES = Path(__file__).parent.parent / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -84,4 +84,4 @@ async def test_metrics_need_the_token_when_one_is_set(settings, clock, db):
         resp = await client.get("/metrics", headers=bearer(token))
         assert resp.status == 200 and "alertd_alerts" in await resp.text()
         assert (await client.get("/healthz")).status == 200  # probes stay open, and say nothing
-    assert await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'bad_metrics_token'") == 3
+    assert await refusals(db, "bad_metrics_token") == 3  # one episode (one source, one minute), every one counted

@@ -11,6 +11,7 @@ import pytest
 
 from alertd.engine.retention import purge
 from alertd.http.keys import ENGINE
+from alertd.service.timeline import security_event
 from alertd.store import queries
 from tests.helpers import bearer, device_token, enrol, fix, offset, officer_token, seed_responders
 from tests.test_cli import cli_env, run  # noqa: F401 - cli_env is a fixture
@@ -133,7 +134,7 @@ async def test_open_alert_is_never_purged(app_client, settings, clock, db, two_a
 
 async def test_security_events_and_audit_log_go_after_the_audit_period(app_client, settings, clock, db):
     start = clock.now()
-    await db.execute(queries.insert_security_event, start, "bad_token", "http:192.0.2.1", {})
+    await security_event(db, start, "bad_token", "http:192.0.2.1")
     await db.execute("INSERT INTO audit_log (at, actor, action) VALUES ($1, 'officer-pol-1', 'read_alert')", start)
     clock.set(start + timedelta(days=settings.retention_audit_days) - timedelta(seconds=1))
     await _retention(app_client, clock)
@@ -170,7 +171,7 @@ async def test_the_timeline_stays_append_only_but_for_the_purge_of_a_note(db, tw
 
 async def test_purge_command_dry_run_then_real(cli_env, capsys, db):
     long_ago = datetime.now(UTC) - timedelta(days=cli_env.retention_audit_days + 1)
-    await db.execute(queries.insert_security_event, long_ago, "bad_token", "http:192.0.2.1", {})
+    await security_event(db, long_ago, "bad_token", "http:192.0.2.1")
     code, out = await run(capsys, "purge", "--dry-run")
     assert code == 0 and out["dry_run"] is True
     assert out["would_remove"]["security_events_deleted"] == 1
