@@ -126,12 +126,12 @@
     if (!id) return true;  // its alert was refused, so there is nothing to attach this to
     if (item.kind === 'fixes') {
       r = await post('/v1/alerts/' + id + '/locations', token, {fixes: item.fixes});
-      if (r.status >= 500) return false;
+      if (r.status >= 500 || r.status === 429) return false;  // 429: over the device's budget, send it later
       if (r.status >= 400 || OPEN.indexOf(r.doc.status) < 0) await forget(item.cid);
       return true;
     }
     r = await post('/v1/alerts/' + id + '/cancel', token, {pin: item.pin});
-    if (r.status >= 500) return false;
+    if (r.status >= 500 || r.status === 429) return false;
     if (r.status === 403) {  // a wrong PIN: the alert stays live and the cue comes back
       var alert = await Q.get('alert');
       if (alert && alert.cid === item.cid) {
