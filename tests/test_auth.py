@@ -141,6 +141,7 @@ async def test_hostile_tokens_get_401_and_a_security_event(app_client, settings,
         ("POST", f"/v1/dispatches/{dispatch_id}/ack", signed(responder_id=None), "needs responder_id"),
     ]
     for method, path, token, why in cases:
+        clock.advance(60)  # a minute apart: each refusal is an episode of its own, recorded with its reason
         resp = await app_client.request(method, path, headers=bearer(token))
         body = await resp.json()
         assert resp.status == 401, (path, body)
