@@ -469,3 +469,21 @@ async def test_notices_channels_and_header_read_right_in_every_language(live, co
                                    ".map((e) => [e.getBoundingClientRect().top, e.getBoundingClientRect().bottom])")
         # one row at 1280 px: every part of the header overlaps every other vertically
         assert max(top for top, _ in rows) < min(bottom for _, bottom in rows), (language, rows)
+
+
+async def test_her_repeated_alerts_read_as_one_alert_with_her_channel_and_person(live, console, settings, clock, db):
+    await add_officer(db, clock.now(), "pol1", "pol-1")
+    page = await console("pol1")
+    person = await enrol(db, clock.now())
+    first = await raise_alert(url(live), settings, person, clock.now(), cid="first")
+    again = await raise_alert(url(live), settings, person, clock.now(), cid="again", km_north=0.6)
+    assert again == first  # a repeat joins her open alert
+    card = page.locator(".card")
+    await expect(card).to_have_count(1)
+    await expect(card.locator(".repeats")).to_have_text("repeated ×1", timeout=3000)
+    await expect(card.locator(".card-who")).to_have_text(f"Channel: Phone app · Person {person.person_id}")
+    await card.locator(".act-open").click()
+    await expect(page.locator("#timeline li[data-type=repeated]")).to_contain_text("Raised again")
+    await expect(page.locator("#timeline li[data-type=repeated]")).to_contain_text("Phone app")
+    await page.select_option("#lang", "ru")
+    await expect(page.locator("#timeline li[data-type=repeated]")).to_contain_text("Повторный сигнал")

@@ -3,6 +3,9 @@
 (function () {
   const TEXTS = {
     en: {
+      ev_repeated: "Raised again (joined this alert)", ev_priority_raised: "Priority raised", ev_resolved: "Resolved",
+      ev_sms_delivered: "SMS delivered", ev_sms_undelivered: "SMS not delivered", tpl_priority_raised: "Priority raised",
+      reason_repeated: "raised again and again", repeats_n: "{n} repeats",
       ch_app: "Phone app", ch_sms: "SMS", ch_button: "Button", ch_timer: "Check-in timer", ch_traccar: "GPS tracker",
       repeats: "repeated ×{n}", same_person: "same person as {codes}", responder: "responder", button: "button",
       battery: "battery {p}%", sent_to: "sent to {n}", last_seen: "last heard {t}", error_code: "error {c}",
@@ -47,6 +50,9 @@
       tpl_no_responder: "Nobody on duty", tpl_triage: "Triage", tpl_supervision: "Button supervision",
     },
     ru: {
+      ev_repeated: "Повторный сигнал (в этой тревоге)", ev_priority_raised: "Приоритет повышен", ev_resolved: "Решено",
+      ev_sms_delivered: "SMS доставлено", ev_sms_undelivered: "SMS не доставлено", tpl_priority_raised: "Приоритет повышен",
+      reason_repeated: "сигнал повторяется", repeats_n: "повторов: {n}",
       ch_app: "Приложение", ch_sms: "SMS", ch_button: "Кнопка", ch_timer: "Таймер отметки", ch_traccar: "GPS-трекер",
       repeats: "повтор ×{n}", same_person: "то же лицо, что {codes}", responder: "служба", button: "кнопка",
       battery: "батарея {p}%", sent_to: "отправлено: {n}", last_seen: "последний сигнал {t}", error_code: "ошибка {c}",
@@ -92,6 +98,9 @@
       tpl_no_responder: "Нет дежурных", tpl_triage: "Разбор", tpl_supervision: "Контроль кнопок",
     },
     kk: {
+      ev_repeated: "Қайта сигнал (осы дабылда)", ev_priority_raised: "Басымдық көтерілді", ev_resolved: "Шешілді",
+      ev_sms_delivered: "SMS жеткізілді", ev_sms_undelivered: "SMS жеткізілмеді", tpl_priority_raised: "Басымдық көтерілді",
+      reason_repeated: "сигнал қайталанады", repeats_n: "қайталау: {n}",
       ch_app: "Қосымша", ch_sms: "SMS", ch_button: "Түйме", ch_timer: "Белгі таймері", ch_traccar: "GPS-трекер",
       repeats: "қайталау ×{n}", same_person: "{codes} сияқты адам", responder: "қызмет", button: "түйме",
       battery: "батарея {p}%", sent_to: "жіберілді: {n}", last_seen: "соңғы сигнал {t}", error_code: "қате {c}",

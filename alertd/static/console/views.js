@@ -201,6 +201,7 @@
     const parts = [t("ev_" + e.type)];
     if (e.type === "status" && d.status) parts.push(t("status_" + d.status));
     if (d.kind) parts.push(t("kind_" + d.kind));
+    if (e.type === "repeated" && d.channel) parts.push(channelName(d.channel));
     if (e.responder_id) parts.push(e.responder_id);
     if (d.code) parts.push(`${t("code")} ${d.code}`);
     if (d.to) parts.push(`→ ${d.to}`);
@@ -274,6 +275,7 @@
     person_id: (v) => `${t("person")} ${v}`,
     last_seen_at: (v) => t("last_seen", { t: clockTime(v) }),
     error_code: (v) => t("error_code", { c: v }),
+    repeats: (v) => t("repeats_n", { n: v }),
   };
 
   /* What a notice's payload says, in words: known fields are translated, ids stay as they are, nothing raw. */
