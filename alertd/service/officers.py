@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -22,9 +23,15 @@ ROLES = ("officer", "supervisor")
 LANGUAGES = ("kk", "ru", "en")
 TOKEN_TTL_S = 15 * 60  # a console token is short-lived; the page renews it while its session lives
 SESSION_TTL = timedelta(hours=12)  # one duty shift; then the officer signs in again
-LIMIT_WINDOW = timedelta(minutes=15)
-LIMIT_PER_USERNAME = 5
-LIMIT_PER_SOURCE = 30
+# Sign-in throttles the attacker, not the account: failures count per username from one source, and per source
+# over all usernames. Past the free ones, each further attempt from that source waits a delay that doubles with
+# every failure, from the last failure on. A throttled attempt checks no password and counts for nothing, so waiting
+# it out always works; the same account signs in from anywhere else meanwhile.
+FAILURE_WINDOW = timedelta(hours=1)  # failures older than this no longer count
+FREE_PER_ACCOUNT = 5  # failures of one username from one source before the delay starts
+FREE_PER_SOURCE = 30  # failures from one source, whatever the usernames, before the delay starts
+FIRST_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(minutes=15)
 NEAR_DEADLINE = timedelta(seconds=30)
 RECENT = timedelta(hours=24)
 # Notices about a survivor's button (silent, battery low) rather than about an alert.
@@ -145,17 +152,43 @@ def _token(ctx: Context, row, session_id: uuid.UUID, now: datetime, session_ends
     return token, now + timedelta(seconds=ttl_s)
 
 
+def throttle_delay(failures: int, free: int) -> timedelta:
+    """How long after the last failure the next attempt must wait: none for the first `free`, then doubling."""
+    if failures < free:
+        return timedelta(0)
+    return min(FIRST_DELAY * 2 ** min(failures - free, 16), MAX_DELAY)
+
+
+async def _claim_attempt(conn: asyncpg.Connection, now: datetime, username: str, source: str) -> timedelta:
+    """Count this attempt as failed before its password is checked (parallel guesses cannot slip past the limit),
+    unless the source must still wait: then how long, and nothing is counted."""
+    async with conn.transaction():
+        await conn.execute(queries.sign_in_source_lock, source)
+        await conn.execute(queries.sign_in_failures_forget, source, now - FAILURE_WINDOW)
+        counts = await conn.fetchrow(queries.sign_in_failure_counts, username, source)
+        waits = [timedelta(0)]
+        if counts["by_account"]:
+            waits.append(counts["last_by_account"] + throttle_delay(counts["by_account"], FREE_PER_ACCOUNT) - now)
+        if counts["by_source"]:
+            waits.append(counts["last_by_source"] + throttle_delay(counts["by_source"], FREE_PER_SOURCE) - now)
+        if (wait := max(waits)) > timedelta(0):
+            return wait
+        await conn.execute(queries.sign_in_failure_insert, now, username, source)
+    return timedelta(0)
+
+
 async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str, source: str) -> SignedIn:
-    """Check the password (always one argon2 verification), within the per-username and per-source limits."""
+    """Check the password (always one argon2 verification) unless the source must wait; every failure is a
+    security event (`bad_sign_in`, `sign_in_throttled`)."""
     username = username.strip().lower()[:64]
     now = ctx.clock.now()
     async with pool.acquire() as conn:
-        # Count this attempt as failed before checking it, so parallel guesses cannot slip past the limit;
-        # a success clears the username's failures.
-        await conn.execute(queries.sign_in_failure_insert, now, username, source)
-        counts = await conn.fetchrow(queries.sign_in_failure_counts, now - LIMIT_WINDOW, username, source)
-        if counts["by_username"] > LIMIT_PER_USERNAME or counts["by_source"] > LIMIT_PER_SOURCE:
-            raise TooManyAttempts(int(LIMIT_WINDOW.total_seconds()))
+        wait = await _claim_attempt(conn, now, username, source)
+        if wait > timedelta(0):
+            retry_after_s = math.ceil(wait.total_seconds())
+            await security_event(conn, now, "sign_in_throttled", f"console:{source}", username=username,
+                                 retry_after_s=retry_after_s)
+            raise TooManyAttempts(retry_after_s)
         row = await conn.fetchrow(queries.officer_get, username)
     stored = row["password_hash"] if row is not None else None
     ok = await asyncio.get_running_loop().run_in_executor(None, _password_matches, stored, password)
@@ -167,7 +200,7 @@ async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str
         session_id = uuid.uuid4()
         await conn.execute(queries.officer_session_insert, session_id, username, now, now + SESSION_TTL)
         await conn.execute(queries.officer_signed_in, username, now)
-        await conn.execute(queries.sign_in_failures_clear, username)
+        await conn.execute(queries.sign_in_failures_clear, username, source)
     token, expires_at = _token(ctx, row, session_id, now, now + SESSION_TTL)
     return SignedIn(token, expires_at, now + SESSION_TTL, profile(row))
 

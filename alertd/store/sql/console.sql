@@ -32,19 +32,27 @@ RETURNING username;
 -- Stamp a successful sign-in.
 UPDATE officers SET last_sign_in_at = $2 WHERE username = $1;
 
+-- name: sign_in_source_lock
+-- Take sign-in attempts from source $1 one at a time until the transaction ends, so parallel guesses count in turn.
+SELECT pg_advisory_xact_lock(hashtextextended('alertd.sign_in:' || $1, 0));
+
+-- name: sign_in_failures_forget
+-- Drop source $1's failures from before $2: they no longer count.
+DELETE FROM sign_in_failures WHERE source = $1 AND at <= $2;
+
 -- name: sign_in_failure_insert
--- Remember one failed sign-in (for the limiter).
-INSERT INTO sign_in_failures (at, username, source) VALUES ($1, $2, $3);
+-- Remember a sign-in attempt as failed until its password is found right (for the limiter).
+INSERT INTO sign_in_failures (at, username, source) VALUES ($1, $2, $3) RETURNING id;
 
 -- name: sign_in_failure_counts
--- Failed sign-ins since $1 for username $2 and from source $3.
-SELECT count(*) FILTER (WHERE username = $2) AS by_username,
-       count(*) FILTER (WHERE source = $3) AS by_source
-  FROM sign_in_failures WHERE at > $1 AND (username = $2 OR source = $3);
+-- Failed sign-ins from source $2: for username $1, and for any username, with the latest of each.
+SELECT count(*) FILTER (WHERE username = $1) AS by_account, max(at) FILTER (WHERE username = $1) AS last_by_account,
+       count(*) AS by_source, max(at) AS last_by_source
+  FROM sign_in_failures WHERE source = $2;
 
 -- name: sign_in_failures_clear
--- A successful sign-in forgives the username's earlier failures.
-DELETE FROM sign_in_failures WHERE username = $1;
+-- A successful sign-in forgives the username's failures from that source, never another source's.
+DELETE FROM sign_in_failures WHERE username = $1 AND source = $2;
 
 -- name: officer_session_insert
 -- Open a console session.
