@@ -46,6 +46,7 @@ class Settings:
     broadcast_max_responders: int = 5
     broadcast_radius_m: float = 100_000.0
     cancel_answer_floor_s: float = 1.0  # cancel and duress-cancel both answer no sooner: timing cannot tell them apart
+    cancel_max_wrong_pins: int = 3  # wrong PINs on one alert before no PIN cancels it (someone may hold her phone)
     accurate_fix_m: float = 1000.0
     redispatch_min_move_m: float = 300.0
     repeat_priority_after: int = 3  # repeats of an open alert (she keeps pressing) that raise its priority
@@ -166,6 +167,8 @@ class Settings:
                                 "positive")
         if self.repeat_priority_after < 1:
             raise SettingsError("ALERTD_REPEAT_PRIORITY_AFTER must be at least 1")
+        if self.cancel_max_wrong_pins < 1:
+            raise SettingsError("ALERTD_CANCEL_MAX_WRONG_PINS must be at least 1")
         if self.intake_max_group < 1:
             raise SettingsError("ALERTD_INTAKE_MAX_GROUP must be at least 1")
         self.check_retention()

@@ -293,12 +293,12 @@ async def test_ack_after_the_deadline_is_accepted_as_late(sms_client, sms_settin
 
 
 async def test_ack_of_a_cancelled_dispatch_is_refused(sms_client, sms_settings, clock, db):
-    from alertd.service import intake
+    from alertd.service import cancelling
 
     await seed_responders(db)
     d = await _dispatched(sms_client, sms_settings, clock, db)
     person_id = await db.fetchval("SELECT person_id FROM alerts")
-    await intake.cancel(sms_client.app[POOL], sms_client.app[CTX], alert_id=str(await db.fetchval(
+    await cancelling.cancel(sms_client.app[POOL], sms_client.app[CTX], alert_id=str(await db.fetchval(
         "SELECT id FROM alerts")), person_id=person_id, pin="1234", source="test")
     resp = await inbound(sms_client, sms_settings, "+77010000001", f"OK {d['code']}")
     assert f"Вызов {d['code']} уже не активен." in await resp.text()

@@ -39,6 +39,10 @@ class Conflict(DomainError):
     status, code = 409, "conflict"
 
 
+class Unauthorized(DomainError):
+    status, code = 401, "unauthorized"
+
+
 class Forbidden(DomainError):
     status, code = 403, "forbidden"
 

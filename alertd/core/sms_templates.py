@@ -43,6 +43,11 @@ TEMPLATES = {
         "ru": "!! {code}: ПОД ПРИНУЖДЕНИЕМ. Отмена ложная, продолжайте.",
         "en": "!! {code}: DURESS. The cancel was forced; keep responding.",
     },
+    "pin_guessing": {
+        "kk": "!! {code}: бас тарту PIN-і бірнеше рет қате. Телефон басқа адамда болуы мүмкін, жалғастырыңыз.",
+        "ru": "!! {code}: несколько неверных PIN отмены. Телефон может быть у другого, продолжайте.",
+        "en": "!! {code}: repeated wrong cancel PINs; someone else may hold her phone. Keep responding.",
+    },
     "ack_ok": {
         "kk": "{code} расталды.",
         "ru": "{code} подтверждён.",

@@ -10,7 +10,7 @@ from alertd.core.model import LOCATION_SOURCES, Invalid, Location
 from alertd.http.errors import ApiError, json_body
 from alertd.http.keys import CTX, INTAKE, METRICS, POOL
 from alertd.http.security import client_address, principal
-from alertd.service import intake
+from alertd.service import cancelling, intake
 from alertd.service.intake import NewAlert
 
 routes = web.RouteTableDef()
@@ -54,7 +54,7 @@ def parse_location(doc, now: datetime) -> Location:
 
 @routes.post("/v1/alerts")
 async def raise_alert(request: web.Request) -> web.Response:
-    who = await principal(request, "device")
+    who = await principal(request, "device", allow_expired_device=True)  # a stale token still raises her alert
     ctx = request.app[CTX]
     body = await json_body(request)
     now = ctx.clock.now()
@@ -76,7 +76,7 @@ async def raise_alert(request: web.Request) -> web.Response:
 
 @routes.post("/v1/alerts/{id}/locations")
 async def add_locations(request: web.Request) -> web.Response:
-    who = await principal(request, "device")
+    who = await principal(request, "device", allow_expired_device=True)  # only to its own alert (see intake)
     ctx = request.app[CTX]
     body = await json_body(request)
     now = ctx.clock.now()
@@ -85,17 +85,19 @@ async def add_locations(request: web.Request) -> web.Response:
         raise ApiError(400, "malformed", f"send one fix or a list of 1 to {MAX_FIXES} fixes")
     fixes = [parse_location(d, now) for d in docs]
     result = await intake.add_locations(request.app[POOL], ctx, alert_id=request.match_info["id"],
-                                        person_id=who.person_id, fixes=fixes)
+                                        person_id=who.person_id, fixes=fixes, device_id=who.device_id,
+                                        stale_token=who.expired, source=f"http:{client_address(request)}")
     return web.json_response(result)
 
 
 @routes.post("/v1/alerts/{id}/cancel")
 async def cancel(request: web.Request) -> web.Response:
-    who = await principal(request, "device")
+    who = await principal(request, "device", allow_expired_device=True)  # only its own alert (see cancelling)
     body = await json_body(request)
     pin = body.get("pin") if isinstance(body, dict) else None
     if not isinstance(pin, str) or not 1 <= len(pin) <= 64:
         raise ApiError(400, "malformed", "pin must be a string")
-    result = await intake.cancel(request.app[POOL], request.app[CTX], alert_id=request.match_info["id"],
-                                 person_id=who.person_id, pin=pin, source=f"http:{client_address(request)}")
+    result = await cancelling.cancel(request.app[POOL], request.app[CTX], alert_id=request.match_info["id"],
+                                     person_id=who.person_id, pin=pin, source=f"http:{client_address(request)}",
+                                     device_id=who.device_id, stale_token=who.expired)
     return web.json_response(result)

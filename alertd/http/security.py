@@ -68,14 +68,15 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
-async def principal(request: web.Request, *roles: str) -> auth.Principal:
-    """The verified caller, or 401 (no or bad token) / 403 (wrong role)."""
+async def principal(request: web.Request, *roles: str, allow_expired_device: bool = False) -> auth.Principal:
+    """The verified caller, or 401 (no or bad token) / 403 (wrong role). Only where `allow_expired_device` says so
+    does an expired device token pass (flagged `expired`): raising her alert, and finishing what it started."""
     ctx = request.app[CTX]
     token = bearer(request)
     if not token:
         raise ApiError(401, "unauthorized", "a bearer token is required")
     try:
-        who = auth.verify(ctx.settings, token, ctx.clock.now(), allow_expired_device="device" in roles)
+        who = auth.verify(ctx.settings, token, ctx.clock.now(), allow_expired_device=allow_expired_device)
     except auth.TokenError as exc:
         raise await _refuse(request, "bad_token", 401, "unauthorized", f"invalid token: {exc}",
                             reason=str(exc)) from None

@@ -1,23 +1,21 @@
-"""Alert intake: raise, add locations, cancel. Each call is one transaction; callers answer after it commits."""
+"""Alert intake: raise alerts, add locations. Each call is one transaction; callers answer after it commits."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 
 from alertd.core.location import best_location, moved_enough
-from alertd.core.model import ACTIVE_DISPATCH, KINDS, Conflict, Forbidden, Location, NotFound, Responder
+from alertd.core.model import KINDS, Conflict, Location, NotFound, Responder, Unauthorized
 from alertd.service import dispatching, repeats
 from alertd.service.context import Context
 from alertd.service.group_commit import GroupCommit
-from alertd.service.pins import check_pins_async
-from alertd.service.timeline import Batch, event, security_event, tell_responder, tell_supervisor
+from alertd.service.timeline import Batch, security_event
 from alertd.store import queries
 
 
@@ -192,84 +190,51 @@ async def open_alert_of(conn: asyncpg.Connection, alert_id: str, person_id: str)
     return alert
 
 
+async def stale_token_may_act(conn: asyncpg.Connection, alert, device_id: str | None) -> bool:
+    """An expired device token may finish what it started: act on the alert its own device raised (or joined as a
+    repeat), nothing else."""
+    return device_id is not None and await conn.fetchval(queries.device_sent_alert, alert["id"], device_id)
+
+
+async def refuse_stale_token(conn: asyncpg.Connection, now: datetime, alert, device_id: str | None,
+                             source: str) -> NoReturn:
+    """Record and refuse an expired token acting on an alert its device did not send (after the transaction)."""
+    await security_event(conn, now, "stale_token", source, alert_id=str(alert["id"]), device_id=device_id)
+    raise Unauthorized("token expired: it acts only on the alert its own device sent")
+
+
 async def add_locations(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str,
-                        fixes: list[Location]) -> dict:
-    """Append fixes; if the best location changes, record it, and re-dispatch kinds that now have a nearer responder."""
-    async with pool.acquire() as conn, conn.transaction():
-        now = ctx.clock.now()
-        alert = await open_alert_of(conn, alert_id, person_id)
-        if alert["status"] not in ("open", "unanswered"):
-            raise Conflict(f"alert is {alert['status']}")
-        await conn.execute(queries.insert_fixes, now, *_fix_columns([(alert["id"], fix) for fix in fixes]))
-        old = Location.from_row(alert, "loc_")
-        trail = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert["id"])]
-        best = await _best(conn, ctx, person_id, trail)
-        batch = Batch(now)
-        batch.event(alert["id"], "location", fixes=len(fixes))
-        if best is not None and best != old:
-            if old is None:  # it was waiting in triage for a location
-                await dispatching.dispatch_located(conn, ctx, batch, alert, best)
-            else:
-                await dispatching.record_best(conn, batch, alert["id"], best)
-                if moved_enough(old, best, ctx.settings.redispatch_min_move_m):
-                    await dispatching.redispatch_if_nearer(conn, ctx, batch, alert, best)
-        await batch.flush(conn)
-        return {"alert_id": str(alert["id"]), "status": alert["status"], "accepted": len(fixes)}
+                        fixes: list[Location], device_id: str | None = None, stale_token: bool = False,
+                        source: str = "http") -> dict:
+    """Append fixes; if the best location changes, record it, and re-dispatch kinds that now have a nearer responder.
 
-
-async def cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str, pin: str,
-                 source: str) -> dict:
-    """The real PIN cancels and tells responders; the duress PIN answers the same but keeps the alert live.
-
-    Every answer (cancel, duress, wrong PIN) comes no sooner than `cancel_answer_floor_s` after the request, so
-    someone timing her phone cannot tell a duress cancel from a real one by how long it took.
+    With an expired token (stale_token), only to an alert its own device sent; the fixes are marked stale.
     """
-    loop = asyncio.get_running_loop()
-    answer_at = loop.time() + ctx.settings.cancel_answer_floor_s
-    try:
-        return await _cancel(pool, ctx, alert_id=alert_id, person_id=person_id, pin=pin, source=source)
-    finally:
-        await asyncio.sleep(max(0.0, answer_at - loop.time()))
-
-
-async def _cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str, pin: str,
-                  source: str) -> dict:
     async with pool.acquire() as conn:
-        pins = await conn.fetchrow(queries.person_pins, person_id)
-    verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
-                                     pins["duress_pin_hash"] if pins else None, pin)
-    async with pool.acquire() as conn:
+        now = ctx.clock.now()
         async with conn.transaction():
-            now = ctx.clock.now()
             alert = await open_alert_of(conn, alert_id, person_id)
-            if verdict != "wrong":
-                return await _cancel_or_duress(conn, now, alert, verdict)
-        # Recorded outside the refused request's transaction: the refusal is kept, nothing else changes.
-        await security_event(conn, now, "wrong_pin", source, alert_id=str(alert["id"]))
-    raise Forbidden("wrong PIN")
+            if not stale_token or await stale_token_may_act(conn, alert, device_id):
+                return await _add_locations(conn, ctx, now, alert, person_id, fixes, stale_token)
+        await refuse_stale_token(conn, now, alert, device_id, source)
 
 
-async def _cancel_or_duress(conn: asyncpg.Connection, now: datetime, alert, verdict: str) -> dict:
-    # The same answer either way: a watcher looking at her screen must not learn which PIN she typed.
-    answer = {"alert_id": str(alert["id"]), "status": "cancelled"}
-    if alert["status"] == "cancelled" or (verdict == "duress" and alert["duress"]):
-        return answer
+async def _add_locations(conn: asyncpg.Connection, ctx: Context, now: datetime, alert, person_id: str,
+                         fixes: list[Location], stale_token: bool) -> dict:
     if alert["status"] not in ("open", "unanswered"):
         raise Conflict(f"alert is {alert['status']}")
-    dispatches = await conn.fetch(queries.alert_dispatches, alert["id"])
-    active = [d for d in dispatches if d["status"] in ACTIVE_DISPATCH]
-    if verdict == "duress":
-        await conn.execute(queries.set_alert_duress, alert["id"])
-        await event(conn, alert["id"], now, "duress", priority="high")
-        for d in active:
-            await tell_responder(conn, now, d["responder_id"], "duress", {"code": d["code"]},
-                                 alert_id=alert["id"], dispatch_id=d["id"])
-        await tell_supervisor(conn, now, alert["region"], "duress", {}, alert_id=alert["id"])
-        return answer
-    await conn.execute(queries.set_alert_status, alert["id"], "cancelled", now)
-    for d in active:
-        await conn.execute(queries.set_dispatch_status, d["id"], "cancelled", None, now)
-        await tell_responder(conn, now, d["responder_id"], "cancelled", {"code": d["code"]},
-                             alert_id=alert["id"], dispatch_id=d["id"])
-    await event(conn, alert["id"], now, "cancelled", by="person")
-    return answer
+    await conn.execute(queries.insert_fixes, now, *_fix_columns([(alert["id"], fix) for fix in fixes]))
+    old = Location.from_row(alert, "loc_")
+    trail = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert["id"])]
+    best = await _best(conn, ctx, person_id, trail)
+    batch = Batch(now)
+    batch.event(alert["id"], "location", fixes=len(fixes), **({"stale_token": True} if stale_token else {}))
+    if best is not None and best != old:
+        if old is None:  # it was waiting in triage for a location
+            await dispatching.dispatch_located(conn, ctx, batch, alert, best)
+        else:
+            await dispatching.record_best(conn, batch, alert["id"], best)
+            if moved_enough(old, best, ctx.settings.redispatch_min_move_m):
+                await dispatching.redispatch_if_nearer(conn, ctx, batch, alert, best)
+    await batch.flush(conn)
+    return {"alert_id": str(alert["id"]), "status": alert["status"], "accepted": len(fixes)}
