@@ -161,11 +161,10 @@ async def alert(request: web.Request) -> web.Response:
     who = await principal(request, *officers.ROLES, "admin")
     alert_id = request.match_info["id"]
     pool, ctx = request.app[POOL], request.app[CTX]
-    scope = who.responder_id
-    if who.role == "admin" or (who.role == "supervisor" and who.region
-                               and await officers.alert_region(pool, alert_id) == who.region):
-        scope = None
-    result = await officer.get_alert(pool, ctx, alert_id, actor=who.actor, responder_id=scope)
+    result = await officer.get_alert(pool, ctx, alert_id, actor=who.actor,
+                                     responder_id=None if who.role == "admin" else who.responder_id,
+                                     region=who.region if who.role == "supervisor" else None,
+                                     source=f"http:{client_address(request)}")
     result["responders"] = await officers.dispatched_responders(pool, result["alert_id"])
     result["now"] = ctx.clock.now().isoformat()
     return _json(result)

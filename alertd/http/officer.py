@@ -7,7 +7,7 @@ from aiohttp import web
 from alertd.core.model import DISPATCH_STATUSES, OFFICER_STATUSES
 from alertd.http.errors import ApiError, json_body
 from alertd.http.keys import CTX, POOL
-from alertd.http.security import principal
+from alertd.http.security import client_address, principal
 from alertd.service import officer
 
 routes = web.RouteTableDef()
@@ -52,5 +52,5 @@ async def get_alert(request: web.Request) -> web.Response:
     who = await principal(request, *OFFICERS, "admin")
     scope = None if who.role == "admin" else who.responder_id
     result = await officer.get_alert(request.app[POOL], request.app[CTX], request.match_info["id"],
-                                     actor=who.actor, responder_id=scope)
+                                     actor=who.actor, responder_id=scope, source=f"http:{client_address(request)}")
     return web.json_response(result)

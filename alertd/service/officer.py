@@ -8,7 +8,7 @@ import asyncpg
 
 from alertd.core.model import ACTIVE_DISPATCH, OFFICER_STATUSES, Conflict, Dispatch, Invalid, Location, NotFound
 from alertd.service.context import Context
-from alertd.service.timeline import event, tell_responder
+from alertd.service.timeline import event, security_event, tell_responder
 from alertd.store import queries
 
 # Which status may follow which; an expired dispatch may still be acknowledged (late).
@@ -108,23 +108,38 @@ async def _dispatch_json(conn: asyncpg.Connection, dispatch_id) -> dict:
     raise NotFound("no such dispatch")
 
 
-async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: str,
-                    responder_id: str | None) -> dict:
+# What a malformed alert id is looked up as: no alert has it, so it costs what a random id costs.
+_NO_ALERT = uuid.UUID(int=0)
+
+
+async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: str, responder_id: str | None,
+                    region: str | None = None, source: str = "api") -> dict:
     """An alert with its location trail, dispatches and timeline; the read itself is recorded in the audit log.
 
-    An officer sees only alerts dispatched to their responder; an admin (responder_id None) sees any.
+    An officer sees only alerts dispatched to their responder, a supervisor also those of their `region`, an admin
+    (responder_id and region None) any. Every other id (random, malformed, someone else's) gets the same 404 after
+    the same work: one lookup, an audit entry (`read_alert_denied`) and a security event, so neither the answer
+    nor its time tells whether the alert exists.
     """
-    key = _uuid(alert_id, "alert")
-    async with pool.acquire() as conn, conn.transaction():
-        alert = await conn.fetchrow(queries.alert_get, key)
-        if alert is None:
-            raise NotFound("no such alert")
-        dispatches = await conn.fetch(queries.alert_dispatches, key)
-        if responder_id is not None and all(d["responder_id"] != responder_id for d in dispatches):
-            raise NotFound("no such alert")
-        fixes = await conn.fetch(queries.alert_fixes, key)
-        events = await conn.fetch(queries.alert_events, key)
-        await conn.execute(queries.insert_audit, ctx.clock.now(), actor, "read_alert", key, {})
+    try:
+        key: uuid.UUID | None = uuid.UUID(alert_id)
+    except ValueError:
+        key = None
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            now = ctx.clock.now()
+            alert = await conn.fetchrow(queries.alert_get_visible, key or _NO_ALERT, responder_id, region)
+            if alert is None:
+                await conn.execute(queries.insert_audit, now, actor, "read_alert_denied", key,
+                                   {"requested": alert_id[:100]})
+                await security_event(conn, now, "alert_not_found", source, actor=actor)
+            else:
+                dispatches = await conn.fetch(queries.alert_dispatches, key)
+                fixes = await conn.fetch(queries.alert_fixes, key)
+                events = await conn.fetch(queries.alert_events, key)
+                await conn.execute(queries.insert_audit, now, actor, "read_alert", key, {})
+    if alert is None:
+        raise NotFound("no such alert")
     location = Location.from_row(alert, "loc_")
     return {
         "alert_id": str(alert["id"]),

@@ -285,16 +285,6 @@ async def responder_notices(pool: asyncpg.Pool, now: datetime, responder_id: str
     return [_row(r) for r in rows]
 
 
-async def alert_region(pool: asyncpg.Pool, alert_id: str) -> str | None:
-    try:
-        key = uuid.UUID(alert_id)
-    except ValueError:
-        return None
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(queries.console_alert_region, key)
-    return row["region"] if row else None
-
-
 async def dispatched_responders(pool: asyncpg.Pool, alert_id: str) -> list[dict]:
     async with pool.acquire() as conn:
         return [_row(r) for r in await conn.fetch(queries.console_responders_of_alert, uuid.UUID(alert_id))]

@@ -78,11 +78,6 @@ SELECT DISTINCT r.id, r.kind, r.name, ST_Y(r.location::geometry) AS lat, ST_X(r.
   FROM dispatches d JOIN responders r ON r.id = d.responder_id
  WHERE d.alert_id = $1;
 
--- name: console_alert_region
--- The region an alert belongs to (its own, else its person's), for a supervisor's access check.
-SELECT coalesce(a.region, p.region) AS region, a.triage FROM alerts a JOIN people p ON p.id = a.person_id
- WHERE a.id = $1;
-
 -- name: console_region_alerts
 -- Open and unanswered alerts of region $1, plus the triage queue (no usable location, so maybe no region yet).
 SELECT a.id, a.person_id, a.channel, a.status, a.priority, a.duress, a.triage, a.created_at,

@@ -1,0 +1,15 @@
+-- Reading an alert: who may, and the same work for every refusal.
+
+-- name: alert_get_visible
+-- Alert $1 with its best location, if the caller may read it: an admin ($2 and $3 null) any; otherwise one
+-- dispatched to responder $2, or (a supervisor) one of region $3 (its own region, else its person's).
+SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress, a.stale_token,
+       a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at,
+       ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
+       a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
+       a.location_fix_time AS loc_fix_time
+  FROM alerts a JOIN people p ON p.id = a.person_id
+ WHERE a.id = $1
+   AND (($2::text IS NULL AND $3::text IS NULL)
+        OR coalesce(a.region, p.region) = $3
+        OR EXISTS (SELECT 1 FROM dispatches d WHERE d.alert_id = a.id AND d.responder_id = $2));
