@@ -15,7 +15,8 @@ async def test_denied_reads_are_indistinguishable_and_recorded(app_client, setti
                                    headers=bearer(device_token(settings, person, clock.now())))
     alert_id = (await raised.json())["alert_id"]
     stranger = bearer(officer_token(settings, "pol-4", clock.now()))  # pol-4 was not dispatched
-    ids = {"random": str(uuid.uuid4()), "malformed": "not-an-id'; --", "someone else's": alert_id}
+    ids = {"random": str(uuid.uuid4()), "malformed": "not-an-id'; --", "someone else's": alert_id,
+           "NUL": "a%00b", "lone surrogate": "%ED%A0%80", "long": "x" * 3000}
     for base in ("/v1/alerts/", "/console/api/alerts/"):
         answers = {}
         for what, ident in ids.items():
@@ -26,7 +27,9 @@ async def test_denied_reads_are_indistinguishable_and_recorded(app_client, setti
 
     denied = await db.fetch("SELECT actor, alert_id, detail FROM audit_log WHERE action = 'read_alert_denied' "
                             "ORDER BY id")
-    assert [r["detail"]["requested"] for r in denied] == list(ids.values()) * 2
+    requested = [r["detail"]["requested"] for r in denied]
+    assert requested[:3] == list(ids.values())[:3] and requested[3] == "a\\x00b" and requested[5] == "x" * 100
+    assert len(requested) == 2 * len(ids) and requested[len(ids):] == requested[:len(ids)]
     assert {r["actor"] for r in denied} == {"officer:officer-pol-4"}
     # Who probed her alert is on its record.
     assert [r["alert_id"] for r in denied if r["alert_id"] == uuid.UUID(alert_id)] == [uuid.UUID(alert_id)] * 2

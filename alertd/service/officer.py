@@ -130,8 +130,10 @@ async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: s
             now = ctx.clock.now()
             alert = await conn.fetchrow(queries.alert_get_visible, key or _NO_ALERT, responder_id, region)
             if alert is None:
+                # Escaped: a NUL or a lone surrogate in the path cannot be stored as JSON text.
+                requested = alert_id[:100].encode("unicode_escape").decode("ascii")
                 await conn.execute(queries.insert_audit, now, actor, "read_alert_denied", key,
-                                   {"requested": alert_id[:100]})
+                                   {"requested": requested})
                 await security_event(conn, now, "alert_not_found", source, actor=actor)
             else:
                 dispatches = await conn.fetch(queries.alert_dispatches, key)
