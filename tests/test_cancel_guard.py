@@ -117,3 +117,10 @@ async def test_an_expired_token_finishes_what_it_started_and_nothing_else(app_cl
     assert await db.fetchval("SELECT count(*) FROM location_fixes WHERE alert_id = $1", key) == 1
     assert await db.fetchval("SELECT count(*) FROM dispatches WHERE alert_id = $1 AND status = 'pending'", key) == 3
     assert await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'stale_token'") >= 1
+
+    # Once the old phone's own alert joins that one as a repeat (its answer names it), it may add its fixes there.
+    joined = await app_client.post("/v1/alerts", json={"client_alert_id": "again", "location": fix(*offset(2.1))},
+                                   headers=bearer(old_token))
+    assert joined.status == 201 and (await joined.json())["alert_id"] == new_id
+    moved = await app_client.post(f"/v1/alerts/{new_id}/locations", json=fix(*offset(2.2)), headers=bearer(old_token))
+    assert moved.status == 200
