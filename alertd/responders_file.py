@@ -1,4 +1,5 @@
-"""Read responder directories: CSV (id,kind,name,lat,lon,phone,region) or GeoJSON Point features."""
+"""Read responder directories: CSV (id,kind,name,lat,lon,phone,region; comma, semicolon or tab separated) or
+GeoJSON Point features."""
 
 from __future__ import annotations
 
@@ -11,14 +12,27 @@ from alertd.core.model import Invalid
 from alertd.service.enrolment import ResponderRecord
 
 REQUIRED_COLUMNS = ("id", "kind", "name", "lat", "lon", "region")
+# Spreadsheet programs write commas in English locales and semicolons where the comma is the decimal mark
+# (Russian, Kazakh); tab-separated text comes from copying cells.
+SEPARATORS = (",", ";", "\t")
+SAVE_AS_CSV = "save it as CSV (UTF-8) in the spreadsheet program and import that file"
+# The first bytes of files people take for a table: an .xlsx/.ods is a zip, an old .xls an OLE2 compound file.
+_WORKBOOK_MAGIC = {b"PK\x03\x04": "a spreadsheet workbook (.xlsx or .ods)",
+                   b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
 
 
 class FileError(ValueError):
-    """The file cannot be imported; `problems` lists every bad row so all can be fixed at once."""
+    """The file cannot be imported; `problems` lists every bad row so all can be fixed at once. `message` is what
+    to print first: the problem itself when there is one, else how many there are (each is then printed once)."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
-        self.problems = problems
+        self.problems = problems if len(problems) > 1 else None
+        self.message = (f"{problems[0]} (nothing imported)" if len(problems) == 1
+                        else f"{len(problems)} problems, nothing imported:")
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on", "y"), ("0", "false", "no", "off", "n")
 
 
 def _bool(value, default: bool = True) -> bool:
@@ -26,14 +40,23 @@ def _bool(value, default: bool = True) -> bool:
         return default
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    text = str(value).strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise Invalid(f"on_duty must be true/false, yes/no or 1/0, got {value!r}")
+    return text in _TRUE
+
+
+def _degrees(name: str, value) -> float:
+    """A coordinate; a decimal comma (50,1) is read as the spreadsheet meant it."""
+    text = str(value).strip().replace(",", ".") if isinstance(value, str) else value
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        raise Invalid(f"{name} must be a number in decimal degrees, got {value!r}") from None
 
 
 def _record(props: dict, lat, lon, jurisdiction: str | None) -> ResponderRecord:
-    try:
-        lat_f, lon_f = float(lat), float(lon)
-    except (TypeError, ValueError):
-        raise Invalid("lat and lon must be numbers") from None
+    lat_f, lon_f = _degrees("lat", lat), _degrees("lon", lon)
     return ResponderRecord(
         id=str(props.get("id") or "").strip(), kind=str(props.get("kind") or "").strip(),
         name=str(props.get("name") or "").strip(), lat=lat_f, lon=lon_f,
@@ -42,11 +65,25 @@ def _record(props: dict, lat, lon, jurisdiction: str | None) -> ResponderRecord:
         language=str(props.get("language") or "ru").strip())
 
 
+def _header(line: str, separator: str) -> list[str]:
+    return [c.strip().lower() for c in next(csv.reader([line], delimiter=separator), [])]
+
+
+def separator_of(text: str) -> str:
+    """The separator whose header line names the most required columns (a comma when none does)."""
+    first = text.lstrip().split("\n", 1)[0]
+    return max(SEPARATORS, key=lambda sep: sum(c in REQUIRED_COLUMNS for c in _header(first, sep)))
+
+
 def parse_csv(text: str) -> list[ResponderRecord]:
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+    separator = separator_of(text)
+    reader = csv.DictReader(io.StringIO(text), delimiter=separator)
+    reader.fieldnames = [c.strip().lower() for c in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in reader.fieldnames]
     if missing:
-        raise FileError([f"missing columns: {', '.join(missing)}"])
+        raise FileError([f"missing columns: {', '.join(missing)} (the first line must name the columns "
+                         f"id,kind,name,lat,lon,region and optionally phone,jurisdiction,on_duty,language, separated "
+                         f"by commas or semicolons; `alertd responders import --help` describes them)"])
     records, problems = [], []
     for line, row in enumerate(reader, start=2):
         try:
@@ -85,8 +122,22 @@ def parse_geojson(text: str) -> list[ResponderRecord]:
     return records
 
 
+def _text(path: Path) -> str:
+    """The file as text, or a FileError saying what it is instead and what to do."""
+    data = path.read_bytes()
+    for magic, what in _WORKBOOK_MAGIC.items():
+        if data.startswith(magic):
+            raise FileError([f"{path.name} is {what}, not CSV or GeoJSON: {SAVE_AS_CSV}"])
+    if path.suffix.lower() in (".xlsx", ".xls", ".ods", ".numbers"):
+        raise FileError([f"{path.name}: {path.suffix} files are not read, only CSV or GeoJSON: {SAVE_AS_CSV}"])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileError([f"{path.name} is not UTF-8 text (byte {exc.start}): {SAVE_AS_CSV}"]) from None
+
+
 def read(path: Path) -> list[ResponderRecord]:
-    text = path.read_text(encoding="utf-8-sig")
+    text = _text(path)
     if path.suffix.lower() in (".json", ".geojson") or text.lstrip().startswith("{"):
         records = parse_geojson(text)
     else:

@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alertd.keys import KeyFileError, KeyRing
@@ -22,13 +23,32 @@ class SettingsError(ValueError):
     """A setting is missing or malformed."""
 
 
+# What a newcomer does about a setting that is not set: said once, in the one line the command prints.
+HOW_TO_SET = ("export it (docs/configuration.md), or start `alertd demo` in another terminal and copy "
+              "the export lines it prints")
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a settings field (TWILIO_* keep their own names)."""
+    return ("" if field_name.startswith("twilio_") else "ALERTD_") + field_name.upper()
+
+
+def redact_url(url: str) -> str:
+    """A URL fit to print: its password (if any) shown as ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc[-1]}"))
+
+
 def _secret(default: str = "") -> str:
     return field(default=default, repr=False)
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/alertd"
+    database_url: str = ""  # required: no default, so nothing runs silently against the machine's own PostgreSQL
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -91,6 +111,8 @@ class Settings:
     metrics_token: str = _secret()  # when set, GET /metrics needs `Authorization: Bearer <token>`
     retention_precise_days: int = 30  # after an alert closes: her trail, exact place and words are kept this long
     retention_audit_days: int = 365  # security events, sign-in failures and the audit log
+    # Names of the fields the environment set (not a setting: lets `alertd demo` honour ALERTD_HTTP_PORT).
+    given: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @cached_property
     def jwt_ring(self) -> KeyRing:
@@ -143,9 +165,22 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
 
+    def require(self, *names: str) -> Settings:
+        """SettingsError naming, in one line, every one of these settings that is not set."""
+        missing = [env_name(n) for n in names if not getattr(self, n)]
+        if len(missing) == 1:
+            raise SettingsError(f"{missing[0]} is not set: {HOW_TO_SET}")
+        if missing:
+            raise SettingsError(f"{', '.join(missing[:-1])} and {missing[-1]} are not set: "
+                                + HOW_TO_SET.replace("export it", "export them"))
+        return self
+
     def validate(self) -> Settings:
+        if not self.jwt_secret:
+            self.require("jwt_secret")
         if len(self.jwt_secret.encode()) < 32:
-            raise SettingsError("ALERTD_JWT_SECRET must be at least 32 bytes")
+            raise SettingsError(f"ALERTD_JWT_SECRET is {len(self.jwt_secret.encode())} bytes long; it must be at "
+                                f"least 32 (for example: export ALERTD_JWT_SECRET=\"$(openssl rand -base64 48)\")")
         _ = self.jwt_ring  # read now, so a bad keys file stops the start rather than a request
         for kind in KINDS:
             if self.ack_deadline(kind) <= 0:
@@ -208,26 +243,22 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
-            prefix = "" if f.name.startswith("twilio_") else "ALERTD_"
-            raw = env.get(prefix + f.name.upper())
-            if raw is None:
+            raw = env.get(env_name(f.name))
+            if raw is None or f.name == "given":
                 continue
             try:
                 values[f.name] = _cast(f.default, raw)
             except ValueError as exc:
-                raise SettingsError(f"{prefix}{f.name.upper()}: {exc}") from None
+                raise SettingsError(f"{env_name(f.name)}: {exc}") from None
+        given = frozenset(values)
         if "public_url" not in values and ("http_host" in values or "http_port" in values):
             host = values.get("http_host", cls.http_host)
             values["public_url"] = f"http://{host}:{values.get('http_port', cls.http_port)}"
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values, given=given)  # type: ignore[arg-type]
 
     def as_env(self) -> dict[str, str]:
         """The environment that reproduces these settings (secrets included: for child processes only)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            prefix = "" if f.name.startswith("twilio_") else "ALERTD_"
-            out[prefix + f.name.upper()] = str(getattr(self, f.name))
-        return out
+        return {env_name(f.name): str(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "given"}
 
 
 def _cast(default: object, raw: str) -> object:

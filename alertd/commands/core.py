@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import getpass
 import signal
+import textwrap
 from pathlib import Path
 
 import asyncpg
@@ -24,17 +26,48 @@ from alertd.store.db import connect
 from alertd.store.migrate import migrate
 
 
+ENVIRONMENT = ("Settings come from the environment: ALERTD_DATABASE_URL (required){more}; "
+               "see docs/configuration.md. `alertd demo` prints export lines that point this command at it.")
+
+RESPONDER_COLUMNS = """\
+CSV columns (a header line; comma, semicolon or tab separated, UTF-8):
+  id, kind, name, lat, lon, region   required; kind is police_post, crisis_centre or mobile_unit;
+                                     lat/lon in decimal degrees (WGS 84)
+  phone                              E.164 number for SMS dispatches (optional)
+  jurisdiction                       the area a police post covers, as a GeoJSON Polygon or MultiPolygon
+                                     (optional; a post whose area covers the alert wins over a nearer one)
+  on_duty                            true/false, yes/no or 1/0 (optional, default true)
+  language                           kk, ru or en for its SMS (optional, default ru)
+GeoJSON: a FeatureCollection of Point features with the same properties. Spreadsheets (.xlsx, .ods):
+save as CSV first. All rows are imported or none."""
+
+
+def _paragraphs(*texts: str) -> str:
+    return "\n\n".join(textwrap.fill(t, 100) for t in texts)
+
+
 def register(sub) -> None:
-    p = sub.add_parser("migrate", help="apply migrations/*.sql in order (safe to run twice)")
+    raw = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("migrate", help="apply migrations/*.sql in order (safe to run twice)", formatter_class=raw,
+                       description=_paragraphs("Apply the database migrations in order under an advisory lock; "
+                                               "safe to run twice.", ENVIRONMENT.format(more="")))
     p.set_defaults(handler=cmd_migrate)
 
-    p = sub.add_parser("serve", help="run the service: HTTP, MQTT ingest, engine")
-    p.set_defaults(handler=cmd_serve)
+    p = sub.add_parser(
+        "serve", help="run the service: HTTP, MQTT ingest, engine", formatter_class=raw,
+        description=_paragraphs(
+            "Run the service: HTTP API and console, MQTT ingest, deadline engine, outbox.",
+            ENVIRONMENT.format(more=", ALERTD_JWT_SECRET (required, 32+ bytes), ALERTD_MQTT_URL, "
+                                    "ALERTD_HTTP_HOST/ALERTD_HTTP_PORT (127.0.0.1/8080), ALERTD_PUBLIC_URL, "
+                                    "TWILIO_* (without them SMS goes to the log)")))
+    p.set_defaults(handler=cmd_serve, needs=("database_url", "jwt_secret"))
 
     p = sub.add_parser("responders", help="the responder directory")
     rsub = p.add_subparsers(dest="action", required=True)
-    imp = rsub.add_parser("import", help="import CSV (id,kind,name,lat,lon,phone,region) or GeoJSON; updates by id")
-    imp.add_argument("file", type=Path)
+    imp = rsub.add_parser("import", help="import CSV (id,kind,name,lat,lon,phone,region) or GeoJSON; updates by id",
+                          description="Import a responder directory; re-import updates by id.",
+                          epilog=RESPONDER_COLUMNS, formatter_class=raw)
+    imp.add_argument("file", type=Path, help="a .csv or .geojson file")
     imp.set_defaults(handler=cmd_responders_import)
     duty = rsub.add_parser("duty", help="put a responder on or off duty")
     duty.add_argument("responder_id")
@@ -45,21 +78,23 @@ def register(sub) -> None:
     psub = p.add_subparsers(dest="action", required=True)
     enrol = psub.add_parser("enrol", help="enrol a person; prints her pseudonymous id and a phone app token")
     enrol.add_argument("--phone", action="append", required=True, help="E.164 number (repeatable)")
-    enrol.add_argument("--home-lat", type=float)
-    enrol.add_argument("--home-lon", type=float)
-    enrol.add_argument("--home-accuracy", type=float, default=50.0)
-    enrol.add_argument("--pin")
-    enrol.add_argument("--duress-pin")
-    enrol.add_argument("--code-phrase")
+    enrol.add_argument("--home-lat", type=float, help="her home, used when an SMS carries no location (with --home-lon)")
+    enrol.add_argument("--home-lon", type=float, help="longitude of her home (with --home-lat)")
+    enrol.add_argument("--home-accuracy", type=float, default=50.0, help="metres (default 50)")
+    enrol.add_argument("--pin", help="4 or more digits she types to cancel an alert")
+    enrol.add_argument("--duress-pin",
+                       help="4 or more digits, not her PIN: looks like a cancel but keeps the alert live, marked duress")
+    enrol.add_argument("--code-phrase", help="only an SMS containing this text raises an alert (any case or accents)")
     enrol.add_argument("--opt-in-sms", action="store_true", help="she agreed to receive SMS from alertd")
-    enrol.add_argument("--token-ttl", type=int, default=365 * 86400)
+    enrol.add_argument("--token-ttl", type=int, default=365 * 86400,
+                       help="seconds the printed phone app token lives (default 1 year)")
     enrol.add_argument("--code-ttl", type=int, default=CODE_TTL_S,
                        help="seconds the printed one-time enrolment code for the phone app lives (default 15 min)")
-    enrol.set_defaults(handler=cmd_people_enrol)
+    enrol.set_defaults(handler=cmd_people_enrol, needs=("database_url", "jwt_secret"))
     code = psub.add_parser("enrolment-code", help="a new one-time code for her phone app (older ones stop working)")
     code.add_argument("--person", required=True)
     code.add_argument("--code-ttl", type=int, default=CODE_TTL_S, help="seconds (default 15 min)")
-    code.set_defaults(handler=cmd_people_enrolment_code)
+    code.set_defaults(handler=cmd_people_enrolment_code, needs=("database_url", "jwt_secret"))
 
     p = sub.add_parser("tokens", help="JWTs")
     tsub = p.add_subparsers(dest="action", required=True)
@@ -68,7 +103,7 @@ def register(sub) -> None:
     issue.add_argument("--responder", help="the responder an officer or supervisor acts for")
     issue.add_argument("--sub", help="who the token is for (default: derived from role and responder)")
     issue.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 h)")
-    issue.set_defaults(handler=cmd_tokens_issue)
+    issue.set_defaults(handler=cmd_tokens_issue, needs=("jwt_secret",))
 
 
 async def cmd_migrate(args, settings: Settings) -> dict:
@@ -146,6 +181,7 @@ async def cmd_tokens_issue(args, settings: Settings) -> dict:
     if args.role in ("officer", "supervisor"):
         if not args.responder:
             raise CommandError(f"--responder is required for role {args.role}")
+        settings.require("database_url")
         conn = await connect(settings.database_url)
         try:
             row = await conn.fetchrow(queries.responder_exists, args.responder)

@@ -11,7 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from alertd.core.model import KINDS, Invalid, Location
-from alertd.service.pins import hash_pin
+from alertd.service.pins import check_pin_rules, hash_pin
 from alertd.store import queries
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -46,8 +46,7 @@ async def enrol_person(conn: asyncpg.Connection, now: datetime, *, phones: list[
                        pin: str | None = None, duress_pin: str | None = None, code_phrase: str | None = None,
                        opt_in_sms: bool = False, region: str | None = None) -> Enrolled:
     """A person, her phone numbers and a phone app device, in one transaction."""
-    if pin is not None and pin == duress_pin:
-        raise Invalid("the duress PIN must differ from the cancel PIN")
+    check_pin_rules(pin, duress_pin)
     phones = [check_phone(p) for p in phones]
     person_id, device_id = new_id("P-"), new_id("D-", 10)
     async with conn.transaction():
@@ -87,10 +86,12 @@ class ResponderRecord:
             raise Invalid("name is required")
         if not self.region:
             raise Invalid("region is required")
-        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
-            raise Invalid("lat/lon out of range")
+        if not -90 <= self.lat <= 90:
+            raise Invalid(f"lat must be between -90 and 90 degrees, got {self.lat}")
+        if not -180 <= self.lon <= 180:
+            raise Invalid(f"lon must be between -180 and 180 degrees, got {self.lon}")
         if self.language not in ("kk", "ru", "en"):
-            raise Invalid("language must be kk, ru or en")
+            raise Invalid(f"language must be kk, ru or en, got {self.language!r}")
         if self.phone is not None:  # SMS acknowledgements are matched on it exactly: store it as Twilio sends it
             object.__setattr__(self, "phone", check_phone(self.phone))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
 import uuid
@@ -41,8 +42,13 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
 _NUMBER = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
 _hasher = PasswordHasher()
-# Checked when the username is unknown, so a wrong user costs the same as a wrong password.
-_DUMMY = _hasher.hash("no-such-officer-\x00")
+
+
+@functools.cache
+def _dummy() -> str:
+    """Checked when the username is unknown, so a wrong user costs the same as a wrong password (made on first
+    use, not at import: every command line start would pay for it)."""
+    return _hasher.hash("no-such-officer-\x00")
 
 
 class SignInRefused(DomainError):
@@ -76,7 +82,7 @@ def hash_password(password: str) -> str:
 
 def _password_matches(hash_: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(hash_ or _DUMMY, password) and hash_ is not None
+        return _hasher.verify(hash_ or _dummy(), password) and hash_ is not None
     except (VerificationError, InvalidHashError):
         return False
 

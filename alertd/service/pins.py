@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from alertd.core.model import Invalid
+
 _hasher = PasswordHasher()
-# A hash of nothing anyone types, checked when a PIN is not set so the work is the same either way.
-_DUMMY = _hasher.hash("not-a-pin-\x00")
+
+
+@functools.cache
+def _dummy() -> str:
+    """A hash of nothing anyone types, checked when a PIN is not set so the work is the same either way (made on
+    first use, not at import: every command line start would pay for it)."""
+    return _hasher.hash("not-a-pin-\x00")
+
+
+# The phone app's calculator types digits only, and a PIN is told from a sum by having 4 or more of them.
+PIN_MIN_DIGITS = 4
+
+
+def check_pin_rules(pin: str | None, duress_pin: str | None) -> None:
+    """Invalid unless each PIN given is 4 or more digits and the duress PIN differs from the cancel PIN."""
+    for name, value in (("PIN", pin), ("duress PIN", duress_pin)):
+        if value is not None and not (value.isascii() and value.isdigit() and len(value) >= PIN_MIN_DIGITS):
+            raise Invalid(f"the {name} must be {PIN_MIN_DIGITS} or more digits (0-9), the only keys the phone app "
+                          f"has for it; got {len(value)} characters{'' if value.isdigit() else ' with non-digits'}")
+    if pin is not None and pin == duress_pin:
+        raise Invalid("the duress PIN must differ from the PIN (it looks like a cancel but keeps the alert live)")
 
 
 def hash_pin(pin: str) -> str:
@@ -18,7 +40,7 @@ def hash_pin(pin: str) -> str:
 
 def _matches(hash_: str | None, pin: str) -> bool:
     try:
-        return _hasher.verify(hash_ or _DUMMY, pin) and hash_ is not None
+        return _hasher.verify(hash_ or _dummy(), pin) and hash_ is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -12,6 +12,18 @@ from alertd.store.queries import queries
 # with other work will not help until it is back.
 CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError,
                    TimeoutError)
+# Connecting failed for a reason the configured URL explains: nobody listens, no such host or database, refused.
+_CANNOT_CONNECT = (*CONNECTION_LOST, asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
+                   asyncpg.InvalidPasswordError, ValueError)
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database URL could not be connected to; `reason` says why in the driver's words."""
+
+    def __init__(self, dsn: str, reason: BaseException) -> None:
+        self.dsn = dsn
+        self.reason = reason
+        super().__init__(f"{type(reason).__name__}: {reason}")
 
 
 # The outbox and the pending dispatches are queues: every message sent and every deadline met leaves a dead row
@@ -54,8 +66,11 @@ class PooledConnection(asyncpg.Connection):
 
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections are warmed: the first PostGIS query on a connection costs ~9 ms."""
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     connection_class=PooledConnection)
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                                         connection_class=PooledConnection)
+    except _CANNOT_CONNECT as exc:
+        raise DatabaseUnavailable(dsn, exc) from exc
     for _ in range(min_size):
         async with pool.acquire() as conn:
             await conn.fetchval(queries.warm_postgis)
@@ -63,6 +78,9 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(dsn)
+    try:
+        conn = await asyncpg.connect(dsn)
+    except _CANNOT_CONNECT as exc:
+        raise DatabaseUnavailable(dsn, exc) from exc
     await _init_connection(conn)
     return conn

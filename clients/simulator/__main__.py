@@ -28,10 +28,30 @@ def _state(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+# Why alertd would not acknowledge a press the broker took: what a newcomer is told after the first silent try.
+NO_ACK_CAUSES = ("alertd refused the press (a wrong --secret, which alertd logs as bad_mac; a --seq at or below one "
+                 "it has seen; a clock more than 10 minutes off), or no alertd serve is connected to this broker")
+
+
+def _tell_unanswered(args):
+    def tell(seq: int, puback: str) -> None:
+        if puback == "Success":
+            why = f"the broker took it, so usually {NO_ACK_CAUSES}"
+        elif puback == "no answer":
+            why = f"the broker has not answered the publish either; otherwise {NO_ACK_CAUSES}"
+        else:
+            why = f"the broker refused the publish ({puback}): --url's username and password are not this button's"
+        print(f"simulator: no ack for press {seq} after {args.retry:g} s: {why}. Still retrying every {args.retry:g} s "
+              f"for up to {args.wait:g} s (--wait).", file=sys.stderr, flush=True)
+    return tell
+
+
 def _button(args) -> Button:
     state = _state(args.state)
     seq = args.seq if args.seq is not None else state.get(args.device, 0)
-    return Button(args.url, args.device, args.secret, seq=seq, retry_s=args.retry, ca_file=args.ca_file).connect()
+    on_unanswered = _tell_unanswered(args) if hasattr(args, "wait") else None
+    return Button(args.url, args.device, args.secret, seq=seq, retry_s=args.retry, ca_file=args.ca_file,
+                  on_unanswered=on_unanswered).connect()
 
 
 def _save_seq(args, button: Button) -> None:
@@ -124,14 +144,15 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--state", type=Path, default=Path.home() / ".alertd-simulator.json")
         p.add_argument("--retry", type=float, default=1.0, help="seconds between retries of an unacked press")
 
-    p = sub.add_parser("press")
+    p = sub.add_parser("press", help="press once and retry until alertd acknowledges (prints the seq and delay)")
     button_args(p)
-    p.add_argument("--lat", type=float)
+    p.add_argument("--lat", type=float, help="GPS fix to send with the press")
     p.add_argument("--lon", type=float)
-    p.add_argument("--acc", type=float, default=15.0)
+    p.add_argument("--acc", type=float, default=15.0, help="accuracy of the fix in metres (default 15)")
     p.add_argument("--cell", help="mcc,mnc,lac,cid")
-    p.add_argument("--bat", type=float)
-    p.add_argument("--wait", type=float, default=30.0)
+    p.add_argument("--bat", type=float, help="battery level 0..1")
+    p.add_argument("--wait", type=float, default=30.0,
+                   help="seconds to keep retrying an unacknowledged press before giving up (default 30)")
     p.set_defaults(handler=cmd_press)
     p = sub.add_parser("heartbeat")
     button_args(p)
@@ -164,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"simulator: the broker refused: {exc}", file=sys.stderr)
         sys.exit(2)
     except TimeoutError as exc:
-        print(f"simulator: {exc}", file=sys.stderr)
+        print(f"simulator: {exc}: {NO_ACK_CAUSES}", file=sys.stderr)
         sys.exit(1)
     if result is not None:
         print(json.dumps(result))

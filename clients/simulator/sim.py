@@ -86,8 +86,9 @@ class _Connection:
             time.sleep(0.005)
         return self.puback.get(info.mid, "no answer")
 
-    def publish_nowait(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1)
+    def publish_nowait(self, topic: str, payload: bytes) -> int:
+        """Publish at QoS 1 without waiting; the message id, whose PUBACK reason `puback` keeps once it comes."""
+        return self.client.publish(topic, payload, qos=1).mid
 
     @property
     def connected(self) -> bool:
@@ -102,11 +103,15 @@ class Button:
     """One button: its own connection and credentials; seq rises; a press is retried until acknowledged."""
 
     def __init__(self, url: str, device_id: str, secret: str, *, seq: int = 0,
-                 clock: Callable[[], float] = time.time, retry_s: float = 1.0, ca_file: str | None = None) -> None:
+                 clock: Callable[[], float] = time.time, retry_s: float = 1.0, ca_file: str | None = None,
+                 on_unanswered: Callable[[int, str], None] | None = None) -> None:
+        """on_unanswered(seq, puback) is called once per press when its first try got no ack in retry_s; puback
+        is the broker's answer to that try ("Success", "Not authorized", or "no answer")."""
         self.device_id, self.secret = device_id, secret
         self.seq = seq
         self.clock = clock
         self.retry_s = retry_s
+        self.on_unanswered = on_unanswered
         self.acked: dict[int, float] = {}
         self._ack = threading.Condition()
         self.conn = _Connection(url, client_id=device_id, ca_file=ca_file)
@@ -141,14 +146,18 @@ class Button:
 
     def send_until_acked(self, seq: int, topic: str, payload: bytes, wait_s: float) -> None:
         deadline = time.monotonic() + wait_s
+        tries = 0
         while True:
-            self.conn.publish_nowait(topic, payload)
+            mid = self.conn.publish_nowait(topic, payload)
+            tries += 1
             with self._ack:
                 if self._ack.wait_for(lambda: seq in self.acked,
                                       timeout=max(0.0, min(self.retry_s, deadline - time.monotonic()))):
                     return
+            if tries == 1 and self.on_unanswered:
+                self.on_unanswered(seq, self.conn.puback.get(mid, "no answer"))
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"press {seq} of {self.device_id} was not acknowledged")
+                raise TimeoutError(f"press {seq} of {self.device_id} was not acknowledged in {wait_s:g} s")
 
     def heartbeat(self, bat: float) -> str:
         _seq, topic, payload = self.next_message("heartbeat", bat=bat)
