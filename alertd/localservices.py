@@ -25,6 +25,9 @@ _handed_out: set[int] = set()
 
 def _bindable(port: int) -> bool:
     with socket.socket() as s:
+        # As the servers bind (PostgreSQL, Mosquitto and aiohttp set SO_REUSEADDR): a port whose last server has
+        # just stopped is free for them while its connections sit in TIME_WAIT, and a listened-on port is still not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

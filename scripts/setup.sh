@@ -31,11 +31,32 @@ fi
 # The packaged services are not needed: alertd and its tests start their own servers on free ports in temporary
 # folders (nginx, Prometheus and pgBackRest included: the tests use only their binaries and their own configs).
 
+# The Python package: installed (editable, with its test extras) only when .venv is new, pyproject.toml changed
+# since the last install (its hash is kept in .venv), or an import fails; otherwise nothing runs, in a second.
 PY=${PYTHON:-python3}
+stamp=.venv/.alertd-pyproject.sha256
+want_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
+imports_ok() {
+  .venv/bin/python -c "import alertd, asyncpg, aiohttp, paho.mqtt, twilio, jwt, argon2" 2>/dev/null
+}
 if [ ! -x .venv/bin/python ]; then
+  reason="no .venv yet"
   "$PY" -m venv .venv
+elif [ "$(cat "$stamp" 2>/dev/null)" != "$want_hash" ]; then
+  reason="pyproject.toml changed"
+elif ! imports_ok; then
+  reason="a dependency is missing"
+else
+  reason=""
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -i "warning" || true
-.venv/bin/python -c "import alertd, asyncpg, aiohttp, paho.mqtt, twilio, jwt, argon2" \
-  || { echo "setup: Python dependencies did not install" >&2; exit 1; }
+if [ -n "$reason" ]; then
+  echo "setup: installing the alertd package and its dependencies into .venv ($reason)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  # pip's and setuptools' chatter goes to a log, shown only when the install fails
+  if ! .venv/bin/python -m pip install -q -e '.[test]' > .venv/setup-pip.log 2>&1 || ! imports_ok; then
+    cat .venv/setup-pip.log >&2
+    echo "setup: Python dependencies did not install (the log above is .venv/setup-pip.log)" >&2
+    exit 1
+  fi
+  echo "$want_hash" > "$stamp"
+fi

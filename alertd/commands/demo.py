@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shlex
+import sys
 from pathlib import Path
 
+import alertd
 from alertd import auth
 from alertd.clock import SystemClock
+from alertd.commands import CommandError
 from alertd.commands.core import serve
 from alertd.core.model import Location
+from alertd.demo_folder import AlreadyRunning, DemoFolder
 from alertd.demo_region import CENTRE_LAT, CENTRE_LON, responders
 from alertd.localservices import LocalMosquitto, LocalPostgres, free_port
-from alertd.service import dispatching, officers, provisioning
+from alertd.service import dispatching, enrol_codes, officers, provisioning
 from alertd.service.context import Context
 from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.settings import Settings
@@ -25,8 +30,9 @@ from alertd.store.migrate import migrate
 def register(sub) -> None:
     p = sub.add_parser("demo", help="everything on one machine: database, broker, sample region, the service")
     p.add_argument("--data-dir", type=Path, help="default ./.alertd or ALERTD_DATA_DIR")
-    p.add_argument("--no-serve", action="store_true", help="set up and print, then stop (for scripts)")
-    p.set_defaults(handler=cmd_demo)
+    p.add_argument("--no-serve", action="store_true",
+                   help="set up the data folder, print what a run prints, then stop everything (for scripts)")
+    p.set_defaults(handler=cmd_demo, needs=())
 
 
 def _secret(data_dir: Path) -> str:
@@ -53,6 +59,16 @@ async def _seed(settings: Settings) -> dict:
     finally:
         await conn.close()
     return dict(person)
+
+
+async def _enrolment_code(settings: Settings, person: dict) -> enrol_codes.EnrolmentCode:
+    """A fresh one-time code that enrols the phone app as the sample person (each run makes a new one)."""
+    conn = await connect(settings.database_url)
+    try:
+        return await enrol_codes.issue_code(conn, settings, SystemClock().now(), person_id=person["person_id"],
+                                            device_id=person["device_id"])
+    finally:
+        await conn.close()
 
 
 async def _console_accounts(settings: Settings, data_dir: Path, post: str) -> list[dict]:
@@ -89,22 +105,65 @@ async def _sample_button(settings: Settings, data_dir: Path, person_id: str) -> 
     creds = json.loads(path.read_text())
     host_port = settings.mqtt_url.split("://", 1)[1].rsplit("@", 1)[-1]
     url = f"mqtt://{creds['username']}:{creds['password']}@{host_port}"
-    return {**creds, "press": (f"python -m clients.simulator press --url {url} --device {creds['device_id']} "
-                               f"--secret {creds['hmac_secret']} --lat {CENTRE_LAT + 0.2:.5f} "
-                               f"--lon {CENTRE_LON - 0.3:.5f}")}
+    return {**creds, "press": _simulator_press(url, creds["device_id"], creds["hmac_secret"])}
+
+
+def _simulator_press(url: str, device_id: str, secret: str) -> str | None:
+    """The simulator's press line, runnable as printed from any folder: this interpreter (it has paho-mqtt) with
+    the source tree's clients/ on its path; None when alertd runs without its source tree."""
+    root = Path(alertd.__file__).resolve().parents[1]
+    if not (root / "clients" / "simulator").is_dir():
+        return None
+    argv = [sys.executable, "-m", "clients.simulator", "press", "--url", url, "--device", device_id,
+            "--secret", secret, "--lat", f"{CENTRE_LAT + 0.2:.5f}", "--lon", f"{CENTRE_LON - 0.3:.5f}"]
+    return f"PYTHONPATH={shlex.quote(str(root))} {shlex.join(argv)}"
+
+
+def _http_port(settings: Settings, recorded: int | None) -> int:
+    """ALERTD_HTTP_PORT when it is set (and free); else the last run's port when free, 8080, or any free one."""
+    if "http_port" in settings.given:
+        if free_port(settings.http_port) != settings.http_port:
+            raise CommandError(f"ALERTD_HTTP_PORT={settings.http_port} is taken by another program: stop it, or "
+                               f"unset ALERTD_HTTP_PORT and the demo picks a free port")
+        return settings.http_port
+    return free_port(recorded or 8080)
 
 
 async def cmd_demo(args, settings: Settings) -> None:
     data_dir = (args.data_dir or Path(settings.data_dir)).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    pg = LocalPostgres(data_dir / "postgres", free_port(5432)).start()
-    broker = LocalMosquitto(data_dir / "mosquitto", free_port(1883)).start()
+    folder = DemoFolder(data_dir)
+    try:
+        folder.acquire()
+    except AlreadyRunning as other:
+        where = f"serving {other.http}" if other.http else "still starting"
+        raise CommandError(f"another alertd demo is running on {data_dir} (pid {other.pid}, {where}): use that "
+                           f"one, stop it first (Ctrl-C in its terminal, or kill {other.pid}), or give this one "
+                           f"another --data-dir") from None
+    try:
+        await _run_demo(args, settings, data_dir, folder)
+    finally:
+        folder.release()
+
+
+async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder) -> None:
+    recorded = folder.ports()
+    pg = LocalPostgres(data_dir / "postgres", recorded.get("postgres", 5432))
+    broker = LocalMosquitto(data_dir / "mosquitto", recorded.get("mqtt", 1883))
+    stopped = folder.stop_orphans(pg, broker.directory / "mosquitto.conf")
+    if stopped:  # the last run was killed; they held its ports until now
+        print(f"alertd demo: stopped the {' and '.join(stopped)} a killed earlier run left behind", file=sys.stderr)
+    # the last run's ports when free, so exported settings and an enrolled phone app (tied to its origin) still work
+    pg.port, broker.port = free_port(pg.port), free_port(broker.port)
+    http_port = _http_port(settings, recorded.get("http"))
+    pg.start()
+    broker.start()
+    folder.record_mosquitto(broker.process.pid)
     try:
         admin = await connect(pg.dsn())
         if not await admin.fetchval(queries.database_exists, "alertd"):
             await admin.execute("CREATE DATABASE alertd")
         await admin.close()
-        http_port = free_port(8080)
+        folder.record_ports(postgres=pg.port, mqtt=broker.port, http=http_port)
         settings = settings.replace(
             database_url=pg.dsn("alertd"), mqtt_url=broker.url, http_host="127.0.0.1", http_port=http_port,
             public_url=f"http://127.0.0.1:{http_port}", jwt_secret=_secret(data_dir), data_dir=str(data_dir))
@@ -124,6 +183,7 @@ async def cmd_demo(args, settings: Settings) -> None:
         officer = auth.issue(settings, role="officer", sub=f"officer@{post}", ttl_s=day, now=now,
                              responder_id=post)
         console_logins = await _console_accounts(settings, data_dir, post)
+        code = await _enrolment_code(settings, person)
         button = await _sample_button(settings, data_dir, person["person_id"])
         admin_token = auth.issue(settings, role="admin", sub="admin-demo", ttl_s=day, now=now)
         engineer = auth.issue(settings, role="engineer", sub="engineer-demo", ttl_s=day, now=now)
@@ -144,12 +204,17 @@ async def cmd_demo(args, settings: Settings) -> None:
             "button": button,
             "curl": (f"curl -s -X POST {http}/v1/alerts -H 'Authorization: Bearer {device_token}' "
                      f"-H 'Content-Type: application/json' -d '{body}'"),
+            "curl_dispatches": f"curl -s -H 'Authorization: Bearer {officer}' {http}/v1/dispatches",
+            "enrolment_code": {"code": code.code, "expires_at": code.expires_at.isoformat(), "app": f"{http}/app/"},
+            "serving": not args.no_serve,
+            "data_dir": str(data_dir),
         }
         stop = asyncio.Event()
         if args.no_serve:
             stop.set()
 
         def on_ready() -> None:
+            folder.announce(http)
             _announce(doc, args.json)
 
         await serve(settings, stop=stop, on_ready=on_ready)
@@ -162,18 +227,31 @@ def _announce(doc: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(doc, indent=2), flush=True)
         return
-    print("alertd demo is running (Ctrl-C stops it)\n")
+    if doc["serving"]:
+        print("alertd demo is running (Ctrl-C stops it)\n")
+    else:
+        print(f"alertd demo is set up in {doc['data_dir']} but not running (--no-serve): its database, broker and "
+              f"service are stopped again, so the URLs below answer only while `alertd demo` runs.\n")
     for name, url in doc["urls"].items():
         print(f"  {name:9} {url}")
     print("\nPoint other alertd commands at this demo:")
     for k, v in doc["env"].items():
-        print(f"  export {k}='{v}'")
+        print(f"  export {k}={shlex.quote(v)}")
     print(f"\nConsole sign-ins at {doc['urls']['console']}:")
     for login in doc["console_logins"]:
         print(f"  {login['role'] + ':':<12} {login['username']} / {login['password']}")
     print(f"\nSample person {doc['person']['person_id']} (PIN 1234, duress PIN 9999)")
+    code = doc["enrolment_code"]
+    print(f"  phone app: open {code['app']} and enrol it with the code {code['code']} "
+          f"(one use, until {code['expires_at'][:16].replace('T', ' ')} UTC; "
+          f"`alertd people enrolment-code --person {doc['person']['person_id']}` makes a new one)")
     for role, token in doc["tokens"].items():
         print(f"  {role} token: {token}")
-    print("\nRaise an alert:\n  " + doc["curl"])
-    print(f"\nPress the sample button {doc['button']['device_id']} (simulator):\n  " + doc["button"]["press"] + "\n",
-          flush=True)
+    print("\nRaise an alert as the sample person:\n  " + doc["curl"])
+    print(f"\nSee it dispatched, as the sample officer of {doc['officer_responder']}:\n  " + doc["curl_dispatches"])
+    if doc["button"]["press"]:
+        print(f"\nPress the sample button {doc['button']['device_id']} (simulator):\n  " + doc["button"]["press"])
+    else:
+        print(f"\nThe sample button {doc['button']['device_id']}: the simulator (clients/simulator) comes with the "
+              f"source tree, not with an installed alertd")
+    print(flush=True)
