@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -22,6 +23,23 @@ from alertd.localservices import free_port
 
 ALERTD = Path(sys.executable).parent / "alertd"
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def homes():
+    """Makes her home folders outside pytest's tmp root: a pytest starting elsewhere on the machine resets that root
+    to mode 0700, and PostgreSQL (its own user) could no longer reach a data folder inside it."""
+    made = []
+
+    def make() -> Path:
+        path = Path(tempfile.mkdtemp(prefix="alertd-newcomer-"))
+        path.chmod(0o755)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def newcomer_env(home: Path, **settings: str) -> dict[str, str]:
@@ -77,9 +95,9 @@ def stop(process: subprocess.Popen) -> int:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(homes):
     """One demo started as she starts it, in a folder of her own, with ALERTD_HTTP_PORT set."""
-    home = tmp_path_factory.mktemp("newcomer")
+    home = homes()
     http_port = free_port()
     env = newcomer_env(home, ALERTD_HTTP_PORT=str(http_port))
     process = start_demo(home, env)
@@ -177,10 +195,10 @@ def _ports(text: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(homes):
     """A data folder set up the way a script sets one up: `scripts/demo.sh --json --no-serve` (setup.sh has run
     once before, as it has on any machine where the suite runs)."""
-    home = tmp_path_factory.mktemp("scripted")
+    home = homes()
     env = newcomer_env(home)
     setup = subprocess.run([str(REPO / "scripts/setup.sh")], env=env, capture_output=True, text=True, timeout=900)
     assert setup.returncode == 0, setup.stderr
@@ -239,3 +257,16 @@ def test_after_a_kill_9_a_restart_stops_the_orphans_and_keeps_the_ports(prepared
     assert again.stdout.startswith(f"alertd demo is set up in {data} but not running (--no-serve)")
     assert _ports(again.stdout) == recorded  # the orphans' ports, free again, taken again
     assert not any(_listening(p) for p in recorded.values())
+
+
+def test_the_readme_quick_start_shows_what_the_demo_prints(demo):
+    """Every line of the README's excerpt is printed, in that order (… stands for what differs per run)."""
+    readme = (REPO / "README.md").read_text()
+    excerpt = readme.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    printed = demo["text"].replace(f"127.0.0.1:{demo['http_port']}", "127.0.0.1:8080").splitlines()
+    at = 0
+    for line in filter(None, excerpt):
+        pattern = re.compile(".*?".join(re.escape(part) for part in line.split("…")) + "$")
+        found = next((i for i in range(at, len(printed)) if pattern.match(printed[i])), None)
+        assert found is not None, f"the README shows a line the demo does not print: {line!r}"
+        at = found + 1

@@ -4,8 +4,10 @@ nothing but her own environment): one clear line naming the setting and what to 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -185,3 +187,32 @@ def test_help_texts_name_the_environment_and_every_option(tmp_path):
         assert f"{option} {said}" in enrol, option
     text = alertd("responders", "import", "--help", env=env, cwd=tmp_path).stdout
     assert "jurisdiction" in text and "on_duty" in text and "semicolon" in text
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "alertd") -> dict[str, argparse.ArgumentParser]:
+    """Every command the parser runs ("alertd buttons provision" -> its parser), walking its subcommands."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return {prefix: parser}
+    found = {}
+    for name, sub in subs[0].choices.items():
+        found.update(_commands(sub, f"{prefix} {name}"))
+    return found
+
+
+def test_the_readme_command_table_lists_every_command_as_it_is_called():
+    """In process (the parser `alertd` runs), as thirty `--help` subprocesses would take a minute."""
+    from alertd.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    listed = [cmd for line in table.splitlines() if line.startswith("| `alertd")
+              for cmd in re.findall(r"`(alertd [^`]+)`", line.split(" | ")[0])]
+    commands = _commands(build_parser())
+    for name in commands:
+        assert any(c == name or c.startswith(name + " ") for c in listed), f"README's table lacks {name}"
+    for cmd in listed:  # and each form the table shows is one the command takes, options included
+        name = max((n for n in commands if cmd == n or cmd.startswith(n + " ")), key=len, default=None)
+        assert name, f"README shows {cmd}, which alertd does not have"
+        for option in re.findall(r"--[a-z-]+", cmd):
+            assert option in commands[name].format_help(), f"{cmd}: {option}"
