@@ -8,20 +8,21 @@ from alertd.settings import Settings
 
 
 def register(sub) -> None:
+    # needs=(): these read and write the keys file only, no database (the command line checks nothing else first)
     p = sub.add_parser("keys", help="JWT signing keys (ALERTD_JWT_KEYS_FILE): rotate without logging anyone out")
     ksub = p.add_subparsers(dest="action", required=True)
     rot = ksub.add_parser("rotate", help="add a new key and sign with it; older keys stay accepted")
     rot.add_argument("--accept-only", action="store_true",
                      help="add the key without signing with it yet (step 1 of a rotation across several instances)")
-    rot.set_defaults(handler=cmd_rotate)
+    rot.set_defaults(handler=cmd_rotate, needs=())
     use = ksub.add_parser("use", help="sign with this accepted key from now on")
     use.add_argument("kid")
-    use.set_defaults(handler=cmd_use)
+    use.set_defaults(handler=cmd_use, needs=())
     ret = ksub.add_parser("retire", help="stop accepting a key (after the longest token life has passed)")
     ret.add_argument("kid")
-    ret.set_defaults(handler=cmd_retire)
+    ret.set_defaults(handler=cmd_retire, needs=())
     ls = ksub.add_parser("list", help="key ids, and which one signs (never the secrets)")
-    ls.set_defaults(handler=cmd_list)
+    ls.set_defaults(handler=cmd_list, needs=())
 
 
 def _path(settings: Settings) -> str:
