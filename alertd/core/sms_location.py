@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from alertd.core.model import Invalid, Location
+from alertd.core.validate import believed
 
 METRES_PER_DEGREE = 111_320.0
 MIN_TEXT_ACCURACY_M = 30.0  # a typed or linked coordinate is never better than a phone's fix
-MAX_FUTURE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,15 @@ def _float(value: str) -> float:
 
 
 def _aml_time(top: str | None, now: datetime) -> datetime:
-    """AML's time of positioning (YYYYMMDDhhmmss, UTC); the receive time when missing, malformed or in the future."""
+    """AML's time of positioning (YYYYMMDDhhmmss, UTC); the receive time when missing, malformed or outside the
+    clock rule's window (validate.believed)."""
     if not top:
         return now
     try:
         when = datetime.strptime(top.strip(), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         return now
-    return now if when > now + MAX_FUTURE else when
+    return believed(when, now)
 
 
 # --- maps links and geo: URIs -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from alertd.core.validate import Obj, Text
 from alertd.http.errors import ApiError, json_body
 from alertd.http.keys import CTX, POOL
 from alertd.http.security import principal
@@ -12,6 +13,7 @@ from alertd.service import provisioning
 
 routes = web.RouteTableDef()
 ENGINEERS = ("engineer", "admin")
+NEW_BUTTON = Obj({"person_id": Text(1, 100), "caseworker_id": Text(1, 100)}, required=("person_id",))
 
 
 async def _with_broker(request: web.Request, action, *args, **kwargs) -> dict:
@@ -27,13 +29,9 @@ async def _with_broker(request: web.Request, action, *args, **kwargs) -> dict:
 @routes.post("/v1/buttons")
 async def provision(request: web.Request) -> web.Response:
     await principal(request, *ENGINEERS)
-    body = await json_body(request)
-    person_id = body.get("person_id") if isinstance(body, dict) else None
-    caseworker = body.get("caseworker_id") if isinstance(body, dict) else None
-    if not isinstance(person_id, str) or (caseworker is not None and not isinstance(caseworker, str)):
-        raise ApiError(400, "malformed", "person_id (and optionally caseworker_id) must be strings")
-    creds = await _with_broker(request, provisioning.provision_button, person_id=person_id,
-                               caseworker_id=caseworker)
+    body = await json_body(request, NEW_BUTTON)
+    creds = await _with_broker(request, provisioning.provision_button, person_id=body["person_id"],
+                               caseworker_id=body["caseworker_id"])
     return web.json_response(creds.as_json(), status=201, headers={"Cache-Control": "no-store"})
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from alertd.core.validate import Boolean, Choice, Obj, Text
 from alertd.http.errors import ApiError, error_response, json_body
 from alertd.http.keys import CTX, POOL
 from alertd.http.security import client_address, principal
@@ -34,6 +35,17 @@ SECURITY_HEADERS = {
 NO_STORE = {"Cache-Control": "no-store"}
 _ASSET = re.compile(r"^[a-z0-9_-]+(/[a-z0-9_-]+)*(\.[a-z0-9]+)+$", re.IGNORECASE)
 _TILE = re.compile(r"^\d{1,2}/\d{1,7}/\d{1,7}\.png$")
+
+SIGN_IN = Obj({"username": Text(0, 256), "password": Text(0, 1024)}, required=("username", "password"))
+LANGUAGE = Obj({"language": Choice(officers.LANGUAGES)}, required=("language",))
+# A reason is 3 to 500 characters, at least one of them not blank: it is read in the audit log.
+REVEAL = Obj({"reason": Text(3, 500, pattern=r"[^\u0000]*[^\u0000 \t\n\r][^\u0000]*")}, required=("reason",))
+REGION = Text(1, 100)
+_ACCOUNT = {"password": Text(10, 256), "responder_id": Text(1, 100), "role": Choice(officers.ROLES),
+            "language": Choice(officers.LANGUAGES)}
+NEW_ACCOUNT = Obj({"username": Text(2, 63, pattern=r"[A-Za-z0-9][A-Za-z0-9._@-]{1,62}"), **_ACCOUNT},
+                  required=("username", "password", "responder_id"))
+ACCOUNT_CHANGE = Obj({**_ACCOUNT, "disabled": Boolean()})
 
 
 @lru_cache(maxsize=1)
@@ -98,11 +110,8 @@ def _signed_in(result: officers.SignedIn, now) -> web.Response:
 
 @routes.post("/console/api/session")
 async def sign_in(request: web.Request) -> web.Response:
-    body = await json_body(request)
-    username = body.get("username") if isinstance(body, dict) else None
-    password = body.get("password") if isinstance(body, dict) else None
-    if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
-        raise ApiError(400, "malformed", "username and password are required")
+    body = await json_body(request, SIGN_IN)
+    username, password = body["username"], body["password"]
     ctx = request.app[CTX]
     try:
         result = await officers.sign_in(request.app[POOL], ctx, username, password, client_address(request))
@@ -146,10 +155,7 @@ async def me(request: web.Request) -> web.Response:
 @routes.patch("/console/api/me")
 async def set_language(request: web.Request) -> web.Response:
     who = await principal(request, *officers.ROLES)
-    body = await json_body(request)
-    language = body.get("language") if isinstance(body, dict) else None
-    if language not in officers.LANGUAGES:
-        raise ApiError(400, "malformed", f"language must be one of {', '.join(officers.LANGUAGES)}")
+    language = (await json_body(request, LANGUAGE))["language"]
     async with request.app[POOL].acquire() as conn:
         account = await officers.update(conn, request.app[CTX].clock.now(), who.sub, language=language)
     return _json({"officer": account})
@@ -184,6 +190,7 @@ async def region(request: web.Request) -> web.Response:
     name = who.region if who.role == "supervisor" else request.query.get("region")
     if not name:
         raise ApiError(400, "malformed", "a region is required")
+    name = REGION.parse(name, "region")
     return _json(await officers.region_view(request.app[POOL], request.app[CTX].clock.now(), name))
 
 
@@ -191,10 +198,7 @@ async def region(request: web.Request) -> web.Response:
 async def reveal(request: web.Request) -> web.Response:
     """Admin only: the survivor's phone numbers, with a reason; the reveal is in the audit log."""
     who = await principal(request, "admin")
-    body = await json_body(request)
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str) or not 3 <= len(reason.strip()) <= 500:
-        raise ApiError(400, "malformed", "a reason (3 to 500 characters) is required")
+    reason = (await json_body(request, REVEAL))["reason"]
     result = await officers.reveal_contact(request.app[POOL], request.app[CTX].clock.now(), actor=who.actor,
                                            alert_id=request.match_info["id"], reason=reason.strip())
     return _json(result)
@@ -207,24 +211,14 @@ async def list_officers(request: web.Request) -> web.Response:
         return _json({"items": await officers.list_all(conn)})
 
 
-def _fields(body, *names: str, types=(str,)) -> dict:
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed", "body must be a JSON object")
-    out = {}
-    for name in names:
-        if name in body and body[name] is not None:
-            if not isinstance(body[name], types) or isinstance(body[name], bool) != (types == (bool,)):
-                raise ApiError(400, "malformed", f"{name} has the wrong type")
-            out[name] = body[name]
-    return out
+def _given(fields: dict) -> dict:
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 @routes.post("/console/api/officers")
 async def add_officer(request: web.Request) -> web.Response:
     who = await principal(request, "admin")
-    fields = _fields(await json_body(request), "username", "password", "responder_id", "role", "language")
-    if not {"username", "password", "responder_id"} <= fields.keys():
-        raise ApiError(400, "malformed", "username, password and responder_id are required")
+    fields = _given(await json_body(request, NEW_ACCOUNT))
     now = request.app[CTX].clock.now()
     async with request.app[POOL].acquire() as conn:
         account = await officers.add(conn, now, **fields)
@@ -237,9 +231,7 @@ async def add_officer(request: web.Request) -> web.Response:
 @routes.patch("/console/api/officers/{username}")
 async def change_officer(request: web.Request) -> web.Response:
     who = await principal(request, "admin")
-    body = await json_body(request)
-    fields = _fields(body, "password", "responder_id", "role", "language")
-    fields.update(_fields(body, "disabled", types=(bool,)))
+    fields = _given(await json_body(request, ACCOUNT_CHANGE))
     now = request.app[CTX].clock.now()
     username = request.match_info["username"]
     async with request.app[POOL].acquire() as conn:

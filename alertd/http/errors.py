@@ -1,15 +1,22 @@
-"""Errors as the contract says: JSON {error: {code, message}} with the right status."""
+"""Errors as the contract says: JSON {error: {code, message}} with the right status, never cached; every refusal
+of a malformed request is recorded as a security event."""
 
 from __future__ import annotations
 
-import json
 import logging
+from typing import Any
 
 from aiohttp import web
 
+from alertd.core import validate
 from alertd.core.model import DomainError
+from alertd.http.keys import CTX, POOL
+from alertd.service.timeline import security_event
 
 log = logging.getLogger("alertd.http")
+NO_STORE = {"Cache-Control": "no-store"}
+# Refusals of what was sent (not of who sent it: 401/403 are recorded where the token or signature is checked).
+RECORDED = {400: "malformed_request", 413: "too_large"}
 
 
 class ApiError(Exception):
@@ -19,7 +26,20 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers={**NO_STORE, **(headers or {})})
+
+
+async def _record(request: web.Request, status: int, code: str, message: str) -> None:
+    """A malformed request changes nothing but its security event (kept even if it cannot be written)."""
+    try:
+        ctx = request.app[CTX]
+        async with request.app[POOL].acquire() as conn:
+            await security_event(conn, ctx.clock.now(), RECORDED[status], f"http:{request.remote}",
+                                 method=request.method, path=validate.printable(request.path), code=code,
+                                 reason=validate.printable(message))
+    except Exception:
+        log.exception("could not record a refused request", extra={"fields": {"status": status}})
 
 
 @web.middleware
@@ -27,25 +47,24 @@ async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        status, code, message, headers = exc.status, exc.code, exc.message, exc.headers or {}
     except DomainError as exc:
-        return error_response(exc.status, exc.code, exc.message)
+        status, code, message, headers = exc.status, exc.code, exc.message, {}
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        status, message = exc.status, exc.reason
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
     except Exception:
-        log.exception("unhandled error", extra={"fields": {"path": request.path}})
+        log.exception("unhandled error", extra={"fields": {"path": validate.printable(request.path)}})
         return error_response(500, "internal", "internal error")
+    if status in RECORDED:
+        await _record(request, status, code, message)
+    return error_response(status, code, message, headers)
 
 
-async def json_body(request: web.Request) -> dict | list:
-    """The request's JSON body, or a 400 that says what is wrong."""
-    try:
-        body = await request.json(loads=json.loads)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "malformed", "body is not valid JSON") from None
-    if not isinstance(body, dict | list):
-        raise ApiError(400, "malformed", "body must be a JSON object")
-    return body
+async def json_body(request: web.Request, shape: validate.Obj | None = None) -> Any:
+    """The request's JSON body (checked by validate.document, then by `shape` when given), or a 400."""
+    body = validate.document(await request.read())
+    return shape.parse(body) if shape is not None else body

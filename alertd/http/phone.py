@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
-from alertd.core.model import LOCATION_SOURCES, Invalid, Location
-from alertd.http.errors import ApiError, json_body
+from alertd.core import validate
+from alertd.core.model import LOCATION_SOURCES, Location
+from alertd.core.validate import Choice, Number, Obj, Text, Timestamp
+from alertd.http.errors import json_body
 from alertd.http.keys import CTX, INTAKE, METRICS, POOL
 from alertd.http.security import client_address, principal
 from alertd.service import cancelling, intake
@@ -16,58 +19,60 @@ from alertd.service.intake import NewAlert
 routes = web.RouteTableDef()
 MAX_FIXES = 100
 
-
-def _time(value, name: str, default: datetime | None = None) -> datetime:
-    if value is None and default is not None:
-        return default
-    if not isinstance(value, str):
-        raise ApiError(400, "malformed", f"{name} must be an ISO 8601 timestamp")
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "malformed", f"{name} is not an ISO 8601 timestamp") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _number(doc: dict, name: str, required: bool = True) -> float | None:
-    value = doc.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ApiError(400, "malformed", f"location.{name} must be a number")
-    return float(value)
+FIX = Obj({
+    "lat": Number(-90, 90), "lon": Number(-180, 180), "accuracy_m": Number(0, 1_000_000),
+    "fix_time": Timestamp(description="when the fix was taken; outside the clock rule's window, the receive time"),
+    "source": Choice(LOCATION_SOURCES),
+}, required=("lat", "lon"), defaults={"source": "gps"})
+NEW_ALERT = Obj({
+    "client_alert_id": Text(1, 100),
+    "triggered_at": Timestamp(description="when she pressed; outside the clock rule's window, the receive time"),
+    "location": FIX,
+}, required=("client_alert_id",))
+CANCEL = Obj({"pin": Text(0, 64)}, required=("pin",))
 
 
-def parse_location(doc, now: datetime) -> Location:
-    if not isinstance(doc, dict):
-        raise ApiError(400, "malformed", "location must be an object")
-    source = doc.get("source", "gps")
-    if source not in LOCATION_SOURCES:
-        raise ApiError(400, "malformed", f"location.source must be one of {', '.join(LOCATION_SOURCES)}")
-    try:
-        return Location(lat=_number(doc, "lat"), lon=_number(doc, "lon"),
-                        accuracy_m=_number(doc, "accuracy_m", required=False), source=source,
-                        fix_time=_time(doc.get("fix_time"), "location.fix_time", default=now))
-    except Invalid as exc:
-        raise ApiError(400, "malformed", exc.message) from None
+class Fixes(validate.Field):
+    """One fix, a list of fixes, or {fixes: [...]} (what the app's offline queue sends)."""
+
+    def parse(self, value: Any, name: str = "body") -> list[dict]:
+        if isinstance(value, list):
+            return self._many(value, name)
+        if isinstance(value, dict) and "fixes" in value:
+            return self._many(value["fixes"], "fixes")
+        return [FIX.parse(value, name)]
+
+    def _many(self, value: Any, name: str) -> list[dict]:
+        return validate.ListOf(FIX, 1, MAX_FIXES).parse(value, name)
+
+    def json_schema(self) -> dict:
+        many = validate.ListOf(FIX, 1, MAX_FIXES).schema()
+        return {"oneOf": [{**FIX.schema(), "not": {"required": ["fixes"]}}, many,
+                          {"type": "object", "required": ["fixes"], "properties": {"fixes": many}}]}
+
+
+FIXES = Fixes()
+
+
+def to_location(fix: dict, now: datetime) -> Location:
+    """A parsed FIX as the core's Location, its time under the clock rule."""
+    return Location(lat=fix["lat"], lon=fix["lon"], accuracy_m=fix["accuracy_m"], source=fix["source"],
+                    fix_time=validate.believed(fix["fix_time"], now))
 
 
 @routes.post("/v1/alerts")
 async def raise_alert(request: web.Request) -> web.Response:
     who = await principal(request, "device", allow_expired_device=True)  # a stale token still raises her alert
     ctx = request.app[CTX]
-    body = await json_body(request)
+    body = await json_body(request, NEW_ALERT)
     now = ctx.clock.now()
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed", "body must be a JSON object")
-    client_alert_id = body.get("client_alert_id")
-    if not isinstance(client_alert_id, str) or not 1 <= len(client_alert_id) <= 100:
-        raise ApiError(400, "malformed", "client_alert_id must be a string of 1 to 100 characters")
-    triggered_at = _time(body.get("triggered_at"), "triggered_at", default=now)
-    location = parse_location(body["location"], now) if body.get("location") is not None else None
+    claimed = body["triggered_at"]
+    triggered_at = validate.believed(claimed, now)
+    details = {} if claimed is None or claimed == triggered_at else {"client_time": "ignored"}
+    location = to_location(body["location"], now) if body["location"] is not None else None
     raised = await request.app[INTAKE].submit(NewAlert(
-        person_id=who.person_id, device_id=who.device_id, channel="app", client_alert_id=client_alert_id,
-        triggered_at=triggered_at, location=location, stale_token=who.expired))
+        person_id=who.person_id, device_id=who.device_id, channel="app", client_alert_id=body["client_alert_id"],
+        triggered_at=triggered_at, location=location, stale_token=who.expired, details=details))
     request.app[METRICS].alerts_received.labels("app", raised.made).inc()
     # A repeat joining her open alert is answered as an alert (201, that alert's id): her alert is never refused.
     return web.json_response({"alert_id": raised.alert_id, "status": raised.status},
@@ -80,10 +85,7 @@ async def add_locations(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await json_body(request)
     now = ctx.clock.now()
-    docs = body if isinstance(body, list) else body.get("fixes", [body]) if isinstance(body, dict) else None
-    if not isinstance(docs, list) or not 1 <= len(docs) <= MAX_FIXES:
-        raise ApiError(400, "malformed", f"send one fix or a list of 1 to {MAX_FIXES} fixes")
-    fixes = [parse_location(d, now) for d in docs]
+    fixes = [to_location(f, now) for f in FIXES.parse(body)]
     result = await intake.add_locations(request.app[POOL], ctx, alert_id=request.match_info["id"],
                                         person_id=who.person_id, fixes=fixes, device_id=who.device_id,
                                         stale_token=who.expired, source=f"http:{client_address(request)}")
@@ -93,11 +95,9 @@ async def add_locations(request: web.Request) -> web.Response:
 @routes.post("/v1/alerts/{id}/cancel")
 async def cancel(request: web.Request) -> web.Response:
     who = await principal(request, "device", allow_expired_device=True)  # only its own alert (see cancelling)
-    body = await json_body(request)
-    pin = body.get("pin") if isinstance(body, dict) else None
-    if not isinstance(pin, str) or not 1 <= len(pin) <= 64:
-        raise ApiError(400, "malformed", "pin must be a string")
+    pin = (await json_body(request, CANCEL))["pin"]
     result = await cancelling.cancel(request.app[POOL], request.app[CTX], alert_id=request.match_info["id"],
                                      person_id=who.person_id, pin=pin, source=f"http:{client_address(request)}",
                                      device_id=who.device_id, stale_token=who.expired)
     return web.json_response(result)
+

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from alertd.core.validate import Obj, Text
 from alertd.http.errors import ApiError, json_body
 from alertd.http.keys import CTX, POOL
 from alertd.http.security import client_address
@@ -17,6 +18,7 @@ from alertd.service import enrol_codes
 from alertd.service.timeline import security_event
 
 routes = web.RouteTableDef()
+ENROL = Obj({"code": Text(1, 32)}, required=("code",))
 APP_DIR = Path(__file__).resolve().parents[2] / "clients" / "phone"
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -97,10 +99,7 @@ async def app_file(request: web.Request) -> web.Response:
 async def enrol(request: web.Request) -> web.Response:
     """Exchange a one-time enrolment code for the phone's device token (no bearer token needed)."""
     ctx = request.app[CTX]
-    body = await json_body(request)
-    code = body.get("code") if isinstance(body, dict) else None
-    if not isinstance(code, str) or not 1 <= len(code) <= 32:
-        raise ApiError(400, "malformed", "code must be a string")
+    code = (await json_body(request, ENROL))["code"]
     now = ctx.clock.now()
     async with request.app[POOL].acquire() as conn:
         redeemed = await enrol_codes.redeem(conn, ctx.settings, now, code)

@@ -14,6 +14,8 @@ from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADE
 from twilio.twiml.messaging_response import MessagingResponse
 
 from alertd.channels.sms import delivery, inbound
+from alertd.core import validate
+from alertd.core.validate import Malformed, Text, form_text
 from alertd.http.errors import ApiError
 from alertd.http.keys import CTX, METRICS, NOTIFIERS, POOL
 from alertd.http.security import client_address, principal
@@ -24,6 +26,12 @@ routes = web.RouteTableDef()
 MAX_BODY_CHARS = 1600  # Twilio's own limit for a concatenated SMS
 EMPTY_TWIML = str(MessagingResponse())
 TRIAGE_PAGE = 200
+# The form fields read, through the same rules as every channel's strings; a Body is her words and is never
+# refused (what PostgreSQL cannot store in it is replaced by U+FFFD), every other field is.
+SID = Text(1, 64)
+PHONE = Text(1, 64)
+STATUS = Text(1, 32)
+ERROR_CODE = Text(0, 16)
 
 
 def setup(app: web.Application) -> None:
@@ -53,7 +61,10 @@ async def signed_form(request: web.Request) -> MultiDictProxy:
     """The form Twilio posted, or 403 (recorded as a security event) when its signature does not verify."""
     ctx = request.app[CTX]
     settings = ctx.settings
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, ValueError):
+        raise Malformed("body", "is not UTF-8 form data") from None
     signature = request.headers.get(SIGNATURE_HEADER)
     tokens = [t for t in (settings.twilio_auth_token, settings.twilio_auth_token_secondary) if t]
     url = settings.public_url.rstrip("/") + request.path_qs
@@ -72,15 +83,20 @@ async def signed_form(request: web.Request) -> MultiDictProxy:
     raise ApiError(403, "forbidden", "invalid Twilio signature")
 
 
+def _sid(form) -> str:
+    sid = form_text(form, "MessageSid", SID) or form_text(form, "SmsSid", SID)
+    if sid is None:
+        raise Malformed("MessageSid", "is required")
+    return sid
+
+
 @routes.post("/v1/sms/inbound")
 async def sms_inbound(request: web.Request) -> web.Response:
     form = await signed_form(request)
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    sender = form.get("From")
-    if not isinstance(sid, str) or not sid or not isinstance(sender, str) or not sender:
-        raise ApiError(400, "malformed", "MessageSid and From are required")
+    sid = _sid(form)
+    sender = form_text(form, "From", PHONE, required=True)
     body = form.get("Body")
-    text = body[:MAX_BODY_CHARS] if isinstance(body, str) else ""
+    text = validate.storable_text(body[:MAX_BODY_CHARS]) if isinstance(body, str) else ""
     sms = inbound.InboundSms(sid=sid, sender=sender.strip(), body=text)
     outcome = await inbound.handle(request.app[POOL], request.app[CTX], sms)
     if outcome.kind in ("raised", "added", "duplicate"):
@@ -91,14 +107,21 @@ async def sms_inbound(request: web.Request) -> web.Response:
 @routes.post("/v1/sms/status")
 async def sms_status(request: web.Request) -> web.Response:
     form = await signed_form(request)
-    sid = form.get("MessageSid") or form.get("SmsSid")
-    status = form.get("MessageStatus") or form.get("SmsStatus")
-    if not isinstance(sid, str) or not sid or not isinstance(status, str) or not status:
-        raise ApiError(400, "malformed", "MessageSid and MessageStatus are required")
-    error_code = form.get("ErrorCode")
-    await delivery.record_status(request.app[POOL], request.app[CTX], sid, status.lower(),
-                                 error_code if isinstance(error_code, str) and error_code else None)
+    sid = _sid(form)
+    status = form_text(form, "MessageStatus", STATUS) or form_text(form, "SmsStatus", STATUS)
+    if status is None:
+        raise Malformed("MessageStatus", "is required")
+    error_code = form_text(form, "ErrorCode", ERROR_CODE)
+    await delivery.record_status(request.app[POOL], request.app[CTX], sid, status.lower(), error_code)
     return twiml(None)
+
+
+def _triage_id(text: str) -> int | None:
+    """A triage id from the path (a bigint), or None for anything else: the same 404 as an unknown one."""
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value < 2**63 else None
 
 
 @routes.get("/v1/sms/triage")
@@ -119,10 +142,9 @@ async def triage_queue(request: web.Request) -> web.Response:
 async def triage_resolve(request: web.Request) -> web.Response:
     who = await principal(request, "supervisor", "admin")
     ctx = request.app[CTX]
-    try:
-        triage_id = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such triage message") from None
+    triage_id = _triage_id(request.match_info["id"])
+    if triage_id is None:
+        raise ApiError(404, "not_found", "no such triage message")
     async with request.app[POOL].acquire() as conn, conn.transaction():
         if await conn.fetchval(queries.sms_triage_resolve, triage_id, ctx.clock.now()) is None:
             raise ApiError(404, "not_found", "no such open triage message")
