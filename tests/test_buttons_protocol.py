@@ -46,8 +46,9 @@ def test_forged_stale_and_malformed_messages_are_refused():
         protocol.check_button(protocol.parse_button("B-1", "press", payload), SECRET, NOW + 601)
     assert stale.value.kind == "stale_ts"
     for bad in (b"{", b"null", b'"x"', json.dumps({**body, "seq": 0}).encode(), json.dumps({**body, "seq": True}).encode(),
-                json.dumps({**body, "mac": "short"}).encode(), json.dumps({**body, "loc": {"lat": 91, "lon": 0}}).encode(),
-                json.dumps({**body, "bat": 2}).encode(), json.dumps({**body, "cell": {"mcc": 401}}).encode()):
+                json.dumps({**body, "mac": "short"}).encode(), json.dumps({**body, "ts": "now"}).encode(),
+                b"[" * 100_000 + b"]" * 100_000, json.dumps(body).replace('"seq": 7', '"seq": ' + "7" * 5000).encode(),
+                json.dumps({**body, "mac": "\x00" * 64}).encode(), b'{"seq": NaN}', b"\xff"):
         with pytest.raises(Refused) as refused:
             protocol.parse_button("B-1", "press", bad)
         assert refused.value.kind == "malformed_payload"
@@ -56,6 +57,23 @@ def test_forged_stale_and_malformed_messages_are_refused():
     for topic in ("alertd/v1/buttons//press", "alertd/v2/buttons/B-1/press", "x/y"):
         with pytest.raises(Refused):
             protocol.split_topic(topic)
+
+
+def test_a_press_with_an_auxiliary_field_out_of_range_is_kept_and_the_field_named_unusable():
+    """bat, loc and cell only help to locate and supervise: a bad one never sinks a panic press."""
+    _t, payload = firmware.message("B-1", SECRET, "press", 7, NOW)
+    body = json.loads(payload)
+    for extra, unusable in (({"bat": 90}, ("bat",)), ({"bat": 2}, ("bat",)), ({"loc": {"lat": 91, "lon": 0}}, ("loc",)),
+                            ({"cell": {"mcc": 401}}, ("cell",)), ({"bat": 10**400, "loc": "here"}, ("bat", "loc")),
+                            ({"bat": 0.5, "loc": {"lat": 50.0, "lon": 70.0, "acc": -1}}, ("loc",))):
+        message = protocol.parse_button("B-1", "press", json.dumps({**body, **extra}).encode())
+        protocol.check_button(message, SECRET, NOW)  # the MAC and ts still decide that it is authentic
+        assert message.unusable == unusable, extra
+        assert message.gps is None and message.cell is None
+    assert protocol.parse_button("B-1", "press", json.dumps({**body, "bat": 0.5}).encode()).battery == 0.5
+    with pytest.raises(Refused):  # and a forged one is still refused, whatever else it carries
+        protocol.check_button(protocol.parse_button("B-1", "press", json.dumps({**body, "bat": 90}).encode()),
+                              "cd" * 32, NOW)
 
 
 def test_unit_payloads():

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+from alertd.core import validate
+from alertd.core.validate import Integer, Malformed, Number, Obj, Text
 
 PREFIX = "alertd/v1"
 BUTTON_EVENTS = ("press", "heartbeat")
 UNIT_EVENTS = ("location", "ack")
-MAX_SKEW_S = 600  # a ts further than this from the service's clock is refused
+MAX_SKEW_S = int(validate.MAX_AHEAD.total_seconds())  # a ts further than this from the service's clock is refused
 MAX_SEQ = 2**53   # what a JSON number holds exactly
 # Shared subscriptions: several `alertd serve` split the messages; leaves are named so the service never
 # receives its own acks and dispatches back.
@@ -62,6 +64,7 @@ class ButtonMessage:
     battery: float | None = None
     gps: tuple[float, float, float | None] | None = None  # lat, lon, accuracy in metres
     cell: tuple[int, int, int, int] | None = None        # mcc, mnc, lac, cid
+    unusable: tuple[str, ...] = ()  # optional fields present but out of range or malformed: left out
 
     @property
     def sent_at(self) -> datetime:
@@ -71,57 +74,64 @@ class ButtonMessage:
 
 def _json_object(payload: bytes) -> dict:
     try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused("malformed_payload", "payload is not JSON") from None
+        body = validate.document(payload, "payload")
+    except Malformed as exc:
+        raise Refused("malformed_payload", exc.message) from None
     if not isinstance(body, dict):
         raise Refused("malformed_payload", "payload must be a JSON object")
     return body
 
 
-def _int(body: dict, key: str, low: int, high: int) -> int:
-    value = body.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise Refused("malformed_payload", f"{key} must be an integer in [{low}, {high}]")
-    return value
+def _required(kind: validate.Field, value: Any, name: str):
+    try:
+        return kind.parse(value, name)
+    except Malformed as exc:
+        raise Refused("malformed_payload", exc.message) from None
 
 
-def _number(value, key: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise Refused("malformed_payload", f"{key} must be a number in [{low}, {high}]")
-    return float(value)
+SEQ = Integer(1, MAX_SEQ)
+TS = Integer(0, MAX_SEQ)
+MAC = Text(64, 64, pattern="[0-9a-fA-F]{64}")
+BATTERY = Number(0.0, 1.0)
+GPS = Obj({"lat": Number(-90, 90), "lon": Number(-180, 180), "acc": Number(0, 1_000_000)}, required=("lat", "lon"))
+CELL = Obj({"mcc": Integer(0, 999), "mnc": Integer(0, 999), "lac": Integer(0, 2**32), "cid": Integer(0, 2**40)},
+           required=("mcc", "mnc", "lac", "cid"))
 
 
 def parse_button(device_id: str, event: str, payload: bytes) -> ButtonMessage:
-    """Check the shape of a press or heartbeat (not yet its MAC, time or seq)."""
+    """Check the shape of a press or heartbeat (not yet its MAC, time or seq).
+
+    seq, ts and mac decide whether the message is authentic, so a message without them is refused. The other
+    fields only help: one that is out of range or malformed (`"bat": 90`, a percentage) is left out and named in
+    `unusable`, and the press still raises its alert.
+    """
     if event not in BUTTON_EVENTS:
         raise Refused("bad_topic", f"unknown button event {event!r}")
     body = _json_object(payload)
-    seq = _int(body, "seq", 1, MAX_SEQ)
-    ts = _int(body, "ts", 0, MAX_SEQ)
-    tag = body.get("mac")
-    if not isinstance(tag, str) or len(tag) != 64:
-        raise Refused("malformed_payload", "mac must be 64 hex characters")
-    battery = body.get("bat")
-    if battery is not None:
-        battery = _number(battery, "bat", 0.0, 1.0)
-    elif event == "heartbeat":
+    seq = _required(SEQ, body.get("seq"), "seq")
+    ts = _required(TS, body.get("ts"), "ts")
+    tag = _required(MAC, body.get("mac"), "mac")
+    if event == "heartbeat" and body.get("bat") is None:
         raise Refused("malformed_payload", "a heartbeat carries bat")
+    unusable: list[str] = []
+
+    def optional(kind: validate.Field, key: str):
+        if body.get(key) is None:
+            return None
+        try:
+            return kind.parse(body[key], key)
+        except Malformed:
+            unusable.append(key)
+            return None
+
+    battery = optional(BATTERY, "bat")
     gps = cell = None
-    if event == "press" and body.get("loc") is not None:
-        loc = body["loc"]
-        if not isinstance(loc, dict):
-            raise Refused("malformed_payload", "loc must be an object")
-        acc = loc.get("acc")
-        gps = (_number(loc.get("lat"), "loc.lat", -90, 90), _number(loc.get("lon"), "loc.lon", -180, 180),
-               None if acc is None else _number(acc, "loc.acc", 0, 1_000_000))
-    if event == "press" and body.get("cell") is not None:
-        c = body["cell"]
-        if not isinstance(c, dict):
-            raise Refused("malformed_payload", "cell must be an object")
-        cell = (_int(c, "mcc", 0, 999), _int(c, "mnc", 0, 999), _int(c, "lac", 0, 2**32), _int(c, "cid", 0, 2**40))
-    return ButtonMessage(device_id, event, seq, ts, tag.lower(), battery, gps, cell)
+    if event == "press":
+        if (loc := optional(GPS, "loc")) is not None:
+            gps = (loc["lat"], loc["lon"], loc["acc"])
+        if (tower := optional(CELL, "cell")) is not None:
+            cell = (tower["mcc"], tower["mnc"], tower["lac"], tower["cid"])
+    return ButtonMessage(device_id, event, seq, ts, tag.lower(), battery, gps, cell, tuple(unusable))
 
 
 def authentic(message: ButtonMessage, secret_hex: str) -> bool:
@@ -145,15 +155,16 @@ class UnitLocation:
     ts: int | None
 
 
+UNIT_LOCATION = Obj({"lat": Number(-90, 90), "lon": Number(-180, 180), "acc": Number(0, 1_000_000),
+                     "ts": Integer(0, MAX_SEQ)}, required=("lat", "lon"))
+UNIT_ACK = Obj({"dispatch_id": Text(1, 64), "status": validate.Choice(("acknowledged", "en_route", "on_scene",
+                                                                      "resolved")),
+                "note": Text(0, 2000)}, required=("dispatch_id",), defaults={"status": "acknowledged"})
+
+
 def parse_unit_location(payload: bytes) -> UnitLocation:
-    body = _json_object(payload)
-    acc, ts = body.get("acc"), body.get("ts")
-    return UnitLocation(
-        lat=_number(body.get("lat"), "lat", -90, 90),
-        lon=_number(body.get("lon"), "lon", -180, 180),
-        acc=None if acc is None else _number(acc, "acc", 0, 1_000_000),
-        ts=None if ts is None else _int(body, "ts", 0, MAX_SEQ),
-    )
+    body = _required(UNIT_LOCATION, _json_object(payload), "payload")
+    return UnitLocation(lat=body["lat"], lon=body["lon"], acc=body["acc"], ts=body["ts"])
 
 
 @dataclass(frozen=True)
@@ -165,12 +176,5 @@ class UnitAck:
 
 def parse_unit_ack(payload: bytes) -> UnitAck:
     """`{dispatch_id, status}` where status is acknowledged, en_route, on_scene or resolved."""
-    body = _json_object(payload)
-    dispatch_id, status, note = body.get("dispatch_id"), body.get("status", "acknowledged"), body.get("note")
-    if not isinstance(dispatch_id, str) or not 0 < len(dispatch_id) <= 64:
-        raise Refused("malformed_payload", "dispatch_id must be a string")
-    if status not in ("acknowledged", "en_route", "on_scene", "resolved"):
-        raise Refused("malformed_payload", "status must be acknowledged, en_route, on_scene or resolved")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise Refused("malformed_payload", "note must be a string of at most 2000 characters")
-    return UnitAck(dispatch_id, status, note)
+    body = _required(UNIT_ACK, _json_object(payload), "payload")
+    return UnitAck(body["dispatch_id"], body["status"], body["note"])

@@ -88,6 +88,10 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
                 receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, seq=message.seq)
             continue
         button["last_seq"] = message.seq
+        if message.unusable:
+            # Authentic, so acted on; what it carried out of range is recorded for the engineers, and left out.
+            await security_event(conn, now, "unusable_field", f"mqtt:{message.device_id[:64]}",
+                                 seq=message.seq, fields=list(message.unusable))
         battery = message.battery if message.battery is not None else heard.get(message.device_id, (0, None))[1]
         heard[message.device_id] = (message.seq, battery)
         if message.event == "heartbeat":
@@ -142,8 +146,12 @@ async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, presses:
     return await intake.create_alerts(conn, ctx, now, [
         intake.NewAlert(person_id=button["person_id"], device_id=message.device_id, channel="button",
                         client_alert_id=f"seq:{message.seq}", triggered_at=message.sent_at,
-                        location=where, details={"seq": message.seq})
+                        location=where, details={"seq": message.seq, **_unusable(message)})
         for (message, button), where in zip(presses, located, strict=True)])
+
+
+def _unusable(message: ButtonMessage) -> dict:
+    return {"unusable": list(message.unusable)} if message.unusable else {}
 
 
 async def _locate(conn: asyncpg.Connection, now: datetime,
