@@ -8,6 +8,7 @@ import io
 import json
 from pathlib import Path
 
+from alertd.core import validate
 from alertd.core.model import Invalid
 from alertd.service.enrolment import ResponderRecord
 
@@ -51,12 +52,20 @@ def _degrees(name: str, value) -> float:
     text = str(value).strip().replace(",", ".") if isinstance(value, str) else value
     try:
         return float(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise Invalid(f"{name} must be a number in decimal degrees, got {value!r}") from None
+
+
+def _check_storable(value) -> None:
+    if not validate.storable(str(value)):
+        raise Invalid("text must not contain NUL or unpaired surrogate characters")
 
 
 def _record(props: dict, lat, lon, jurisdiction: str | None) -> ResponderRecord:
     lat_f, lon_f = _degrees("lat", lat), _degrees("lon", lon)
+    for value in (*(props.get(k) for k in ("id", "kind", "name", "region", "phone", "language")), jurisdiction):
+        if value is not None:
+            _check_storable(value)
     return ResponderRecord(
         id=str(props.get("id") or "").strip(), kind=str(props.get("kind") or "").strip(),
         name=str(props.get("name") or "").strip(), lat=lat_f, lon=lon_f,
@@ -77,19 +86,22 @@ def separator_of(text: str) -> str:
 
 def parse_csv(text: str) -> list[ResponderRecord]:
     separator = separator_of(text)
-    reader = csv.DictReader(io.StringIO(text), delimiter=separator)
-    reader.fieldnames = [c.strip().lower() for c in (reader.fieldnames or [])]
-    missing = [c for c in REQUIRED_COLUMNS if c not in reader.fieldnames]
-    if missing:
-        raise FileError([f"missing columns: {', '.join(missing)} (the first line must name the columns "
-                         f"id,kind,name,lat,lon,region and optionally phone,jurisdiction,on_duty,language, separated "
-                         f"by commas or semicolons; `alertd responders import --help` describes them)"])
-    records, problems = [], []
-    for line, row in enumerate(reader, start=2):
-        try:
-            records.append(_record(row, row.get("lat"), row.get("lon"), row.get("jurisdiction") or None))
-        except Invalid as exc:
-            problems.append(f"line {line}: {exc.message}")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=separator)
+    try:
+        reader.fieldnames = [c.strip().lower() for c in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in reader.fieldnames]
+        if missing:
+            raise FileError([f"missing columns: {', '.join(missing)} (the first line must name the columns "
+                             f"id,kind,name,lat,lon,region and optionally phone,jurisdiction,on_duty,language, "
+                             f"separated by commas or semicolons; `alertd responders import --help` describes them)"])
+        records, problems = [], []
+        for line, row in enumerate(reader, start=2):
+            try:
+                records.append(_record(row, row.get("lat"), row.get("lon"), row.get("jurisdiction") or None))
+            except Invalid as exc:
+                problems.append(f"line {line}: {exc.message}")
+    except csv.Error as exc:
+        raise FileError([f"line {reader.line_num}: not CSV ({exc})"]) from None
     if problems:
         raise FileError(problems)
     return records
@@ -97,20 +109,28 @@ def parse_csv(text: str) -> list[ResponderRecord]:
 
 def parse_geojson(text: str) -> list[ResponderRecord]:
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileError([f"not valid JSON: {exc}"]) from None
+        doc = validate.document(text, "file")
+    except validate.Malformed as exc:
+        raise FileError([exc.message]) from None
     features = doc.get("features") if isinstance(doc, dict) and doc.get("type") == "FeatureCollection" else None
     if not isinstance(features, list):
         raise FileError(["expected a GeoJSON FeatureCollection"])
     records, problems = [], []
     for i, feature in enumerate(features):
         try:
-            geometry = (feature or {}).get("geometry") or {}
-            if geometry.get("type") != "Point":
+            geometry = feature.get("geometry") if isinstance(feature, dict) else None
+            if not isinstance(geometry, dict) or geometry.get("type") != "Point":
                 raise Invalid("geometry must be a Point")
-            lon, lat = (geometry.get("coordinates") or [None, None])[:2]
-            props = dict(feature.get("properties") or {})
+            coordinates = geometry.get("coordinates")
+            if not isinstance(coordinates, list) or len(coordinates) < 2:
+                raise Invalid("a Point has [lon, lat] coordinates")
+            lon, lat = coordinates[:2]
+            if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in (lon, lat)):
+                raise Invalid("lat and lon must be numbers")
+            props = feature.get("properties") or {}
+            if not isinstance(props, dict):
+                raise Invalid("properties must be an object")
+            props = dict(props)
             area = props.pop("jurisdiction", None)
             if area is not None and (not isinstance(area, dict) or area.get("type") not in ("Polygon", "MultiPolygon")):
                 raise Invalid("jurisdiction must be a Polygon or MultiPolygon geometry")

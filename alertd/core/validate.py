@@ -1,9 +1,9 @@
 """Outside input, checked alike on every channel: typed fields that parse a value or raise `Malformed`.
 
 The phone app, the console, the officer API, the SMS webhook and the MQTT payloads all read their input through
-here, so one rule holds everywhere: a JSON document is strict (UTF-8, no NaN, bounded nesting, numbers of a
-sane size), a string holds no NUL and no lone surrogate (PostgreSQL cannot store either), a number is finite and
-in its range, a time is RFC 3339. Each field also describes itself as JSON Schema: /openapi.json is built from
+here, so one rule holds everywhere: a JSON document is UTF-8 and nested no deeper than MAX_DEPTH, a string holds
+no NUL and no lone surrogate (PostgreSQL cannot store either), a number is finite and in its range (NaN, Infinity
+and numbers of thousands of digits never are), a time is RFC 3339. Each field also describes itself as JSON Schema: /openapi.json is built from
 the same objects, so the spec says exactly what the server accepts. Pure: no I/O.
 """
 
@@ -58,15 +58,18 @@ def _parse_float(text: str) -> float:
     return float(text)
 
 
-def _refuse_constant(name: str):
-    raise Malformed("body", f"is not JSON ({name} is not a JSON number)")
+def _constant(name: str) -> float:
+    # NaN and Infinity are not JSON, but MicroPython's json writes them: they parse as floats that every
+    # Number refuses, so only the field that holds one is unusable.
+    return float(name)
 
 
 def document(raw: bytes | str, name: str = "body") -> Any:
-    """Parse one JSON document strictly: UTF-8, no NaN or Infinity, nested no deeper than MAX_DEPTH."""
+    """Parse one JSON document: UTF-8, nested no deeper than MAX_DEPTH; a number too long to be real (and NaN or
+    Infinity) parses as a non-finite float, which every Number and Integer field refuses."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_constant)
     except UnicodeDecodeError:
         raise Malformed(name, "is not UTF-8") from None
     except RecursionError:
