@@ -78,7 +78,7 @@ async def test_unstorable_strings_huge_numbers_and_deep_nesting_are_a_clear_400_
         ("POST", "/console/api/session", f'{{"username": "{SURROGATE}", "password": "whatever"}}', {}),
         ("POST", "/console/api/officers", f'{{"username": "new", "password": "long enough pw", '
                                           f'"responder_id": "pol{NUL}"}}', admin),
-        ("GET", f"/console/api/region?region=north%00", "", admin),
+        ("GET", "/console/api/region?region=north%00", "", admin),
         ("POST", "/v1/enrol", f'{{"code": "{NUL}"}}', {}),
         ("POST", "/v1/buttons", f'{{"person_id": "{NUL}"}}', admin),
     ]

@@ -338,6 +338,21 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def query(params: Mapping[str, str], fields: Mapping[str, Field]) -> dict[str, Any]:
+    """Query parameters: each named one parsed by its field (absent: None), any other one refused, as is a
+    parameter given twice (which of the two would count?)."""
+    for key in params:
+        if key not in fields:
+            raise Malformed(printable(key, 40), "is not a parameter of this request")
+    out = {}
+    for key, kind in fields.items():
+        values = params.getall(key, []) if hasattr(params, "getall") else [params[key]] if key in params else []
+        if len(values) > 1:
+            raise Malformed(key, "is given more than once")
+        out[key] = kind.parse(values[0], key) if values else None
+    return out
+
+
 def form_text(form: Mapping[str, Any], key: str, kind: Text, *, required: bool = False) -> str | None:
     """A form field (SMS webhooks) through the same Text rules; a missing or empty optional field is None."""
     value = form.get(key)

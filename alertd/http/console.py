@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from alertd.core import validate
 from alertd.core.validate import Boolean, Choice, Obj, Text
 from alertd.http.errors import ApiError, error_response, json_body
 from alertd.http.keys import CTX, POOL
@@ -187,10 +188,10 @@ async def notices(request: web.Request) -> web.Response:
 @routes.get("/console/api/region")
 async def region(request: web.Request) -> web.Response:
     who = await principal(request, "supervisor", "admin")
-    name = who.region if who.role == "supervisor" else request.query.get("region")
-    if not name:
-        raise ApiError(400, "malformed", "a region is required")
-    name = REGION.parse(name, "region")
+    asked = validate.query(request.query, {"region": REGION})["region"]
+    name = who.region if who.role == "supervisor" else asked
+    if not name:  # an admin names one; a supervisor without a region has none to see
+        raise ApiError(404, "not_found", "no region given (?region=NAME)")
     return _json(await officers.region_view(request.app[POOL], request.app[CTX].clock.now(), name))
 
 
@@ -240,42 +241,3 @@ async def change_officer(request: web.Request) -> web.Response:
                            {"username": username, "fields": sorted(k for k in fields if k != "password"),
                             "password_changed": "password" in fields})
     return _json(account)
-
-
-def _spec(summary: str, *, body: dict | None = None, public: bool = False) -> dict:
-    op: dict = {"summary": summary, "responses": {"200": {"description": "OK"}}}
-    if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "properties": {name: {"type": kind} for name, kind in body.items()}}}}}
-    if public:
-        op["security"] = []
-    return op
-
-
-# The console's part of /openapi.json (docs/console.md tells the whole story).
-CONSOLE_PATHS = {
-    "/console/": {"get": _spec("The duty officer console (HTML; strict CSP)", public=True)},
-    "/console/api/session": {
-        "post": _spec("Sign in: a 15-minute JWT bound to the officer's responder and role; 401 alike for wrong "
-                      "user or password, 429 when rate-limited", body={"username": "string", "password": "string"},
-                      public=True),
-        "delete": _spec("Sign out: the session ends on every instance")},
-    "/console/api/session/renew": {"post": _spec("A fresh token while the session lives")},
-    "/console/api/me": {"get": _spec("The signed-in account and the server's clock"),
-                        "patch": _spec("Change the account's language", body={"language": "string"})},
-    "/console/api/notices": {"get": _spec("Button supervision notices addressed to the caller's responder")},
-    "/console/api/alerts/{id}": {"get": _spec("An alert with the dispatched responders' positions (audited read)")},
-    "/console/api/alerts/{id}/reveal": {"post": _spec("Admin: the person's phone numbers (audited, with a reason)",
-                                                      body={"reason": "string"})},
-    "/console/api/region": {"get": _spec("Supervisor: open, near-deadline, escalated, unanswered and triage alerts, "
-                                         "notices and failed messages of the region")},
-    "/console/api/officers": {
-        "get": _spec("Admin: console accounts"),
-        "post": _spec("Admin: create an account", body={"username": "string", "password": "string",
-                                                        "responder_id": "string", "role": "string",
-                                                        "language": "string"})},
-    "/console/api/officers/{username}": {"patch": _spec(
-        "Admin: change or disable an account (ends its sessions)",
-        body={"password": "string", "responder_id": "string", "role": "string", "language": "string",
-              "disabled": "boolean"})},
-}

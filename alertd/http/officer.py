@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from alertd.core.model import DISPATCH_STATUSES, OFFICER_STATUSES
+from alertd.core import validate
 from alertd.core.validate import Choice, Obj, Text
 from alertd.http.errors import json_body
 from alertd.http.keys import CTX, POOL
@@ -20,9 +21,7 @@ NEW_STATUS = Obj({"status": Choice(OFFICER_STATUSES), "note": Text(0, 2000)}, re
 @routes.get("/v1/dispatches")
 async def list_dispatches(request: web.Request) -> web.Response:
     who = await principal(request, *OFFICERS)
-    status = request.query.get("status")
-    if status is not None:
-        status = STATUS_FILTER.parse(status, "status")
+    status = validate.query(request.query, {"status": STATUS_FILTER})["status"]
     items = await officer.list_dispatches(request.app[POOL], who.responder_id, status)
     return web.json_response({"items": items})
 

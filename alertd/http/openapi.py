@@ -1,156 +1,301 @@
-"""The API spec served at /openapi.json (the contract of ../docs/contract.md, machine-readable)."""
+"""The API spec served at /openapi.json (the contract of ../docs/contract.md, machine-readable).
+
+Request bodies and parameters are described by the same validate fields the handlers parse with, so the spec
+says exactly what is accepted; each operation lists every status it can answer. tests/test_api_contract.py
+runs schemathesis against it with every role's token.
+"""
 
 from __future__ import annotations
 
-from alertd.channels.sms.spec import SMS_PATHS
+from typing import Any
+
+from alertd.channels.sms import http as sms_http
+from alertd.core.model import DISPATCH_STATUSES, KINDS
+from alertd.core.validate import Field, Text
+from alertd.http import buttons, console, officer, phone, phone_app
 from alertd.http.budgets import UNLIMITED
-from alertd.http.buttons import BUTTON_PATHS
-from alertd.http.console import CONSOLE_PATHS
+
+JSON = "application/json"
+OFFICERS = ("officer", "supervisor")
 
 
-def _ref(name: str) -> dict:
+def ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict) -> dict:
-    return {"content": {"application/json": {"schema": schema}}}
+def content(schema: dict, media: str = JSON) -> dict:
+    return {"content": {media: {"schema": schema}}}
 
 
-_ERRORS = {str(code): {"description": text, **_json(_ref("Error"))} for code, text in {
-    400: "malformed request", 401: "no or bad token", 403: "wrong role or signature",
-    404: "unknown or not yours", 409: "conflict"}.items()}
+ERROR_TEXT = {
+    400: "malformed request: a field is missing, of the wrong type or out of range (nothing changed)",
+    401: "no or bad token", 403: "wrong role, wrong PIN or bad signature", 404: "unknown or not yours",
+    409: "conflict with the current state", 413: "body larger than 256 KiB",
+    429: "over its budget (per source address, and per device for device tokens): `rate_limited`, retry after "
+         "the seconds in Retry-After",
+    503: "a component alertd needs is unavailable; nothing was kept",
+}
 
 
-def _op(summary: str, ok: dict, body: dict | None = None, security: bool = True, params=None) -> dict:
-    op = {"summary": summary, "responses": {**ok, **_ERRORS}}
-    if body:
-        op["requestBody"] = {"required": True, **_json(body)}
-    if not security:
+def responses(ok: dict, errors: set[int]) -> dict:
+    out = dict(ok)
+    for code in sorted(errors):
+        out[str(code)] = {"description": ERROR_TEXT[code], **content(ref("Error"))}
+        if code == 429:
+            out[str(code)]["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
+    return out
+
+
+def operation(summary: str, ok: dict, *, roles: tuple[str, ...] | None, body: Field | None = None,
+              parameters: list[dict] = (), errors: tuple[int, ...] = (), form: dict | None = None) -> dict:
+    """An operation and the statuses it can answer: 400 and 413 for a body, 400 for a query, 401 and 403 with a
+    token, 404 for an id in the path, 429 for any that spends a request budget (all but http/budgets.UNLIMITED),
+    and the `errors` of its own."""
+    found = {429, *errors}
+    if body is not None or form is not None:
+        found |= {400, 413}
+    if any(p["in"] == "query" for p in parameters):
+        found.add(400)
+    if roles is not None:
+        found |= {401, 403}
+    if any(p["in"] == "path" for p in parameters):
+        found.add(404)
+    op: dict[str, Any] = {"summary": summary, "responses": responses(ok, found)}
+    if roles is None:
         op["security"] = []
-    if params:
-        op["parameters"] = params
+    else:
+        op["description"] = f"Bearer token of: {', '.join(roles)}."
+    if parameters:
+        op["parameters"] = list(parameters)
+    if body is not None:
+        op["requestBody"] = {"required": True, **content(body.schema())}
+    if form is not None:
+        op["requestBody"] = {"required": True, **content(form, "application/x-www-form-urlencoded")}
     return op
 
 
-_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}]
+def path_param(name: str, schema: dict) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def query_param(name: str, field: Field, description: str = "") -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": field.schema(), "description": description}
+
+
+def ok(description: str, schema: dict | None = None, status: int = 200, media: str = JSON) -> dict:
+    answer: dict[str, Any] = {"description": description}
+    if schema is not None:
+        answer.update(content(schema, media))
+    return {str(status): answer}
+
+
+UUID = {"type": "string", "format": "uuid"}
+ALERT_ID = path_param("id", UUID)
+DISPATCH_ID = path_param("id", UUID)
+OBJECT = {"type": "object"}
+TIME = {"type": "string", "format": "date-time"}
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+ITEMS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": OBJECT}}}
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+    "Fix": phone.FIX.schema(),
+    "NewAlert": phone.NEW_ALERT.schema(),
+    "Location": {"type": ["object", "null"], "properties": {
+        "lat": {"type": "number"}, "lon": {"type": "number"}, "accuracy_m": {"type": ["number", "null"]},
+        "source": {"type": "string"}, "fix_time": TIME}},
+    "AlertAccepted": {"type": "object", "required": ["alert_id", "status"], "properties": {
+        "alert_id": UUID, "status": {"type": "string"}}},
+    "Dispatch": {"type": "object", "required": ["id", "alert_id", "kind", "responder_id", "status", "code",
+                                                "ack_deadline", "acknowledged_at", "location"], "properties": {
+        "id": UUID, "alert_id": UUID, "kind": {"type": "string", "enum": list(KINDS)},
+        "responder_id": {"type": "string"}, "status": {"type": "string", "enum": list(DISPATCH_STATUSES)},
+        "code": {"type": "string"}, "ack_deadline": TIME, "acknowledged_at": NULLABLE_TIME,
+        "late_ack": {"type": "boolean"}, "attempt": {"type": "integer"},
+        "sms_delivery": {"type": ["string", "null"], "description": "delivery state of the dispatch's SMS "
+                         "(undelivered counts toward escalation); null when none was sent"},
+        "location": ref("Location")}},
+    "Alert": {"type": "object", "required": ["alert_id", "status", "priority", "duress", "location", "locations",
+                                             "dispatches", "events"], "properties": {
+        "alert_id": UUID, "status": {"type": "string", "enum": ["open", "cancelled", "resolved", "unanswered"]},
+        "priority": {"type": "string", "enum": ["normal", "high"]}, "duress": {"type": "boolean"},
+        "location": ref("Location"), "locations": {"type": "array", "items": ref("Location")},
+        "dispatches": {"type": "array", "items": ref("Dispatch")}, "events": {"type": "array", "items": OBJECT}}},
+    "SignedIn": {"type": "object", "required": ["token", "expires_at", "session_expires_at", "now", "officer"],
+                 "properties": {"token": {"type": "string"}, "expires_at": TIME, "session_expires_at": TIME,
+                                "now": TIME, "officer": OBJECT}},
+    "Credentials": {"type": "object", "properties": {
+        **{name: {"type": "string"} for name in ("device_id", "username", "password", "client_id", "hmac_secret",
+                                                 "person_id", "kind")}, "topics": OBJECT}},
+}
+
+ALERT_ACCEPTED = ref("AlertAccepted")
+DISPATCH = ref("Dispatch")
+TWIML = "text/xml"
+SIGNED = {"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"},
+          "description": "Twilio's signature of ALERTD_PUBLIC_URL + path and the form"}
+WEBSOCKET = [{"name": name, "in": "header", "required": True, "schema": schema} for name, schema in (
+    ("Upgrade", {"type": "string", "enum": ["websocket"]}), ("Connection", {"type": "string", "enum": ["Upgrade"]}),
+    ("Sec-WebSocket-Version", {"type": "string", "enum": ["13"]}),
+    ("Sec-WebSocket-Key", {"type": "string", "pattern": "^[A-Za-z0-9+/]{22}==$"}))]
+
+
+def _form(required: list[str], fields: dict[str, Text]) -> dict:
+    return {"type": "object", "required": required, "properties": {k: f.schema() for k, f in fields.items()}}
+
+
+SIGNED_IN = ref("SignedIn")
+ANY_CONSOLE_ROLE = (*OFFICERS, "admin")
+CONSOLE = {
+    "/console/": {"get": operation("The duty officer console (HTML; strict CSP)", ok("the page", {"type": "string"},
+                                                                                    media="text/html"), roles=None)},
+    "/console/api/session": {
+        "post": operation("Sign in: a 15-minute JWT bound to the officer's responder and role; 401 alike for a "
+                          "wrong user or password, 429 while the attempts are throttled",
+                          ok("signed in", SIGNED_IN), roles=None, body=console.SIGN_IN, errors=(401,)),
+        "delete": operation("Sign out: the session ends on every instance",
+                            ok("signed out", {"type": "object", "required": ["signed_out"]}), roles=OFFICERS)},
+    "/console/api/session/renew": {"post": operation("A fresh token while the session lives",
+                                                     ok("renewed", SIGNED_IN), roles=OFFICERS)},
+    "/console/api/me": {
+        "get": operation("The signed-in account and the server's clock",
+                         ok("the account", {"type": "object", "required": ["now", "officer", "tiles"]}),
+                         roles=ANY_CONSOLE_ROLE),
+        "patch": operation("Change the account's language", ok("the account", {"type": "object",
+                                                                              "required": ["officer"]}),
+                           roles=OFFICERS, body=console.LANGUAGE, errors=(404,))},
+    "/console/api/notices": {"get": operation("Button supervision notices addressed to the caller's responder",
+                                              ok("notices", ITEMS), roles=OFFICERS)},
+    "/console/api/alerts/{id}": {"get": operation(
+        "An alert with the dispatched responders' positions (audited read): an officer sees alerts dispatched "
+        "to them, a supervisor their region's, an admin any", ok("the alert", OBJECT), roles=ANY_CONSOLE_ROLE,
+        parameters=[ALERT_ID])},
+    "/console/api/alerts/{id}/reveal": {"post": operation(
+        "Admin: the person's phone numbers (audited, with a reason)", ok("the numbers", OBJECT), roles=("admin",),
+        body=console.REVEAL, parameters=[ALERT_ID])},
+    "/console/api/region": {"get": operation(
+        "Supervisor: open, near-deadline, escalated, unanswered and triage alerts, notices and failed messages of "
+        "their region; an admin names the region (?region=; 404 without one)", ok("the region", OBJECT),
+        roles=("supervisor", "admin"), parameters=[query_param("region", console.REGION, "admin only")],
+        errors=(404,))},
+    "/console/api/officers": {
+        "get": operation("Admin: console accounts", ok("accounts", ITEMS), roles=("admin",)),
+        "post": operation("Admin: create an account (409 when the username is taken or the responder unknown)",
+                          ok("created", OBJECT, 201), roles=("admin",), body=console.NEW_ACCOUNT, errors=(409,))},
+    "/console/api/officers/{username}": {"patch": operation(
+        "Admin: change or disable an account (ends its sessions)", ok("the account", OBJECT), roles=("admin",),
+        body=console.ACCOUNT_CHANGE, errors=(409,),
+        parameters=[path_param("username", {"type": "string", "pattern": "^[a-z0-9][a-z0-9._@-]{1,62}$"})])},
+}
+ENGINEERS = buttons.ENGINEERS
+CREDENTIALS = ref("Credentials")
+BUTTON_ID = path_param("id", buttons.DEVICE_ID.schema())
+# The buttons' part (docs/buttons.md tells the whole story; the MQTT side is there too).
+BUTTONS = {
+    "/v1/buttons": {"post": operation(
+        "Engineer: provision a button for a person; its MQTT password and HMAC secret are shown once",
+        ok("provisioned", CREDENTIALS, 201), roles=ENGINEERS, body=buttons.NEW_BUTTON, errors=(404, 503))},
+    "/v1/buttons/{id}/rotate": {"post": operation(
+        "Engineer: a new MQTT password and HMAC secret; the old ones stop working at once",
+        ok("rotated", CREDENTIALS), roles=ENGINEERS, parameters=[BUTTON_ID], errors=(503,))},
+    "/v1/buttons/{id}/revoke": {"post": operation(
+        "Engineer: revoke a button (or unit terminal); the broker disconnects it at once", ok("revoked", OBJECT),
+        roles=ENGINEERS, parameters=[BUTTON_ID], errors=(503,))},
+}
+
+PATHS = {
+    "/v1/alerts": {"post": operation(
+        "Raise a silent alert (phone device token; an expired one is accepted and flagged). Idempotent on "
+        "client_alert_id. While her alert is open, a new one joins it as a repeat (the same answer, with the "
+        "open alert's id); never refused for volume.",
+        {**ok("committed: a new alert, or a repeat that joined her open alert", ALERT_ACCEPTED, 201),
+         **ok("the same client_alert_id again: the same alert", ALERT_ACCEPTED)},
+        roles=("device",), body=phone.NEW_ALERT)},
+    "/v1/alerts/{id}/locations": {"post": operation(
+        "Add one fix, a list of fixes, or {fixes: [...]} (1 to 100) to her open alert",
+        ok("accepted", {"type": "object", "required": ["alert_id", "status", "accepted"], "properties": {
+            "alert_id": UUID, "status": {"type": "string"}, "accepted": {"type": "integer"}}}),
+        roles=("device",), body=phone.FIXES, parameters=[ALERT_ID], errors=(409,))},
+    "/v1/alerts/{id}/cancel": {"post": operation(
+        "Cancel with the PIN; the duress PIN answers the same but keeps the alert live; a wrong PIN is 403",
+        ok("cancelled", ALERT_ACCEPTED), roles=("device",), body=phone.CANCEL, parameters=[ALERT_ID],
+        errors=(409,))},
+    "/v1/enrol": {"post": operation(
+        "The phone app redeems a one-time enrolment code (from `alertd people enrol`) for its device token",
+        ok("enrolled", {"type": "object", "required": ["device_id", "token", "sms_number"], "properties": {
+            "device_id": {"type": "string"}, "token": {"type": "string"},
+            "sms_number": {"type": ["string", "null"]}}}),
+        roles=None, body=phone_app.ENROL, errors=(401,))},
+    "/v1/alerts/{id}": {"get": operation(
+        "An alert with its trail, dispatches and timeline (audited read): an officer sees alerts dispatched to "
+        "their responder, an admin any", ok("the alert", ref("Alert")), roles=(*OFFICERS, "admin"),
+        parameters=[ALERT_ID])},
+    "/v1/dispatches": {"get": operation(
+        "The officer's responder's dispatches", ok("list", {"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": DISPATCH}}}),
+        roles=OFFICERS, parameters=[query_param("status", officer.STATUS_FILTER, "only dispatches in this status")])},
+    "/v1/dispatches/{id}/ack": {"post": operation(
+        "Acknowledge (after the deadline it is accepted and recorded as late)", ok("the dispatch", DISPATCH),
+        roles=OFFICERS, parameters=[DISPATCH_ID], errors=(409,))},
+    "/v1/dispatches/{id}/status": {"post": operation(
+        "Move a dispatch to en_route, on_scene or resolved, with a note", ok("the dispatch", DISPATCH),
+        roles=OFFICERS, body=officer.NEW_STATUS, parameters=[DISPATCH_ID], errors=(409,))},
+    "/v1/events": {"get": operation(
+        "WebSocket of live dispatch and alert changes; ?since=EVENT_ID replays missed ones (browsers pass the "
+        "token as ?access_token=)",
+        {"101": {"description": "switching protocols"}}, roles=(*OFFICERS, "admin"),
+        parameters=[*WEBSOCKET, {"name": "since", "in": "query", "required": False,
+                                 "schema": {"type": "integer", "minimum": 0}}], errors=(400,))},
+    "/v1/sms/inbound": {"post": operation(
+        "Twilio's inbound SMS webhook, signed for ALERTD_PUBLIC_URL + path; answers empty TwiML (a responder's "
+        "acknowledgement gets a one-line confirmation). Body is never refused: characters PostgreSQL cannot "
+        "store become U+FFFD.",
+        ok("TwiML", {"type": "string"}, media=TWIML), roles=None, parameters=[SIGNED], errors=(403,),
+        form=_form(["MessageSid", "From"], {"MessageSid": sms_http.SID, "From": sms_http.PHONE,
+                                            "To": sms_http.PHONE, "Body": Text(0, 1600),
+                                            "AccountSid": sms_http.SID}))},
+    "/v1/sms/status": {"post": operation(
+        "Twilio's delivery status callback for SMS to responders (signed like the inbound webhook)",
+        ok("recorded", {"type": "string"}, media=TWIML), roles=None, parameters=[SIGNED], errors=(403,),
+        form=_form(["MessageSid", "MessageStatus"], {"MessageSid": sms_http.SID, "MessageStatus": sms_http.STATUS,
+                                                     "ErrorCode": sms_http.ERROR_CODE}))},
+    "/v1/sms/triage": {"get": operation(
+        "The duty desk's queue of SMS from numbers nobody enrolled with nothing to dispatch on (audited read)",
+        ok("{items: [{id, phone, body, received_at}]}", ITEMS), roles=("supervisor", "admin"))},
+    "/v1/sms/triage/{id}/resolve": {"post": operation(
+        "Mark a triage message dealt with (audited)",
+        ok("{id, resolved}", {"type": "object", "required": ["id", "resolved"], "properties": {
+            "id": {"type": "integer"}, "resolved": {"type": "boolean"}}}),
+        roles=("supervisor", "admin"), parameters=[path_param("id", {"type": "integer", "minimum": 1,
+                                                                     "maximum": 2**63 - 1})])},
+    **CONSOLE,
+    **BUTTONS,
+    "/healthz": {"get": operation("Liveness", ok("alive", {"type": "object", "required": ["status"]}), roles=None)},
+    "/readyz": {"get": operation(
+        "Readiness: database and broker",
+        {**ok("ready", {"type": "object", "required": ["status", "checks"]}),
+         "503": {"description": "not ready", **content({"type": "object", "required": ["status", "checks"]})}},
+        roles=None)},
+    "/metrics": {"get": operation("Prometheus text metrics", ok("metrics", {"type": "string"}, media="text/plain"),
+                                  roles=None)},
+    "/openapi.json": {"get": operation("This document", ok("spec", OBJECT), roles=None)},
+}
+
+for _method, _path in UNLIMITED:  # these spend no request budget (her alerts, Twilio's webhooks, probes)
+    PATHS[_path][_method.lower()]["responses"].pop("429", None)
 
 SPEC = {
     "openapi": "3.1.0",
     "info": {"title": "alertd", "version": "1", "description": "Silent emergency alerts: intake, location, "
-             "nearest dispatch, acknowledgement deadlines and escalation."},
+             "nearest dispatch, acknowledgement deadlines and escalation. Every error is "
+             "{error: {code, message}} and is never cached; a malformed request changes nothing and is recorded "
+             "as a security event."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        "schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-            "Fix": {"type": "object", "required": ["lat", "lon"], "properties": {
-                "lat": {"type": "number", "minimum": -90, "maximum": 90},
-                "lon": {"type": "number", "minimum": -180, "maximum": 180},
-                "accuracy_m": {"type": ["number", "null"], "minimum": 0},
-                "fix_time": {"type": "string", "format": "date-time"},
-                "source": {"type": "string", "enum": ["gps", "network", "wifi", "cell", "aml", "sms_text",
-                                                       "home", "manual", "unit"]}}},
-            "Location": {"type": ["object", "null"], "properties": {
-                "lat": {"type": "number"}, "lon": {"type": "number"}, "accuracy_m": {"type": ["number", "null"]},
-                "source": {"type": "string"}, "fix_time": {"type": "string", "format": "date-time"}}},
-            "NewAlert": {"type": "object", "required": ["client_alert_id"], "properties": {
-                "client_alert_id": {"type": "string", "minLength": 1, "maxLength": 100},
-                "triggered_at": {"type": "string", "format": "date-time"},
-                "location": _ref("Fix")}},
-            "AlertAccepted": {"type": "object", "required": ["alert_id", "status"], "properties": {
-                "alert_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"}}},
-            "Dispatch": {"type": "object", "required": ["id", "alert_id", "kind", "responder_id", "status", "code",
-                                                        "ack_deadline", "acknowledged_at", "location"],
-                         "properties": {
-                "id": {"type": "string", "format": "uuid"}, "alert_id": {"type": "string", "format": "uuid"},
-                "kind": {"type": "string", "enum": ["police_post", "crisis_centre", "mobile_unit"]},
-                "responder_id": {"type": "string"},
-                "status": {"type": "string", "enum": ["pending", "acknowledged", "expired", "en_route",
-                                                       "on_scene", "resolved", "cancelled"]},
-                "code": {"type": "string"}, "ack_deadline": {"type": "string", "format": "date-time"},
-                "acknowledged_at": {"type": ["string", "null"], "format": "date-time"},
-                "late_ack": {"type": "boolean"}, "attempt": {"type": "integer"},
-                "sms_delivery": {"type": ["string", "null"],
-                                 "description": "delivery state of the dispatch's SMS (undelivered counts toward "
-                                                "escalation); null when none was sent"},
-                "location": _ref("Location")}},
-            "Alert": {"type": "object", "required": ["alert_id", "status", "priority", "duress", "location",
-                                                     "locations", "dispatches", "events"], "properties": {
-                "alert_id": {"type": "string", "format": "uuid"},
-                "status": {"type": "string", "enum": ["open", "cancelled", "resolved", "unanswered"]},
-                "priority": {"type": "string", "enum": ["normal", "high"]}, "duress": {"type": "boolean"},
-                "location": _ref("Location"), "locations": {"type": "array", "items": _ref("Location")},
-                "dispatches": {"type": "array", "items": _ref("Dispatch")},
-                "events": {"type": "array", "items": {"type": "object"}}}},
-        },
+        "schemas": SCHEMAS,
     },
     "security": [{"bearer": []}],
-    "paths": {
-        "/v1/alerts": {"post": _op(
-            "Raise a silent alert (phone device token). Idempotent on client_alert_id. While her alert is open, a "
-            "new one joins it as a repeat (the same answer, with the open alert's id); never refused for volume.",
-            {"201": {"description": "committed: a new alert, or a repeat that joined her open alert",
-                     **_json(_ref("AlertAccepted"))},
-             "200": {"description": "the same client_alert_id again: the same alert",
-                     **_json(_ref("AlertAccepted"))}},
-            _ref("NewAlert"))},
-        "/v1/alerts/{id}/locations": {"post": _op(
-            "Add one fix or a list of fixes to an open alert", {"200": {"description": "accepted"}},
-            {"oneOf": [_ref("Fix"), {"type": "array", "items": _ref("Fix")}]}, params=_ID)},
-        "/v1/alerts/{id}/cancel": {"post": _op(
-            "Cancel with the PIN; the duress PIN answers the same but keeps the alert live",
-            {"200": {"description": "cancelled", **_json(_ref("AlertAccepted"))}},
-            {"type": "object", "required": ["pin"], "properties": {"pin": {"type": "string"}}}, params=_ID)},
-        "/v1/enrol": {"post": _op(
-            "The phone app redeems a one-time enrolment code (from `alertd people enrol`) for its device token",
-            {"200": {"description": "enrolled", **_json({"type": "object", "properties": {
-                "device_id": {"type": "string"}, "token": {"type": "string"},
-                "sms_number": {"type": ["string", "null"]}}})}},
-            {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}}, security=False)},
-        "/v1/alerts/{id}": {"get": _op("An alert with its trail, dispatches and timeline (audited read)",
-                                       {"200": {"description": "the alert", **_json(_ref("Alert"))}}, params=_ID)},
-        "/v1/dispatches": {"get": _op(
-            "The officer's responder's dispatches",
-            {"200": {"description": "list", **_json({"type": "object", "properties": {
-                "items": {"type": "array", "items": _ref("Dispatch")}}})}},
-            params=[{"name": "status", "in": "query", "schema": {"type": "string"}}])},
-        "/v1/dispatches/{id}/ack": {"post": _op(
-            "Acknowledge (after the deadline it is accepted and recorded as late)",
-            {"200": {"description": "the dispatch", **_json(_ref("Dispatch"))}}, params=_ID)},
-        "/v1/dispatches/{id}/status": {"post": _op(
-            "Move a dispatch to en_route, on_scene or resolved, with a note",
-            {"200": {"description": "the dispatch", **_json(_ref("Dispatch"))}},
-            {"type": "object", "required": ["status"], "properties": {
-                "status": {"type": "string", "enum": ["en_route", "on_scene", "resolved"]},
-                "note": {"type": "string", "maxLength": 2000}}}, params=_ID)},
-        "/v1/events": {"get": _op("WebSocket of live dispatch and alert changes; ?since=EVENT_ID replays missed ones",
-                                  {"101": {"description": "switching protocols"}})},
-        **SMS_PATHS,
-        **CONSOLE_PATHS,
-        **BUTTON_PATHS,
-        "/healthz": {"get": _op("Liveness", {"200": {"description": "alive"}}, security=False)},
-        "/readyz": {"get": _op("Readiness: database and broker", {"200": {"description": "ready"},
-                                                                   "503": {"description": "not ready"}},
-                               security=False)},
-        "/metrics": {"get": _op("Prometheus text metrics", {"200": {"description": "metrics"}}, security=False)},
-        "/openapi.json": {"get": _op("This document", {"200": {"description": "spec"}}, security=False)},
-    },
+    "paths": PATHS,
 }
-
-
-_RATE_LIMITED = {"description": "over its budget (per source address, and per device for device tokens): "
-                                "`rate_limited`, retry after the seconds in Retry-After",
-                 "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}, **_json(_ref("Error"))}
-
-
-def _with_budgets(spec: dict) -> dict:
-    """Every operation that spends a request budget may answer 429 (http/budgets.py says which do not)."""
-    for path, operations in spec["paths"].items():
-        for method, op in operations.items():
-            if (method.upper(), path) not in UNLIMITED:
-                op["responses"].setdefault("429", _RATE_LIMITED)
-    return spec
-
-
-_with_budgets(SPEC)

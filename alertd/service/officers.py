@@ -115,7 +115,7 @@ async def add(conn: asyncpg.Connection, now: datetime, *, username: str, passwor
     username = username.strip().lower()
     check_account(username, password, role, language)
     if await conn.fetchrow(queries.responder_exists, responder_id) is None:
-        raise Invalid(f"no responder {responder_id}")
+        raise Conflict(f"no responder {responder_id}")
     password_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
     if await conn.fetchval(queries.officer_insert, username, password_hash, responder_id, role, language,
                            now) is None:
@@ -129,7 +129,7 @@ async def update(conn: asyncpg.Connection, now: datetime, username: str, *, pass
     """Change an account; a new password, responder or role, or disabling it, ends its open sessions."""
     check_account(username, password, role, language)
     if responder_id is not None and await conn.fetchrow(queries.responder_exists, responder_id) is None:
-        raise Invalid(f"no responder {responder_id}")
+        raise Conflict(f"no responder {responder_id}")
     password_hash = None
     if password is not None:
         password_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
-from alertd.core.model import Invalid, NotFound
+from alertd.core.model import NotFound
 from alertd.mqtt.dynsec import BrokerAccounts, Dynsec, NoBroker
 from alertd.mqtt.protocol import button_topic, unit_topic
 from alertd.service.enrolment import new_id
@@ -66,7 +66,7 @@ async def provision_button(conn: asyncpg.Connection, broker: BrokerAccounts, now
     if await conn.fetchrow(queries.person_exists, person_id) is None:
         raise NotFound("no such person")
     if caseworker_id is not None and await conn.fetchrow(queries.responder_exists, caseworker_id) is None:
-        raise Invalid("no such caseworker responder")
+        raise NotFound("no such caseworker responder")
     device_id = new_id("B-", 10)
     password, salt, hashed = _new_password()
     secret = secrets.token_hex(32)
