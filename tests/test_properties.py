@@ -315,7 +315,8 @@ def test_any_bearer_string_is_a_principal_or_a_token_error(token):
 
 @given(st.sampled_from(auth.ROLES), st.text("abc-123", min_size=1, max_size=20), st.integers(1, 10**6))
 def test_an_issued_token_reads_back_until_it_expires(role, sub, ttl):
-    token = auth.issue(SETTINGS, role=role, sub=sub, ttl_s=ttl, now=NOW, responder_id="pol-1")
+    token = auth.issue(SETTINGS, role=role, sub=sub, ttl_s=ttl, now=NOW, responder_id="pol-1", person_id="P-1",
+                       device_id="D-1")
     who = auth.verify(SETTINGS, token, NOW + timedelta(seconds=ttl - 1))
     assert (who.role, who.sub) == (role, sub)
     if role != "device":

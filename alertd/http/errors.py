@@ -32,10 +32,12 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 async def _record(request: web.Request, status: int, code: str, message: str) -> None:
     """A malformed request changes nothing but its security event (kept even if it cannot be written)."""
+    from alertd.http.security import client_address  # security.py raises ApiError: imported here, not on top
+
     try:
         ctx = request.app[CTX]
         async with request.app[POOL].acquire() as conn:
-            await security_event(conn, ctx.clock.now(), RECORDED[status], f"http:{request.remote}",
+            await security_event(conn, ctx.clock.now(), RECORDED[status], f"http:{client_address(request)}",
                                  method=request.method, path=validate.printable(request.path), code=code,
                                  reason=validate.printable(message))
     except Exception:
