@@ -93,7 +93,11 @@ def served(postgres, template_db, mosquitto, workdir):
     asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {template_db} STRATEGY FILE_COPY"))
     settings = Settings(database_url=postgres.dsn(name), mqtt_url=mosquitto.url, jwt_secret="contract-" + "x" * 40,
                         public_url="https://alertd.example.org", db_pool_min=1, db_pool_max=4,
-                        cancel_answer_floor_s=0.0, data_dir=str(workdir / "contract"))
+                        cancel_answer_floor_s=0.0, data_dir=str(workdir / "contract"),
+                        # the contract's shapes are checked here, the budgets in test_budgets.py: a 429 here
+                        # would only stand between schemathesis and the handlers
+                        budget_source_rate=10_000, budget_source_burst=10_000, budget_device_rate=10_000,
+                        budget_device_burst=10_000)
     now = datetime.now(UTC)
     person = asyncio.run(_seed(settings.database_url, now))
     server = ServedApp(settings).start()

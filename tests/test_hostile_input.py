@@ -27,7 +27,8 @@ async def _count(db, table: str) -> int:
 
 
 async def _malformed_events(db) -> int:
-    return await db.fetchval("SELECT count(*) FROM security_events WHERE kind = 'malformed_request'")
+    """Every refusal counts (on its episode's event: one row per source and kind per minute)."""
+    return await db.fetchval("SELECT coalesce(sum(refusals), 0) FROM security_events WHERE kind = 'malformed_request'")
 
 
 async def _post_raw(client, path: str, text: str | bytes, headers: dict):
