@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from alertd.mqtt.dynsec import Account, Dynsec
+
 
 class ServiceError(RuntimeError):
     """A local server could not be found or started."""
@@ -140,13 +142,17 @@ class LocalMosquitto:
     """A Mosquitto broker in `directory` with a generated config; `extra_config` lines are appended."""
 
     def __init__(self, directory: Path, port: int | None = None, extra_config: str = "",
-                 dynsec_admin: tuple[str, str] | None = None) -> None:
+                 dynsec_admin: tuple[str, str] | None = None, service: tuple[str, str] | None = None) -> None:
         """dynsec_admin (username, password) loads the dynamic-security plugin with that admin account and
-        refuses anonymous clients; without it the broker is open, as before."""
+        refuses anonymous clients, and `service` (username, password) is then alertd's own account, made at each
+        start: the broker is secured as in production. Without dynsec_admin the broker is open (benchmarks)."""
         self.directory = Path(directory)
         self.port = port or free_port()
         self.extra_config = extra_config
         self.dynsec_admin = dynsec_admin
+        self.service = service
+        if service and not dynsec_admin:
+            raise ServiceError("a service account needs the dynamic-security admin account to make it")
         if dynsec_admin:
             self.extra_config += (f"\nplugin {dynsec_plugin()}\n"
                                   f"plugin_opt_config_file {self.directory / 'dynamic-security.json'}\n"
@@ -200,7 +206,19 @@ class LocalMosquitto:
             [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_port(self.port)
+        if self.dynsec_admin and self.service:
+            Dynsec(self.user_url(*self.dynsec_admin)).replace_now([Account.service(*self.service)])
         return self
+
+    @property
+    def service_url(self) -> str:
+        """ALERTD_MQTT_URL for alertd on this broker (its own account when secured)."""
+        return self.user_url(*self.service) if self.service else self.url
+
+    @property
+    def admin_url(self) -> str:
+        """ALERTD_MQTT_ADMIN_URL: provisioning tells the broker through it; empty when the broker is open."""
+        return self.user_url(*self.dynsec_admin) if self.dynsec_admin else ""
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

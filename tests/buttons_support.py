@@ -4,35 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
+import subprocess
 import tempfile
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from alertd.http.app import create_app
 from alertd.http.keys import BROKER, INGEST
-from alertd.localservices import LocalMosquitto
-from alertd.mqtt.dynsec import Dynsec
+from alertd.localservices import LocalMosquitto, ServiceError
+from alertd.mqtt.dynsec import BrokerError
 from alertd.service import provisioning
 from clients.simulator.sim import Button, Unit
+from tests.helpers import BROKER_ADMIN, BROKER_SERVICE
 
-ADMIN = ("admin", "admin-" + secrets.token_hex(8))
-SERVICE = ("alertd", "svc-" + secrets.token_hex(8))
+ADMIN, SERVICE = BROKER_ADMIN, BROKER_SERVICE
 
 
 async def start_secured_broker(directory) -> LocalMosquitto:
     """A Mosquitto that refuses anonymous clients, with alertd's own service account in dynamic security."""
     for attempt in range(3):
-        broker = await asyncio.to_thread(LocalMosquitto(directory / f"try-{attempt}", dynsec_admin=ADMIN).start)
+        broker = LocalMosquitto(directory / f"try-{attempt}", dynsec_admin=ADMIN, service=SERVICE)
+        try:
+            await asyncio.to_thread(broker.start)
+        except (ServiceError, BrokerError):
+            # beaten to its free port by another test run on this machine (its admin login was refused there)
+            await asyncio.to_thread(broker.stop)
+            continue
         await asyncio.sleep(0.2)
-        if broker.process.poll() is None:  # not beaten to its free port by another test run on this machine
+        if broker.process.poll() is None:
             break
-    await Dynsec(broker.user_url(*ADMIN)).add_service(*SERVICE)
     return broker
 
 
@@ -57,7 +63,7 @@ async def secured_broker(secured_broker_process):
 
 def secured_settings(settings, broker: LocalMosquitto, **changes):
     """Settings on the secured broker, with a session of its own for each service instance."""
-    return settings.replace(mqtt_url=broker.user_url(*SERVICE), mqtt_admin_url=broker.user_url(*ADMIN),
+    return settings.replace(mqtt_url=broker.service_url, mqtt_admin_url=broker.admin_url,
                             mqtt_client_id=f"alertd-test-{uuid.uuid4().hex[:8]}", mqtt_session_expiry_s=300,
                             **changes)
 
@@ -110,6 +116,28 @@ async def connected_unit(broker: LocalMosquitto, creds, clock) -> Unit:
     unit = Unit(broker.user_url(creds.username, creds.password), creds.device_id,
                 clock=lambda: clock.now().timestamp())
     return await asyncio.to_thread(unit.connect)
+
+
+def run_mqtt_client(tool: str, url: str, *args: str, client_id: str | None = None,
+                     timeout_s: float = 20.0) -> subprocess.CompletedProcess:
+    """Run one of Debian's own MQTT clients (mosquitto_pub, mosquitto_sub, mosquitto_rr: nobody here wrote them)
+    with the account in `url`, over MQTT 5 so that a denied publish is reported ("Not authorized")."""
+    parts = urlsplit(url)
+    cmd = [tool, "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port), "-V", "mqttv5", *args]
+    if parts.username:
+        cmd += ["-u", parts.username, "-P", parts.password or ""]
+    if client_id:
+        cmd += ["-i", client_id]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+
+
+async def mqtt_client(tool: str, url: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return await asyncio.to_thread(run_mqtt_client, tool, url, *args, **kwargs)
+
+
+def refused_at_connect(result: subprocess.CompletedProcess) -> bool:
+    """The broker refused the client's CONNECT (no or wrong account, someone else's client id)."""
+    return result.returncode != 0 and "not authori" in result.stderr.lower()
 
 
 async def eventually(predicate, timeout: float = 30.0, interval: float = 0.02):

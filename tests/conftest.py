@@ -17,6 +17,7 @@ from alertd.localservices import LocalMosquitto, LocalPostgres
 from alertd.settings import Settings
 from alertd.store.db import connect
 from alertd.store.migrate import migrate
+from tests.helpers import BROKER_ADMIN, BROKER_SERVICE
 
 TEMPLATE = "alertd_template"
 _counter = itertools.count()
@@ -39,7 +40,9 @@ def postgres(workdir):
 
 @pytest.fixture(scope="session")
 def mosquitto(workdir):
-    broker = LocalMosquitto(workdir / "mqtt").start()
+    """Secured as in production (dynamic security, anonymous clients refused, alertd's own account), so every test
+    that reaches the broker goes through the same access rules as a deployment."""
+    broker = LocalMosquitto(workdir / "mqtt", dynsec_admin=BROKER_ADMIN, service=BROKER_SERVICE).start()
     yield broker
     broker.stop()
 
@@ -77,7 +80,8 @@ def clock():
 def settings(database, mosquitto):
     return Settings(
         database_url=database,
-        mqtt_url=mosquitto.url,
+        mqtt_url=mosquitto.service_url,
+        mqtt_admin_url=mosquitto.admin_url,
         jwt_secret="test-secret-" + "x" * 40,
         public_url="https://alertd.example.org",
         db_pool_min=1,

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import contextlib
+import secrets
 import uuid
 from datetime import datetime
 
 from alertd import auth
 from alertd.core.model import Location
 from alertd.service.enrolment import ResponderRecord, enrol_person, upsert_responders
+
+# The dynamic-security admin and alertd's own account on every broker the tests start (each secured as in
+# production: no anonymous clients, a role per device).
+BROKER_ADMIN = ("admin", "admin-" + secrets.token_hex(8))
+BROKER_SERVICE = ("alertd", "svc-" + secrets.token_hex(8))
 
 # A small rural area around (50.0 N, 70.0 E); responders placed at known distances.
 BASE_LAT, BASE_LON = 50.0, 70.0

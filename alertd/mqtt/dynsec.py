@@ -11,6 +11,7 @@ import json
 import ssl
 import threading
 import uuid
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -80,6 +81,30 @@ def service_acls() -> list[dict]:
     return acls
 
 
+@dataclass(frozen=True)
+class Account:
+    """A broker client and the role of its own that carries its ACLs."""
+
+    username: str
+    password: str = field(repr=False)
+    role: str
+    acls: list[dict]
+    clientid: str | None  # the only client id it may connect with; None: any
+
+    @classmethod
+    def button(cls, device_id: str, password: str) -> Account:
+        return cls(device_id, password, f"button-{device_id}", button_acls(device_id), device_id)
+
+    @classmethod
+    def unit(cls, unit_id: str, password: str) -> Account:
+        return cls(unit_id, password, f"unit-{unit_id}", unit_acls(unit_id), unit_id)
+
+    @classmethod
+    def service(cls, username: str, password: str) -> Account:
+        # several instances (and their admin tools) connect under client ids of their own
+        return cls(username, password, "alertd-service", service_acls(), None)
+
+
 class Dynsec:
     """Sends dynamic-security commands with the admin account of `admin_url` (mqtt[s]://user:pass@host:port);
     an mqtts:// URL connects over TLS with `tls_context` (the service's: its CA pinned)."""
@@ -96,13 +121,13 @@ class Dynsec:
         self.timeout = timeout
 
     async def add_button(self, device_id: str, password: str) -> None:
-        await self._add(device_id, password, f"button-{device_id}", button_acls(device_id))
+        await self.replace([Account.button(device_id, password)])
 
     async def add_unit(self, unit_id: str, password: str) -> None:
-        await self._add(unit_id, password, f"unit-{unit_id}", unit_acls(unit_id))
+        await self.replace([Account.unit(unit_id, password)])
 
     async def add_service(self, username: str, password: str) -> None:
-        await self._add(username, password, "alertd-service", service_acls(), clientid=False)
+        await self.replace([Account.service(username, password)])
 
     async def set_password(self, username: str, password: str) -> None:
         await self.run([{"command": "setClientPassword", "username": username, "password": password}])
@@ -113,15 +138,23 @@ class Dynsec:
         for role in (f"button-{username}", f"unit-{username}"):
             await self.run([{"command": "deleteRole", "rolename": role}], missing_ok=True)
 
-    async def _add(self, username: str, password: str, role: str, acls: list[dict], clientid: bool = True) -> None:
-        # Provisioning again replaces the account, so the broker ends up as the database says.
-        await self.run([{"command": "deleteClient", "username": username}], missing_ok=True)
-        await self.run([{"command": "deleteRole", "rolename": role}], missing_ok=True)
-        client = {"command": "createClient", "username": username, "password": password,
-                  "roles": [{"rolename": role}]}
-        if clientid:
-            client["clientid"] = username  # a device connects under its own id only
-        await self.run([{"command": "createRole", "rolename": role, "acls": acls}, client])
+    async def replace(self, accounts: list[Account]) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.replace_now, accounts)
+
+    def replace_now(self, accounts: list[Account]) -> None:
+        """Create these accounts, replacing any of the same name, so the broker ends up as the caller says
+        (two round trips however many accounts: `alertd demo` sets up all its devices at each start)."""
+        gone = [c for a in accounts for c in ({"command": "deleteClient", "username": a.username},
+                                               {"command": "deleteRole", "rolename": a.role})]
+        self._run(gone, missing_ok=True)
+        made = []
+        for a in accounts:
+            client = {"command": "createClient", "username": a.username, "password": a.password,
+                      "roles": [{"rolename": a.role}]}
+            if a.clientid:
+                client["clientid"] = a.clientid  # a device connects under its own id only
+            made += [{"command": "createRole", "rolename": a.role, "acls": a.acls}, client]
+        self._run(made, missing_ok=False)
 
     async def run(self, commands: list[dict], *, missing_ok: bool = False) -> list[dict]:
         return await asyncio.get_running_loop().run_in_executor(None, self._run, commands, missing_ok)
