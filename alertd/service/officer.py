@@ -20,6 +20,16 @@ _NEXT = {
 }
 
 
+class InactiveDispatch(Conflict):
+    """A dispatch nobody can act on any more: resolved, cancelled, or expired on an alert that is closed."""
+
+
+def _in_play(alert, dispatch) -> bool:
+    """Active, or expired while her alert is still open or unanswered (a late ack is still someone coming)."""
+    return dispatch["status"] in ACTIVE_DISPATCH or (
+        dispatch["status"] == "expired" and alert["status"] in ("open", "unanswered"))
+
+
 def _uuid(value: str, what: str):
     try:
         return uuid.UUID(value)
@@ -60,7 +70,8 @@ async def acknowledge(pool: asyncpg.Pool, ctx: Context, dispatch_id: str, *, res
 
 
 async def set_status(pool: asyncpg.Pool, ctx: Context, dispatch_id: str, status: str, *, responder_id: str | None,
-                     actor: str, note: str | None = None, via: str = "api") -> dict:
+                     actor: str, note: str | None = None, via: str = "api", in_play_only: bool = False) -> dict:
+    """Move a dispatch on; in_play_only refuses (InactiveDispatch) a change to a dispatch no longer in play."""
     if status not in ("acknowledged", *OFFICER_STATUSES):
         raise Invalid(f"status must be one of acknowledged, {', '.join(OFFICER_STATUSES)}")
     async with pool.acquire() as conn, conn.transaction():
@@ -68,6 +79,8 @@ async def set_status(pool: asyncpg.Pool, ctx: Context, dispatch_id: str, status:
         alert, d = await _lock(conn, dispatch_id, responder_id)
         if d["status"] == status:
             return await _dispatch_json(conn, d["id"])
+        if in_play_only and not _in_play(alert, d):
+            raise InactiveDispatch(f"dispatch is {d['status']}, alert is {alert['status']}")
         if d["status"] not in _NEXT[status]:
             raise Conflict(f"dispatch is {d['status']}")
         first_ack = d["acknowledged_at"] is None

@@ -1,4 +1,9 @@
-"""Mobile-unit terminals: a location report moves the unit; an ack or status goes through the officer workflow."""
+"""Mobile-unit terminals: a location report moves the unit; an ack or status goes through the officer workflow.
+
+Unit messages carry no signature: the broker authenticates each terminal (its own account and client id) and
+lets it publish only on its own topics. The service adds what it can check: the terminal's account is live, an
+ack names a dispatch of that unit, and that dispatch is still in play.
+"""
 
 from __future__ import annotations
 
@@ -24,28 +29,43 @@ async def _refuse(pool: asyncpg.Pool, ctx: Context, unit_id: str, kind: str, rea
     return kind
 
 
+async def _check_terminal(conn: asyncpg.Connection, unit_id: str) -> None:
+    """A mobile unit with live terminal credentials (the broker should have refused any other; if its state and
+    the database ever differ, the database decides)."""
+    if await conn.fetchrow(queries.mobile_unit, unit_id) is None:
+        raise Refused("unknown_unit", "no such mobile unit")
+    account = await conn.fetchrow(queries.mqtt_account, unit_id)
+    if account is None or account["kind"] != "unit":
+        raise Refused("unknown_unit", "this unit has no terminal")
+    if account["revoked_at"] is not None:
+        raise Refused("revoked_unit", "this unit's terminal was revoked")
+
+
 async def receive(pool: asyncpg.Pool, ctx: Context, unit_id: str, leaf: str, payload: bytes) -> str | None:
     """Handle a `location` or `ack` message of a unit; returns the refusal kind, or None when done."""
     try:
-        if leaf == "location":
-            where = protocol.parse_unit_location(payload)
-            async with pool.acquire() as conn:
-                if await conn.fetchrow(queries.mobile_unit, unit_id) is None:
-                    raise Refused("unknown_unit", "no such mobile unit")
+        if leaf not in protocol.UNIT_EVENTS:
+            raise Refused("bad_topic", f"unknown unit event {leaf!r}")
+        async with pool.acquire() as conn:
+            await _check_terminal(conn, unit_id)
+            if leaf == "location":
+                where = protocol.parse_unit_location(payload)
                 await conn.execute(queries.move_unit, unit_id, where.lon, where.lat, ctx.clock.now())
-            return None
-        if leaf == "ack":
-            ack = protocol.parse_unit_ack(payload)
-            await officer.set_status(pool, ctx, ack.dispatch_id, ack.status, responder_id=unit_id,
-                                     actor=f"unit:{unit_id}", note=ack.note, via="mqtt")
-            return None
-        raise Refused("bad_topic", f"unknown unit event {leaf!r}")
+                return None
+        ack = protocol.parse_unit_ack(payload)
+        await officer.set_status(pool, ctx, ack.dispatch_id, ack.status, responder_id=unit_id,
+                                 actor=f"unit:{unit_id}", note=ack.note, via="mqtt", in_play_only=True)
+        return None
     except Refused as refused:
         return await _refuse(pool, ctx, unit_id, refused.kind, refused.message)
     except NotFound:
         return await _refuse(pool, ctx, unit_id, "unknown_dispatch", "no such dispatch for this unit")
+    except officer.InactiveDispatch as exc:
+        # Resolved, cancelled, or expired on a closed alert: nothing a terminal has any business changing.
+        return await _refuse(pool, ctx, unit_id, "inactive_dispatch", exc.message)
     except Conflict as exc:
-        # a status that no longer fits (say, the alert was cancelled): nothing to record as hostile
+        # an out-of-order status on a dispatch still in play (acknowledged after en_route): the terminal's own
+        # lag, nothing to record as hostile
         log.info("unit status not applied", extra={"fields": {"unit_id": unit_id, "reason": exc.message}})
         return "conflict"
     except DomainError as exc:
