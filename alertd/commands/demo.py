@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import alertd
-from alertd import auth
+from alertd import auth, demo_devices
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
 from alertd.commands.core import serve
@@ -111,12 +111,15 @@ async def _sample_button(settings: Settings, data_dir: Path, person_id: str) -> 
 def _simulator_press(url: str, device_id: str, secret: str) -> str | None:
     """The simulator's press line, runnable as printed from any folder: this interpreter (it has paho-mqtt) with
     the source tree's clients/ on its path; None when alertd runs without its source tree."""
+    return _simulator("press", "--url", url, "--device", device_id, "--secret", secret,
+                      "--lat", f"{CENTRE_LAT + 0.2:.5f}", "--lon", f"{CENTRE_LON - 0.3:.5f}")
+
+
+def _simulator(*args: str) -> str | None:
     root = Path(alertd.__file__).resolve().parents[1]
     if not (root / "clients" / "simulator").is_dir():
         return None
-    argv = [sys.executable, "-m", "clients.simulator", "press", "--url", url, "--device", device_id,
-            "--secret", secret, "--lat", f"{CENTRE_LAT + 0.2:.5f}", "--lon", f"{CENTRE_LON - 0.3:.5f}"]
-    return f"PYTHONPATH={shlex.quote(str(root))} {shlex.join(argv)}"
+    return f"PYTHONPATH={shlex.quote(str(root))} {shlex.join([sys.executable, '-m', 'clients.simulator', *args])}"
 
 
 def _http_port(settings: Settings, recorded: int | None) -> int:
@@ -131,24 +134,13 @@ def _http_port(settings: Settings, recorded: int | None) -> int:
 
 async def cmd_demo(args, settings: Settings) -> None:
     data_dir = (args.data_dir or Path(settings.data_dir)).resolve()
-    folder = DemoFolder(data_dir)
-    try:
-        folder.acquire()
-    except AlreadyRunning as other:
-        where = f"serving {other.http}" if other.http else "still starting"
-        raise CommandError(f"another alertd demo is running on {data_dir} (pid {other.pid}, {where}): use that "
-                           f"one, stop it first (Ctrl-C in its terminal, or kill {other.pid}), or give this one "
-                           f"another --data-dir") from None
-    try:
-        await _run_demo(args, settings, data_dir, folder)
-    finally:
-        folder.release()
-
-
-async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder) -> None:
     recorded = folder.ports()
     pg = LocalPostgres(data_dir / "postgres", recorded.get("postgres", 5432))
-    broker = LocalMosquitto(data_dir / "mosquitto", recorded.get("mqtt", 1883))
+    # Secured exactly as in production (dynamic security, no anonymous clients, a role per device): what a new
+    # user tries here is what a deployer gets.
+    admin_login, service_login = demo_devices.broker_logins(data_dir, data_dir / "mosquitto")
+    broker = LocalMosquitto(data_dir / "mosquitto", recorded.get("mqtt", 1883), dynsec_admin=admin_login,
+                            service=service_login)
     stopped = folder.stop_orphans(pg, broker.directory / "mosquitto.conf")
     if stopped:  # the last run was killed; they held its ports until now
         print(f"alertd demo: stopped the {' and '.join(stopped)} a killed earlier run left behind", file=sys.stderr)
@@ -165,7 +157,8 @@ async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder
         await admin.close()
         folder.record_ports(postgres=pg.port, mqtt=broker.port, http=http_port)
         settings = settings.replace(
-            database_url=pg.dsn("alertd"), mqtt_url=broker.url, http_host="127.0.0.1", http_port=http_port,
+            database_url=pg.dsn("alertd"), mqtt_url=broker.service_url, mqtt_admin_url=broker.admin_url,
+            http_host="127.0.0.1", http_port=http_port,
             public_url=f"http://127.0.0.1:{http_port}", jwt_secret=_secret(data_dir), data_dir=str(data_dir))
         person = await _seed(settings)
         now = SystemClock().now()
@@ -185,16 +178,19 @@ async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder
         console_logins = await _console_accounts(settings, data_dir, post)
         code = await _enrolment_code(settings, person)
         button = await _sample_button(settings, data_dir, person["person_id"])
+        units = [{**unit, "listen": _simulator("unit-listen", "--url", unit["url"], "--unit", unit["unit_id"])}
+                 for unit in await demo_devices.unit_terminals(settings, data_dir)]
+        await demo_devices.sync_broker(settings.mqtt_admin_url, data_dir)
         admin_token = auth.issue(settings, role="admin", sub="admin-demo", ttl_s=day, now=now)
         engineer = auth.issue(settings, role="engineer", sub="engineer-demo", ttl_s=day, now=now)
         http = f"http://127.0.0.1:{http_port}"
         body = json.dumps({"client_alert_id": "demo-1", "location": {
             "lat": sample_lat, "lon": sample_lon, "accuracy_m": 25, "source": "gps"}})
         env = {k: v for k, v in settings.as_env().items()
-               if k in ("ALERTD_DATABASE_URL", "ALERTD_MQTT_URL", "ALERTD_HTTP_HOST", "ALERTD_HTTP_PORT",
-                        "ALERTD_PUBLIC_URL", "ALERTD_JWT_SECRET", "ALERTD_DATA_DIR")}
+               if k in ("ALERTD_DATABASE_URL", "ALERTD_MQTT_URL", "ALERTD_MQTT_ADMIN_URL", "ALERTD_HTTP_HOST",
+                        "ALERTD_HTTP_PORT", "ALERTD_PUBLIC_URL", "ALERTD_JWT_SECRET", "ALERTD_DATA_DIR")}
         doc = {
-            "urls": {"http": http, "database": settings.database_url, "mqtt": settings.mqtt_url,
+            "urls": {"http": http, "database": settings.database_url, "mqtt": broker.url,
                      "console": f"{http}/console/", "app": f"{http}/app/", "openapi": f"{http}/openapi.json"},
             "env": env,
             "person": person,
@@ -202,6 +198,7 @@ async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder
             "officer_responder": post,
             "console_logins": console_logins,
             "button": button,
+            "units": units,
             "curl": (f"curl -s -X POST {http}/v1/alerts -H 'Authorization: Bearer {device_token}' "
                      f"-H 'Content-Type: application/json' -d '{body}'"),
             "curl_dispatches": f"curl -s -H 'Authorization: Bearer {officer}' {http}/v1/dispatches",
@@ -254,4 +251,9 @@ def _announce(doc: dict, as_json: bool) -> None:
     else:
         print(f"\nThe sample button {doc['button']['device_id']}: the simulator (clients/simulator) comes with the "
               f"source tree, not with an installed alertd")
+    print("\nMobile-unit terminals (MQTT username and client id: the unit id; each reads only its own dispatches):")
+    for unit in doc["units"]:
+        print(f"  {unit['unit_id']} / {unit['password']}")
+    if doc["units"] and doc["units"][0]["listen"]:
+        print("Listen for a unit's dispatches (simulator):\n  " + doc["units"][0]["listen"])
     print(flush=True)

@@ -91,6 +91,10 @@ ON CONFLICT (mcc, mnc, lac, cid) DO UPDATE SET radio = EXCLUDED.radio, location 
 -- A mobile unit by id (nothing for other kinds).
 SELECT id, region, on_duty, last_seen_at FROM responders WHERE id = $1 AND kind = 'mobile_unit';
 
+-- name: mobile_units
+-- Every mobile unit, by id (`alertd demo` gives each a terminal).
+SELECT id FROM responders WHERE kind = 'mobile_unit' ORDER BY id;
+
 -- name: move_unit
 -- A unit terminal reported where it is now.
 UPDATE responders SET location = ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, last_seen_at = $4,
