@@ -40,7 +40,8 @@ async def test_provision_over_http_then_only_its_own_topics(button_service, butt
     assert resp.status == 404
     resp = await button_service.post("/v1/buttons", json={"person_id": person.person_id},
                                      headers=engineer(button_settings, clock))
-    assert resp.status == 201 and resp.headers["Cache-Control"] == "no-store"
+    assert resp.status == 201, await resp.text()
+    assert resp.headers["Cache-Control"] == "no-store"
     creds = await resp.json()
     assert creds["username"] == creds["device_id"] and len(creds["hmac_secret"]) == 64
     other = await (await button_service.post("/v1/buttons", json={"person_id": person.person_id},
