@@ -42,10 +42,19 @@ async def start_secured_broker(directory) -> LocalMosquitto:
     return broker
 
 
+_session_brokers: dict[Path, LocalMosquitto] = {}
+
+
 @pytest.fixture(scope="session")
 async def secured_broker_process(workdir):
-    broker = await start_secured_broker(workdir / "mqtt-secured")
+    """One secured broker for the whole session. Test modules import this fixture, and pytest makes an imported
+    session fixture once per importing module: without the cache each module started a broker of its own in the
+    same folder, two or more Mosquittos sharing one persistence file and one dynamic-security file."""
+    broker = _session_brokers.get(workdir)
+    if broker is None:
+        broker = _session_brokers[workdir] = await start_secured_broker(workdir / "mqtt-secured")
     yield broker
+    _session_brokers.pop(workdir, None)
     await asyncio.to_thread(broker.stop)
 
 
