@@ -103,13 +103,14 @@ async def test_demo_broker_refuses_strangers_and_confines_each_device_to_its_own
         assert await db.fetchrow("SELECT location::text AS at, last_seen_at FROM responders WHERE id = $1",
                                  other_id) == before
 
-        # an alert that goes to a unit: only that unit's terminal can acknowledge or resolve it
+        # an alert that goes to a unit (her alert from the button press, which this one joins as a repeat with a
+        # better location): only that unit's terminal can acknowledge or resolve its dispatch
         curl_url, headers, body = _curl_request(doc["curl"])
         async with aiohttp.ClientSession() as http, http.post(curl_url, json=body, headers=headers) as resp:
             assert resp.status == 201, await resp.text()
             alert_id = (await resp.json())["alert_id"]
         dispatch = await db.fetchrow("SELECT id, responder_id FROM dispatches WHERE alert_id = $1 "
-                                     "AND kind = 'mobile_unit'", alert_id)
+                                     "AND kind = 'mobile_unit' AND status = 'pending'", alert_id)
         target = units[dispatch["responder_id"]]
         stranger = next(u for u in units.values() if u["unit_id"] != target["unit_id"])
         resolve = json.dumps({"dispatch_id": str(dispatch["id"]), "status": "resolved"})
