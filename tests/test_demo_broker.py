@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,7 +20,24 @@ import asyncpg
 
 from clients.button import protocol as firmware
 from tests.buttons_support import eventually, mqtt_client, refused_at_connect
-from tests.test_demo import _curl_request, _read_document
+
+
+def _read_document(process: subprocess.Popen) -> dict:
+    """The JSON document `alertd demo --json` prints once it serves (one object, closed by a lone '}')."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.rstrip() == "}":
+            return json.loads("".join(lines))
+    raise AssertionError(f"demo ended without its document: {''.join(lines)[-2000:]}")
+
+
+def _curl_request(curl: str) -> tuple[str, dict, dict]:
+    """URL, headers and JSON body of the demo's curl line (the test raises exactly what a user would)."""
+    words = shlex.split(curl)
+    url = next(w for w in words if w.startswith("http"))
+    headers = dict(words[i + 1].split(": ", 1) for i, w in enumerate(words) if w == "-H")
+    return url, headers, json.loads(words[words.index("-d") + 1])
 
 
 async def _run(tool: str, url: str, *args: str, account: tuple[str, str] | None = None,

@@ -134,6 +134,21 @@ def _http_port(settings: Settings, recorded: int | None) -> int:
 
 async def cmd_demo(args, settings: Settings) -> None:
     data_dir = (args.data_dir or Path(settings.data_dir)).resolve()
+    folder = DemoFolder(data_dir)
+    try:
+        folder.acquire()
+    except AlreadyRunning as other:
+        where = f"serving {other.http}" if other.http else "still starting"
+        raise CommandError(f"another alertd demo is running on {data_dir} (pid {other.pid}, {where}): use that "
+                           f"one, stop it first (Ctrl-C in its terminal, or kill {other.pid}), or give this one "
+                           f"another --data-dir") from None
+    try:
+        await _run_demo(args, settings, data_dir, folder)
+    finally:
+        folder.release()
+
+
+async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder) -> None:
     recorded = folder.ports()
     pg = LocalPostgres(data_dir / "postgres", recorded.get("postgres", 5432))
     # Secured exactly as in production (dynamic security, no anonymous clients, a role per device): what a new
@@ -246,14 +261,14 @@ def _announce(doc: dict, as_json: bool) -> None:
         print(f"  {role} token: {token}")
     print("\nRaise an alert as the sample person:\n  " + doc["curl"])
     print(f"\nSee it dispatched, as the sample officer of {doc['officer_responder']}:\n  " + doc["curl_dispatches"])
-    if doc["button"]["press"]:
-        print(f"\nPress the sample button {doc['button']['device_id']} (simulator):\n  " + doc["button"]["press"])
-    else:
-        print(f"\nThe sample button {doc['button']['device_id']}: the simulator (clients/simulator) comes with the "
-              f"source tree, not with an installed alertd")
     print("\nMobile-unit terminals (MQTT username and client id: the unit id; each reads only its own dispatches):")
     for unit in doc["units"]:
         print(f"  {unit['unit_id']} / {unit['password']}")
     if doc["units"] and doc["units"][0]["listen"]:
         print("Listen for a unit's dispatches (simulator):\n  " + doc["units"][0]["listen"])
+    if doc["button"]["press"]:
+        print(f"\nPress the sample button {doc['button']['device_id']} (simulator):\n  " + doc["button"]["press"])
+    else:
+        print(f"\nThe sample button {doc['button']['device_id']}: the simulator (clients/simulator) comes with the "
+              f"source tree, not with an installed alertd")
     print(flush=True)
