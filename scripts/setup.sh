@@ -37,7 +37,7 @@ PY=${PYTHON:-python3}
 stamp=.venv/.alertd-pyproject.sha256
 want_hash=$(sha256sum pyproject.toml | cut -d' ' -f1)
 imports_ok() {
-  .venv/bin/python -c "import alertd, asyncpg, aiohttp, paho.mqtt, twilio, jwt, argon2" 2>/dev/null
+  .venv/bin/python -c "import alertd, asyncpg, aiohttp, paho.mqtt, twilio, jwt, argon2, brotli" 2>/dev/null
 }
 if [ ! -x .venv/bin/python ]; then
   reason="no .venv yet"

@@ -15,7 +15,7 @@ from alertd.engine.deadlines import Deadlines
 from alertd.engine.outbox import Outbox
 from alertd.engine.retention import Retention
 from alertd.engine.supervision import Supervision
-from alertd.http import buttons, console, events, officer, ops, phone, phone_app
+from alertd.http import buttons, console, events, officer, ops, phone, phone_app, static
 from alertd.http.budgets import RequestBudgets, budget_middleware
 from alertd.http.errors import error_middleware
 from alertd.http.events import Hub
@@ -130,4 +130,5 @@ def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bo
     for module in (phone, officer, events, ops, console, phone_app, buttons):
         app.add_routes(module.routes)
     sms_http.setup(app)
+    static.setup(app, console.assets, console.index, phone_app.assets)
     return app

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from alertd.core import validate
 from alertd.core.validate import Boolean, Choice, Obj, Text
+from alertd.http import static
 from alertd.http.errors import ApiError, error_response, json_body
 from alertd.http.keys import CTX, POOL
 from alertd.http.security import client_address, principal
@@ -61,8 +62,18 @@ def asset_version() -> str:
 
 
 @lru_cache(maxsize=1)
-def _index() -> bytes:
-    return (STATIC / "index.html").read_text().replace("{{v}}", asset_version()).encode()
+def assets() -> dict[str, static.Asset]:
+    """Every console file by its path under the console folder, read and compressed once; index.html apart."""
+    return {name: static.Asset.of(path.read_bytes(), path.suffix)
+            for path in sorted(STATIC.rglob("*"))
+            if path.is_file() and _ASSET.match(name := path.relative_to(STATIC).as_posix())
+            and name != "index.html"}
+
+
+@lru_cache(maxsize=1)
+def index() -> static.Asset:
+    """The page, linking every file with the current ?v=, compressed once."""
+    return static.Asset.of((STATIC / "index.html").read_text().replace("{{v}}", asset_version()).encode(), ".html")
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -75,21 +86,21 @@ async def console_redirect(_request: web.Request) -> web.Response:
 
 
 @routes.get("/console/")
-async def console_index(_request: web.Request) -> web.Response:
-    return web.Response(body=_index(), content_type="text/html", charset="utf-8",
-                        headers={**SECURITY_HEADERS, "Cache-Control": "no-cache"})
+async def console_index(request: web.Request) -> web.Response:
+    await static.ready(request)
+    return static.respond(request, index(), {**SECURITY_HEADERS, "Cache-Control": "no-cache"})
 
 
 @routes.get("/console/assets/{path:.+}")
-async def console_asset(request: web.Request) -> web.StreamResponse:
+async def console_asset(request: web.Request) -> web.Response:
     """A console file; with the current ?v= it is immutable for a year, otherwise revalidated (ETag)."""
-    name = request.match_info["path"]
-    path = STATIC / name
-    if not _ASSET.match(name) or ".." in name or name == "index.html" or not path.is_file():
+    await static.ready(request)
+    asset = assets().get(request.match_info["path"])
+    if asset is None:
         raise web.HTTPNotFound()
     cache = ("public, max-age=31536000, immutable" if request.query.get("v") == asset_version()
              else "no-cache")
-    return web.FileResponse(path, headers={**SECURITY_HEADERS, "Cache-Control": cache})
+    return static.respond(request, asset, {**SECURITY_HEADERS, "Cache-Control": cache})
 
 
 @routes.get("/console/tiles/{path:.+}")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from alertd.core.validate import Obj, Text
+from alertd.http import static
 from alertd.http.errors import ApiError, json_body
 from alertd.http.keys import CTX, POOL
 from alertd.http.security import client_address
@@ -30,54 +28,27 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "geolocation=(self), camera=(), microphone=(), payment=(), usb=()",
 }
-TYPES = {".webmanifest": "application/manifest+json", ".js": "text/javascript", ".html": "text/html",
-         ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
-TEXT = (".html", ".js", ".css", ".webmanifest", ".svg")
-# The service worker keeps its own cache, so the browser cache only revalidates (ETag) these: a new
+# The service worker keeps its own cache, so the browser cache only revalidates (ETag) the text files: a new
 # release reaches the phone on its next start. Icons never change under the same name.
 REVALIDATE = "no-cache"
 LONG = "public, max-age=604800"
 
 
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    gzipped: bytes | None
-    content_type: str
-    etag: str
-    cache_control: str
-
-
 @functools.cache
-def assets(directory: Path = APP_DIR) -> dict[str, Asset]:
+def assets(directory: Path = APP_DIR) -> dict[str, static.Asset]:
     """Every file of the app, read and compressed once; a name not in here is a 404."""
-    found = {}
-    for path in sorted(directory.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.suffix not in TYPES:
-            continue
-        body = path.read_bytes()
-        text = path.suffix in TEXT
-        content_type = TYPES[path.suffix] + ("; charset=utf-8" if text else "")
-        found[path.name] = Asset(
-            body=body, gzipped=gzip.compress(body, 9, mtime=0) if text else None, content_type=content_type,
-            etag='"' + hashlib.sha256(body).hexdigest()[:20] + '"',
-            cache_control=REVALIDATE if text else LONG)
-    return found
+    return {path.name: static.Asset.of(path.read_bytes(), path.suffix)
+            for path in sorted(directory.iterdir())
+            if path.is_file() and not path.name.startswith(".") and path.suffix in static.TYPES}
 
 
-def _serve(request: web.Request, name: str) -> web.Response:
+async def _serve(request: web.Request, name: str) -> web.Response:
+    await static.ready(request)
     asset = assets().get(name)
     if asset is None:
         raise web.HTTPNotFound()
-    headers = {**SECURITY_HEADERS, "ETag": asset.etag, "Cache-Control": asset.cache_control,
-               "Vary": "Accept-Encoding"}
-    if asset.etag in request.headers.get("If-None-Match", ""):
-        return web.Response(status=304, headers=headers)
-    body = asset.body
-    if asset.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", ""):
-        body, headers["Content-Encoding"] = asset.gzipped, "gzip"
-    headers["Content-Type"] = asset.content_type
-    return web.Response(body=body, headers=headers)
+    cache = LONG if asset.content_type.startswith("image/png") else REVALIDATE
+    return static.respond(request, asset, {**SECURITY_HEADERS, "Cache-Control": cache})
 
 
 @routes.get("/app")
@@ -87,12 +58,12 @@ async def app_root(_request: web.Request) -> web.Response:
 
 @routes.get("/app/")
 async def app_index(request: web.Request) -> web.Response:
-    return _serve(request, "index.html")
+    return await _serve(request, "index.html")
 
 
 @routes.get("/app/{name}")
 async def app_file(request: web.Request) -> web.Response:
-    return _serve(request, request.match_info["name"])
+    return await _serve(request, request.match_info["name"])
 
 
 @routes.post("/v1/enrol")
