@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import async_playwright
+from playwright.async_api import async_playwright, expect
 
 from alertd.clock import FakeClock
 from alertd.http.app import create_app
@@ -29,7 +31,10 @@ SECRET, PIN, DURESS = "2580", "1234", "9876"
 SMS_NUMBER = "+77010009999"
 HOME_LAT, HOME_LON = offset(0.5)
 MOVED_LAT, MOVED_LON = offset(3.0, 1.0)
-KEYS = {"%": "pct", "C": "ac", "<": "back"}
+KEYS = {"%": "pct", "C": "ac", "<": "back", "*": "*", "=": "="}
+# Set ALERTD_PHONE_SCREENSHOTS=docs to refresh the screenshot docs/phone-app.md shows.
+SHOTS = Path(os.environ["ALERTD_PHONE_SCREENSHOTS"]) if os.environ.get("ALERTD_PHONE_SCREENSHOTS") else None
+OPEN_ACTIVATION = "0000%"  # what her advocate types: the menu says nothing about activation
 
 
 @dataclass
@@ -121,8 +126,7 @@ async def enrol_phone(page, db, served, *, cue: str = "dot"):
     """Her advocate enrols her; she types the code into the calculator's activation and sets her secret."""
     person = await enrol(db, served.clock.now(), pin=PIN, duress_pin=DURESS)
     code = await issue_code(db, served.settings, served.clock.now(), person_id=person.person_id)
-    await page.click("#menu-btn")
-    await page.click("#activate")
+    await tap(page, OPEN_ACTIVATION)
     await page.fill("#code", code.code)
     await page.click("#code-ok")
     await page.wait_for_selector("#p-setup", state="visible")
@@ -131,6 +135,10 @@ async def enrol_phone(page, db, served, *, cue: str = "dot"):
     await page.click("#setup-save")
     await page.wait_for_selector("#p-setup", state="hidden")
     return person
+
+
+async def visible_texts(page, selector: str) -> list[str]:
+    return [await e.text_content() for e in await page.query_selector_all(selector) if await e.is_visible()]
 
 
 async def stored(page, key: str):
@@ -320,19 +328,20 @@ async def test_wipe_leaves_nothing_in_storage(page, served, db):
     assert left["cached"] and all(u.startswith(served.url) for u in left["cached"])
     assert served.posts("/v1/alerts") == [] and await db.fetchval("SELECT count(*) FROM alerts") == 0
     assert await page.is_hidden("#cue")
+    # a fresh calculator again: its menu has the languages only
     await page.click("#menu-btn")
-    assert await page.is_visible("#activate")
+    assert await visible_texts(page, "#menu button") == ["Қазақша", "Русский", "English"]
 
 
 async def test_three_languages_and_quick_exit_from_any_screen(page, served):
-    await page.click("#menu-btn")
-    assert await page.text_content("#activate") == "Активировать"  # from the phone's language
-    await page.click("[data-lang=kk]")
-    await page.click("#menu-btn")
-    assert await page.text_content("#activate") == "Белсендіру"
-    await page.click("[data-lang=en]")
-    await page.click("#menu-btn")
-    await page.click("#activate")
+    await tap(page, OPEN_ACTIVATION)
+    assert await page.text_content("#p-code label span") == "Код активации"  # from the phone's language
+    for language, label in (("kk", "Белсендіру коды"), ("en", "Activation code")):
+        await tap(page, "C")
+        await page.click("#menu-btn")
+        await page.click(f"[data-lang={language}]")
+        await tap(page, OPEN_ACTIVATION)
+        assert await page.text_content("#p-code label span") == label
     await page.fill("#code", "WRON-GCOD")
     await page.click("#code-ok")
     await page.wait_for_selector("#code-err:has-text('Code not accepted')")
@@ -386,7 +395,7 @@ async def test_first_load_over_an_emulated_2g_link_is_usable_in_seconds(browser,
             "offline": False, "latency": 300, "downloadThroughput": 250_000 / 8, "uploadThroughput": 50_000 / 8})
         started = time.monotonic()
         await page.goto(served.url, wait_until="commit")
-        await page.wait_for_function("() => document.getElementById('activate').textContent === 'Белсендіру'")
+        await page.wait_for_function("() => document.querySelector('#p-code span').textContent === 'Белсендіру коды'")
         usable = time.monotonic() - started
         print(f"first load over emulated 2G: usable after {usable:.2f} s")
         assert usable < 6
@@ -394,3 +403,196 @@ async def test_first_load_over_an_emulated_2g_link_is_usable_in_seconds(browser,
         assert await page.text_content("#out") == "42"
     finally:
         await context.close()
+
+
+async def mobile_page(browser, served, *, width: int, height: int, scale: float = 2.0):
+    """A phone: touch, the page's own viewport tag applies; the same checks as the `page` fixture."""
+    context = await browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=scale,
+                                        is_mobile=True, has_touch=True, locale="en-US",
+                                        geolocation={"latitude": HOME_LAT, "longitude": HOME_LON, "accuracy": 12},
+                                        permissions=["geolocation"])
+    page = await context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    await page.goto(served.url)
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    return page, problems
+
+
+async def settled_view(page) -> list[float]:
+    """The zoomed view once it stopped moving (a pinch or a pan glides on for a moment)."""
+    where = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => " \
+            "r([visualViewport.scale, visualViewport.offsetLeft, visualViewport.offsetTop]))))"
+    last = await page.evaluate(where)
+    while True:
+        await asyncio.sleep(0.1)
+        now = await page.evaluate(where)
+        if now == last:
+            return now
+        last = now
+
+
+async def finger_tap(cdp, page, selector: str) -> None:
+    """A finger on what is on screen now, wherever she has zoomed to: bring it into view as she would by moving
+    the zoomed view, then touch its middle (touch points are in CSS pixels from the visual viewport's corner)."""
+    await page.evaluate("s => document.querySelector(s).scrollIntoView({block: 'center', inline: 'center'})",
+                        selector)
+    await settled_view(page)
+    x, y = await page.evaluate("""s => { const r = document.querySelector(s).getBoundingClientRect();
+        return [r.x + r.width / 2 - visualViewport.offsetLeft, r.y + r.height / 2 - visualViewport.offsetTop]; }""",
+                               selector)
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+async def test_she_can_pinch_to_zoom_and_the_zoomed_calculator_still_works(browser, served):
+    page, problems = await mobile_page(browser, served, width=360, height=740)
+    cdp = await page.context.new_cdp_session(page)
+    # two fingers on the display, moving apart
+    fingers = lambda d: [{"x": 180 - d, "y": 150}, {"x": 180 + d, "y": 150}]  # noqa: E731
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": fingers(40)})
+    for spread in range(40, 121, 8):
+        await cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": fingers(spread)})
+        await asyncio.sleep(0.02)
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    scale = (await settled_view(page))[0]
+    print(f"pinch: zoomed to {scale:.1f}x")
+    assert scale > 1.5
+    for key, shown in zip("7*6=", ("7", "7", "6", "42"), strict=True):
+        await finger_tap(cdp, page, f'#keys [data-k="{KEYS.get(key, key)}"]')
+        await until(lambda: page.evaluate("s => document.getElementById('out').textContent === s", shown), timeout=3)
+    await page.context.close()
+    assert problems == []
+
+
+async def test_at_twice_the_text_size_the_calculator_fits_and_works(browser, served):
+    """Chrome's page zoom at 200% on a 360x740 phone leaves 180x370 CSS pixels: every key whole and on screen."""
+    page, problems = await mobile_page(browser, served, width=180, height=370, scale=4.0)
+    layout = await page.evaluate("""() => ({
+        width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight,
+        keys: [...document.querySelectorAll('#keys button')].map(b => {
+            const r = b.getBoundingClientRect(); return [b.dataset.k, r.left, r.top, r.right, r.bottom]; }),
+        out: document.getElementById('out').getBoundingClientRect().height})""")
+    assert layout["width"] <= 180 and layout["height"] <= 370, layout
+    widths = {round(right - left) for _, left, _, right, _ in layout["keys"]}
+    assert len(widths) == 1, widths  # four equal columns, as on any calculator
+    for key, left, top, right, bottom in layout["keys"]:
+        assert left >= 0 and top >= 0 and right <= 180 and bottom <= 370 and bottom - top >= 40, key
+    await tap(page, "12*3=")
+    assert await page.text_content("#out") == "36" and layout["out"] > 0
+    await page.context.close()
+    assert problems == []
+
+
+async def test_the_menu_of_a_calculator_before_enrolment_shows_languages_only(page, served, db):
+    await page.click("#menu-btn")
+    assert await visible_texts(page, "#menu button") == ["Қазақша", "Русский", "English"]
+    assert await page.is_hidden("#p-code")
+    await page.click("#menu-btn")
+    await tap(page, "0000=")  # a sum is a sum
+    assert await page.is_hidden("#p-code")
+    await enrol_phone(page, db, served)
+    await page.click("#menu-btn")
+    assert await visible_texts(page, "#menu button") == ["Қазақша", "Русский", "English", "Сбросить"]
+    await page.click("#menu-btn")
+    await tap(page, OPEN_ACTIVATION)  # once she is set up, only her secret opens anything
+    assert await page.is_hidden("#p-code") and await page.is_hidden("#p-setup")
+
+
+async def test_set_up_fits_a_360x740_phone_and_says_what_each_choice_does(browser, served, db):
+    page, problems = await mobile_page(browser, served, width=360, height=740, scale=2.0)
+    person = await enrol(db, served.clock.now(), pin=PIN, duress_pin=DURESS)
+    code = await issue_code(db, served.settings, served.clock.now(), person_id=person.person_id)
+
+    async def press_where_it_shows(selector: str) -> None:
+        """Her finger on the middle of the button as laid out: nothing may cover it, nothing scrolls first."""
+        box = await page.locator(selector).bounding_box()
+        assert box and box["y"] >= 0 and box["y"] + box["height"] <= 740, (selector, box)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        assert await page.evaluate("([s, x, y]) => document.elementFromPoint(x, y) === document.querySelector(s)",
+                                   [selector, x, y]), f"{selector} is covered"
+        await page.touchscreen.tap(x, y)
+
+    await tap(page, OPEN_ACTIVATION)
+    await page.fill("#code", code.code)
+    await press_where_it_shows("#code-ok")
+    await page.wait_for_selector("#p-setup", state="visible")
+    assert await visible_texts(page, "#keys button") == ["AC"]  # quick exit stays one tap away
+    await page.fill("#secret", SECRET)
+    await page.select_option("#cue-kind", "line")
+    await page.select_option("#minutes", "60")
+    names = await page.evaluate("""() => ['cue-kind', 'minutes'].map(id => {
+        const el = document.getElementById(id);
+        return [el.labels[0].querySelector('span').textContent,
+                document.getElementById(el.getAttribute('aria-describedby')).textContent]; })""")
+    assert names == [
+        ["Sign that help was called", "Shown on the display while your alert is live. Only you know what it means."],
+        ["Send my location for (minutes)",
+         "After an alert, where you are is sent every 30 seconds for this long, while the app is open."]]
+    await expect(page.locator("#cue-kind")).to_have_accessible_name("Sign that help was called")
+    await expect(page.locator("#minutes")).to_have_accessible_description(re.compile("^After an alert"))
+    if SHOTS:
+        await page.screenshot(path=str(SHOTS / "phone-setup.png"))
+    await press_where_it_shows("#setup-save")
+    await page.wait_for_selector("#p-setup", state="hidden")
+    config = await stored(page, "cfg")
+    assert (config["secret"], config["cue"], config["minutes"]) == (SECRET, "line", 60)
+    assert len(await visible_texts(page, "#keys button")) == 20
+    await page.context.close()
+    assert problems == []
+
+
+async def test_errors_are_read_out_and_the_calculator_face_says_no_more_than_a_calculator(page, served, db):
+    await tap(page, OPEN_ACTIVATION)
+    announced = []
+    await page.expose_function("announced", lambda text: announced.append(text))
+    await page.evaluate("""() => new MutationObserver(records => records.forEach(r => {
+        const box = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+        if (box.closest('[role=alert]') && box.textContent) announced(box.textContent); }))
+        .observe(document.body, {childList: true, subtree: true, characterData: true})""")
+    for attempt in (1, 2):  # the same mistake twice is said twice
+        await page.fill("#code", "WRON-GCOD")
+        await page.click("#code-ok")
+        await until(lambda: asyncio.sleep(0, len(announced) >= attempt), timeout=5)
+    assert announced == ["Код не принят", "Код не принят"]
+    alert = page.get_by_role("alert")
+    await expect(alert).to_have_text("Код не принят")
+    await expect(page.locator("#code")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#code")).to_have_accessible_description("Код не принят")
+    tree = await (await page.context.new_cdp_session(page)).send("Accessibility.getFullAXTree")
+    live = [n for n in tree["nodes"] if n.get("role", {}).get("value") == "alert"]
+    assert [p["value"]["value"] for n in live for p in n.get("properties", []) if p["name"] == "live"] == ["assertive"]
+
+    await tap(page, "C")  # quick exit: the error goes without a word
+    assert await page.is_hidden("#p-code") and await page.text_content("#code-err") == ""
+    await expect(page.locator("#code")).not_to_have_attribute("aria-invalid", "true")
+    await enrol_phone(page, db, served)
+    await tap(page, SECRET + "%")
+    await page.fill("#secret", "12")
+    await page.click("#setup-save")
+    await expect(alert).to_have_text("Нужно от 4 до 8 цифр")
+    await expect(page.locator("#secret")).to_have_accessible_description("Нужно от 4 до 8 цифр")
+    await tap(page, "C")
+
+    # On the calculator face the display is the only thing that speaks, and raising an alert sounds and reads
+    # exactly like a sum with the same result.
+    await seed_responders(db)
+    cdp = await page.context.new_cdp_session(page)
+
+    async def heard() -> list[tuple[str, str]]:
+        nodes = (await cdp.send("Accessibility.getFullAXTree"))["nodes"]
+        return [(n.get("role", {}).get("value"), n.get("name", {}).get("value")) for n in nodes
+                if not n.get("ignored")]
+
+    speaking = await page.evaluate("""() => [...document.querySelectorAll(
+        'output, [role=alert], [role=status], [role=log], [aria-live]')]
+        .filter(e => e.offsetParent !== null).map(e => e.id)""")
+    assert speaking == ["out"]
+    await tap(page, "2000+580=")
+    sum_face = await heard()
+    await tap(page, SECRET + "=")
+    await until(lambda: db.fetchval("SELECT count(*) FROM alerts"))
+    assert await page.is_visible("#cue")
+    alert_face = await heard()
+    assert alert_face == sum_face

@@ -2,6 +2,7 @@
    Gestures (keys since the last "=" or AC, digits only):
      secret then "="       raise an alert (the display shows the number, as any calculation would)
      secret then "%"       open the settings
+     0000 then "%"         before set-up: the activation code (her advocate knows it; the menu shows nothing)
      4+ digits then "="    while an alert is live: cancel it with that PIN (the cancel and the duress PIN
                            look the same here and get the same answer from the server)
      AC                    quick exit: clears the screen and closes anything open
@@ -14,20 +15,30 @@
   var FIX_EVERY_S = 30;
   var FORGET_AFTER_MS = 12 * 3600 * 1000;
   var RETRY_MS = 20000;
+  var OPEN_ACTIVATION = '0000';  // then "%": nothing in the menu says this calculator can be activated
 
   var TEXT = {
-    en: {activate: 'Activate', reset: 'Reset', resetAgain: 'Tap again to reset', code: 'Activation code',
+    en: {reset: 'Reset', resetAgain: 'Tap again to reset', code: 'Activation code',
       ok: 'OK', badCode: 'Code not accepted', noNet: 'No connection', secret: 'Secret number (4–8 digits)',
-      cue: 'Sign', dot: 'Dot', line: 'Line', none: 'None', minutes: 'Minutes', save: 'Save',
-      badSecret: 'Use 4 to 8 digits', share: 'Share result'},
-    ru: {activate: 'Активировать', reset: 'Сбросить', resetAgain: 'Нажмите ещё раз', code: 'Код активации',
+      cue: 'Sign that help was called', dot: 'Dot', line: 'Line', none: 'None',
+      cueHint: 'Shown on the display while your alert is live. Only you know what it means.',
+      minutes: 'Send my location for (minutes)',
+      minutesHint: 'After an alert, where you are is sent every 30 seconds for this long, while the app is open.',
+      save: 'Save', badSecret: 'Use 4 to 8 digits', share: 'Share result'},
+    ru: {reset: 'Сбросить', resetAgain: 'Нажмите ещё раз', code: 'Код активации',
       ok: 'OK', badCode: 'Код не принят', noNet: 'Нет связи', secret: 'Секретное число (4–8 цифр)',
-      cue: 'Знак', dot: 'Точка', line: 'Линия', none: 'Нет', minutes: 'Минуты', save: 'Сохранить',
-      badSecret: 'Нужно от 4 до 8 цифр', share: 'Поделиться'},
-    kk: {activate: 'Белсендіру', reset: 'Тазарту', resetAgain: 'Тағы басыңыз', code: 'Белсендіру коды',
+      cue: 'Знак, что помощь вызвана', dot: 'Точка', line: 'Линия', none: 'Нет',
+      cueHint: 'Виден на экране, пока тревога действует. Что он значит, знаете только вы.',
+      minutes: 'Отправлять, где я, в течение (минут)',
+      minutesHint: 'После тревоги телефон каждые 30 секунд сообщает, где вы, столько минут, пока приложение открыто.',
+      save: 'Сохранить', badSecret: 'Нужно от 4 до 8 цифр', share: 'Поделиться'},
+    kk: {reset: 'Тазарту', resetAgain: 'Тағы басыңыз', code: 'Белсендіру коды',
       ok: 'OK', badCode: 'Код қабылданбады', noNet: 'Байланыс жоқ', secret: 'Құпия сан (4–8 цифр)',
-      cue: 'Белгі', dot: 'Нүкте', line: 'Сызық', none: 'Жоқ', minutes: 'Минут', save: 'Сақтау',
-      badSecret: '4–8 цифр керек', share: 'Бөлісу'},
+      cue: 'Көмек шақырылғанын білдіретін белгі', dot: 'Нүкте', line: 'Сызық', none: 'Жоқ',
+      cueHint: 'Дабыл белсенді тұрғанда экранда көрінеді. Оның мағынасын тек сіз білесіз.',
+      minutes: 'Орналасқан жерімді жіберу уақыты (минут)',
+      minutesHint: 'Дабылдан кейін қолданба ашық тұрғанда телефон әр 30 секунд сайын осынша минут бойы қайда екеніңізді жібереді.',
+      save: 'Сақтау', badSecret: '4–8 цифр керек', share: 'Бөлісу'},
   };
 
   var $ = function (id) { return document.getElementById(id); };
@@ -87,6 +98,7 @@
     if (k === '=' && cfg && before === cfg.secret) raise();
     else if (k === '=' && live && !live.cancelling && before.length >= 4) cancel(before);
     else if (k === 'pct' && cfg && before === cfg.secret) { seq = ''; show('p-setup'); }
+    else if (k === 'pct' && !cfg && before === OPEN_ACTIVATION) { seq = ''; show(enrolled ? 'p-setup' : 'p-code'); }
   }
 
   /* ---- raising, tracking, cancelling ---- */
@@ -221,18 +233,21 @@
     var t = TEXT[lang];
     document.documentElement.lang = lang;
     document.querySelectorAll('[data-t]').forEach(function (el) { el.textContent = t[el.dataset.t]; });
-    $('activate').hidden = enrolled && !!cfg;
+    $('reset').hidden = !enrolled;  // before enrolment nothing is stored, so there is nothing to wipe
     var on = !!live && !live.cancelling && cfg && cfg.cue !== 'none';
     $('cue').hidden = !(on && cfg.cue === 'dot');
     $('display').classList.toggle('line', !!(on && cfg.cue === 'line'));
   }
 
   function show(id) {
+    var form = id === 'p-code' || id === 'p-setup';
     ['menu', 'p-code', 'p-setup'].forEach(function (p) { $(p).hidden = p !== id; });
-    $('display').hidden = id === 'p-code' || id === 'p-setup';  // the keys stay: AC is always one tap away
+    $('display').hidden = form;
+    $('calc').classList.toggle('form', form);  // of the keys only AC stays: it is always one tap away
     if (id === 'p-setup' && cfg) {
       $('secret').value = cfg.secret; $('cue-kind').value = cfg.cue; $('minutes').value = String(cfg.minutes);
     }
+    if (form) $(id === 'p-code' ? 'code' : 'secret').focus();  // the key pressed to get here is gone
     $('reset').textContent = TEXT[lang].reset;
     resetArmed = false;
   }
@@ -241,8 +256,19 @@
     show(null);
     $('share').hidden = true;
     $('code').value = ''; $('secret').value = '';
-    $('code-err').textContent = ''; $('setup-err').textContent = '';
+    fail('code', null); fail('secret', null);
     calc('ac');
+  }
+
+  /* An error under a field, or none: screen readers say it at once (role="alert" on a form that only she and her
+     advocate open; nothing on the calculator face ever speaks but the display), and the field says it is wrong. */
+  var ERRORS = {code: 'code-err', secret: 'setup-err'};
+  var failures = 0;
+  function fail(field, text) {
+    var box = $(ERRORS[field]), mine = ++failures;
+    box.textContent = '';  // the same text again is news again: a live region reads changes only
+    if (text) setTimeout(function () { if (mine === failures) box.textContent = text; }, 50);
+    if (text) $(field).setAttribute('aria-invalid', 'true'); else $(field).removeAttribute('aria-invalid');
   }
 
   var resetArmed = false;
@@ -260,22 +286,24 @@
     try {
       var resp = await fetch('/v1/enrol', {method: 'POST', cache: 'no-store', credentials: 'omit',
         headers: {'Content-Type': 'application/json'}, body: JSON.stringify({code: $('code').value})});
-      if (!resp.ok) { $('code-err').textContent = TEXT[lang].badCode; return; }
+      if (!resp.ok) { fail('code', TEXT[lang].badCode); return; }
       var doc = await resp.json();
       await Q.set('token', doc.token);
       await Q.set('sms', doc.sms_number || '');
       enrolled = true;
       $('code').value = '';
+      fail('code', null);
+      render();
       show('p-setup');
     } catch (err) {
-      $('code-err').textContent = TEXT[lang].noNet;
+      fail('code', TEXT[lang].noNet);
     }
   }
 
   async function saveSetup(e) {
     e.preventDefault();
     var secret = $('secret').value;
-    if (!/^\d{4,8}$/.test(secret)) { $('setup-err').textContent = TEXT[lang].badSecret; return; }
+    if (!/^\d{4,8}$/.test(secret)) { fail('secret', TEXT[lang].badSecret); return; }
     var every = cfg && cfg.every;
     cfg = {secret: secret, cue: $('cue-kind').value, minutes: parseInt($('minutes').value, 10),
       every: every || FIX_EVERY_S, sms: (await Q.get('sms')) || ''};
@@ -294,7 +322,6 @@
     $('menu').addEventListener('click', async function (e) {
       var el = e.target;
       if (el.dataset.lang) { lang = el.dataset.lang; if (enrolled) await Q.set('lang', lang); show(null); render(); }
-      else if (el.id === 'activate') show(enrolled ? 'p-setup' : 'p-code');
       else if (el.id === 'reset') wipe();
     });
     $('p-code').addEventListener('submit', activate);
