@@ -1,9 +1,9 @@
 """Static files served from memory: each compressed once (brotli and gzip), the coding chosen by Accept-Encoding.
 
 The console and the phone app are a few hundred kilobytes that change only with a release, so each process reads
-and compresses them once, in a worker thread as it starts (about 0.7 s of one core), and never per request. A client that accepts
-neither coding gets the file as it is. Every coding of a file has its own strong ETag (the same bytes always
-give the same tag, on every instance); a client holding any coding of the current file gets a 304.
+and compresses them once, in a worker thread as it starts (about 0.7 s of one core), and never per request. A
+client that accepts neither coding gets the file as it is. Every coding of a file has its own strong ETag (the same
+bytes always give the same tag, on every instance); a client holding any coding of the current file gets a 304.
 """
 
 from __future__ import annotations
