@@ -81,6 +81,7 @@ class Settings:
     budget_source_burst: int = 200  # a console's page load and a phone's queued fixes fit many times over
     budget_device_rate: float = 1.0  # per phone device: fixes every few seconds and a PIN now and then
     budget_device_burst: int = 30
+    device_alerts_at_once: int = 4  # one device's alerts in progress at once; more wait their turn (never refused)
     log_level: str = "INFO"
     data_dir: str = ".alertd"
     twilio_account_sid: str = ""
@@ -200,6 +201,8 @@ class Settings:
         if self.broadcast_max_responders < 1 or self.broadcast_radius_m <= 0:
             raise SettingsError("ALERTD_BROADCAST_MAX_RESPONDERS must be at least 1 and ALERTD_BROADCAST_RADIUS_M "
                                 "positive")
+        if self.device_alerts_at_once < 1:
+            raise SettingsError("ALERTD_DEVICE_ALERTS_AT_ONCE must be at least 1")
         if self.repeat_priority_after < 1:
             raise SettingsError("ALERTD_REPEAT_PRIORITY_AFTER must be at least 1")
         if self.cancel_max_wrong_pins < 1:

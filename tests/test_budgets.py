@@ -80,3 +80,51 @@ async def test_the_spec_documents_429_wherever_a_budget_is_spent(app_client):
     assert "Retry-After" in locations["429"]["headers"]
     assert "429" not in spec["paths"]["/v1/alerts"]["post"]["responses"]  # her alert is never refused for volume
     assert "429" in spec["paths"]["/v1/dispatches"]["get"]["responses"]
+
+
+async def test_one_keys_requests_take_turns_a_few_at_a_time_and_none_is_refused():
+    import asyncio
+
+    from alertd.core.budgets import Turns
+
+    turns = Turns(2)
+    inside, most, order = 0, 0, []
+    release = asyncio.Event()
+
+    async def request(key, n):
+        nonlocal inside, most
+        async with turns.turn(key):
+            inside += key == "her"
+            most = max(most, inside)
+            order.append((key, n))
+            if key == "her":
+                await release.wait()
+                inside -= 1
+
+    hers = [asyncio.create_task(request("her", n)) for n in range(6)]
+    others = [asyncio.create_task(request(f"other-{n}", n)) for n in range(3)]
+    await asyncio.gather(*others)  # the others went past her queue
+    assert most == 2 and [k for k, _ in order].count("her") == 2
+    release.set()
+    await asyncio.gather(*hers)
+    assert [n for k, n in order if k == "her"] == list(range(6))  # in turn, in order, every one answered
+    assert turns.keys == 0  # nothing kept once nobody waits
+
+
+async def test_a_flood_from_one_device_taking_turns_is_answered_in_full(settings, clock, db):
+    import asyncio
+
+    await seed_responders(db)
+    person = await enrol(db, clock.now())
+    token = bearer(device_token(settings, person, clock.now()))
+    async with running_app(settings.replace(device_alerts_at_once=1), clock) as client:
+        async def post(i):
+            resp = await client.post("/v1/alerts", json={"client_alert_id": f"t-{i}", "location": fix(*offset(1))},
+                                     headers=token)
+            return resp.status, (await resp.json())["alert_id"]
+
+        answers = await asyncio.gather(*(post(i) for i in range(30)))
+        nobody = await client.post("/v1/alerts", json={"client_alert_id": "x"}, headers=bearer("not.a.jwt"))
+    assert {status for status, _ in answers} == {201} and len({a for _, a in answers}) == 1
+    assert nobody.status == 401
+    assert await db.fetchval("SELECT repeats FROM alerts") == 29

@@ -7,6 +7,8 @@ go first), so a flood from many addresses cannot grow memory without end.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,3 +57,36 @@ class Budgets:
 def retry_after(wait_s: float) -> int:
     """A Retry-After header's whole seconds, never 0 (a client told 0 would come straight back)."""
     return max(1, math.ceil(wait_s))
+
+
+class Turns:
+    """At most `width` requests of one key at a time; the others wait their turn, in order (never refused).
+
+    One device's flood of alerts so waits on its own turns instead of filling the queues everyone shares (the
+    database pool above all): other people's alerts go past it."""
+
+    def __init__(self, width: int) -> None:
+        if width < 1:
+            raise ValueError("turns need a width of at least 1")
+        self.width = width
+        self._gates: dict[str, list] = {}  # key -> [semaphore, requests holding or waiting for a turn]
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str | None):
+        """Wait for a turn of `key` and hold it (None: no turn needed)."""
+        if key is None:
+            yield
+            return
+        gate = self._gates.setdefault(key, [asyncio.Semaphore(self.width), 0])
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                yield
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:  # nobody holds or waits: forget the key
+                del self._gates[key]
+
+    @property
+    def keys(self) -> int:
+        return len(self._gates)

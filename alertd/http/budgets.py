@@ -12,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from alertd.core.budgets import Budgets, retry_after
+from alertd.core.budgets import Budgets, Turns, retry_after
 from alertd.http.errors import ApiError
 from alertd.http.keys import BUDGETS, CTX, METRICS, POOL
 from alertd.service.timeline import security_event
@@ -25,16 +25,17 @@ UNLIMITED = {("POST", "/v1/alerts"), ("POST", "/v1/sms/inbound"), ("POST", "/v1/
 
 
 class RequestBudgets:
-    """The two budgets of one alertd process (each instance keeps its own)."""
+    """The two budgets of one alertd process (each instance keeps its own), and the turns of one device's alerts
+    (its alerts spend no budget, but are answered a few at a time)."""
 
-    def __init__(self, source: Budgets, device: Budgets) -> None:
-        self.source, self.device = source, device
+    def __init__(self, source: Budgets, device: Budgets, alerts: Turns) -> None:
+        self.source, self.device, self.alerts = source, device, alerts
 
     @classmethod
     def of(cls, ctx) -> RequestBudgets:
         s, now = ctx.settings, (lambda: ctx.clock.now().timestamp())
         return cls(Budgets(s.budget_source_rate, s.budget_source_burst, now),
-                   Budgets(s.budget_device_rate, s.budget_device_burst, now))
+                   Budgets(s.budget_device_rate, s.budget_device_burst, now), Turns(s.device_alerts_at_once))
 
 
 def limited(request: web.Request) -> bool:
