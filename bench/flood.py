@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -105,15 +107,36 @@ async def seed(dsn: str, settings, people: int) -> list[str]:
 
 
 async def phase(services: benchlib.Services, server, url: str, loads: list[tuple[Load, float, bool]],
-                duration: float) -> dict:
-    """Run these loads together; the CPU alertd and PostgreSQL spent, and the requests answered."""
+                duration: float, flood: tuple[Load, float] | None = None) -> dict:
+    """Run these loads together (the flood from a process of its own, so that the flood's client does not slow
+    the others' client); the CPU alertd and PostgreSQL spent, and the requests answered."""
     cpu_before = benchlib.cpu_seconds(server.pid) + benchlib.postgres_cpu_seconds(services.pg)
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+    flooding = None
+    if flood is not None:
+        load, rate = flood
+        flooding = asyncio.create_task(benchlib.run_json([benchlib.PYTHON, __file__, "--flood-client", url,
+                                                          load.tokens[0], str(rate), str(duration)]))
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
         await asyncio.gather(*(load.run(session, rate, duration, poisson=poisson) for load, rate, poisson in loads))
+    if flooding is not None:
+        result = await flooding
+        flood[0].latencies, flood[0].statuses = result["latencies"], Counter(result["statuses"])
+        flood[0].alert_ids = Counter(result["alert_ids"])
+        loads = [*loads, (flood[0], flood[1], False)]
     cpu = benchlib.cpu_seconds(server.pid) + benchlib.postgres_cpu_seconds(services.pg) - cpu_before
     answered = sum(sum(load.statuses.values()) for load, _, _ in loads)
     return {"cpu_s": cpu, "answered": answered, "ms_per_alert": 1000 * cpu / max(1, answered)}
+
+
+async def flood_client(url: str, token: str, rate: float, duration: float) -> None:
+    """The flooding device, in its own process: prints its latencies, statuses and alert ids as JSON."""
+    load = Load(url, [token], seed=3, where=(CENTRE_LAT + 0.2, CENTRE_LON - 0.3))
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as session:
+        await load.run(session, rate, duration, poisson=False)
+    json.dump({"latencies": load.latencies, "statuses": dict(load.statuses), "alert_ids": dict(load.alert_ids)},
+              sys.stdout)
 
 
 async def flood_person_counts(dsn: str, person_token: str, settings) -> dict:
@@ -151,6 +174,7 @@ async def main() -> int:
     parser.add_argument("--others", type=int, default=50, help="other devices per phase")
     parser.add_argument("--rate", type=float, default=20.0, help="the other devices' alerts/s, in all")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of the quiet load before measuring")
+    parser.add_argument("--alerts-at-once", type=int, help="ALERTD_DEVICE_ALERTS_AT_ONCE (default: the service's)")
     parser.add_argument("--no-durable", action="store_true", help="fsync off (default: durable, fsync on)")
     args = parser.parse_args()
 
@@ -159,6 +183,8 @@ async def main() -> int:
         # Deadlines long enough that none fires during the run: the flood's dispatches are the first ones.
         settings = services.settings(dsn, ack_deadline_police_post=3600, ack_deadline_crisis_centre=3600,
                                      ack_deadline_mobile_unit=3600)
+        if args.alerts_at_once is not None:
+            settings = settings.replace(device_alerts_at_once=args.alerts_at_once)
         tokens = await seed(dsn, settings, 4 * args.others + 1)
         flooder, people = tokens[0], [tokens[1 + i * args.others:1 + (i + 1) * args.others] for i in range(4)]
         print(f"flood: {benchlib.machine()}; PostgreSQL {'fsync off' if args.no_durable else 'durable'}; "
@@ -170,9 +196,9 @@ async def main() -> int:
         quiet = Load(url, people[0], seed=1)
         quiet_cost = await phase(services, server, url, [(quiet, args.rate, True)], args.duration)
         others = Load(url, people[1], seed=2)
-        flood = Load(url, [flooder], seed=3, where=(CENTRE_LAT + 0.2, CENTRE_LON - 0.3))
-        flood_cost = await phase(services, server, url, [(others, args.rate, True),
-                                                         (flood, args.flood_rate, False)], args.duration)
+        flood = Load(url, [flooder], seed=3)
+        flood_cost = await phase(services, server, url, [(others, args.rate, True)], args.duration,
+                                 flood=(flood, args.flood_rate))
         after = Load(url, people[2], seed=4)
         after_cost = await phase(services, server, url, [(after, args.rate, True)], args.duration)
         counts = await flood_person_counts(dsn, flooder, settings)
@@ -218,4 +244,7 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--flood-client"]:
+        asyncio.run(flood_client(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])))
+        raise SystemExit(0)
     raise SystemExit(asyncio.run(main()))
