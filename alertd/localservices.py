@@ -75,10 +75,12 @@ def postgres_bindir() -> Path:
 class LocalPostgres:
     """A PostgreSQL cluster in `directory`; as root it runs as the postgres user (PostgreSQL refuses root)."""
 
-    def __init__(self, directory: Path, port: int | None = None, *, durable: bool = True) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, durable: bool = True, options: str = "") -> None:
+        """`options` are more `-c name=value` server settings, after (so over) the usual ones."""
         self.directory = Path(directory)
         self.port = port or free_port()
         self.durable = durable
+        self.options = options
         self.bindir = postgres_bindir()
         self.datadir = self.directory / "pgdata"
         self.user = "postgres"
@@ -115,12 +117,36 @@ class LocalPostgres:
         options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c max_connections=200"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        if self.options:
+            options += " " + self.options
         subprocess.run(
             [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-o", options,
              "-l", str(self.directory / "postgres.log"), "-w", "-t", "30", "start"],
             check=True, capture_output=True,
         )
         return self
+
+    def standby(self, directory: Path, port: int | None = None) -> LocalPostgres:
+        """A streaming standby of this running cluster in `directory` (pg_basebackup -R), not yet started."""
+        replica = LocalPostgres(directory, port, durable=self.durable, options=self.options)
+        replica.directory.mkdir(parents=True, exist_ok=True)
+        replica._chown()
+        done = subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U",
+             self.user, "-D", str(replica.datadir), "-R", "-X", "stream", "-c", "fast",
+             *([] if self.durable else ["--no-sync"])],
+            capture_output=True, text=True,
+        )
+        if done.returncode != 0:
+            raise ServiceError(f"pg_basebackup failed: {done.stderr.strip()}")
+        return replica
+
+    def promote(self) -> None:
+        """Make this standby a primary (what Patroni does on failover), once it is one."""
+        done = subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "promote"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ServiceError(f"pg_ctl promote failed: {done.stderr.strip()}")
 
     def stop(self, mode: str = "fast") -> None:
         if (self.datadir / "postmaster.pid").exists():

@@ -91,6 +91,7 @@ class Settings:
     twilio_api_url: str = ""  # empty: Twilio's own API; tests point it at a local fake
     sms_validity_s: int = 600  # a message stuck in the provider's queue longer than this is dropped, not sent late
     sms_send_timeout_s: float = 10.0
+    sms_webhook_hold_s: float = 10.0  # an inbound SMS waits this long for a database primary (Twilio gives 15 s)
     sms_gateway_url: str = ""  # a second SMS provider (generic HTTP gateway); empty: none
     sms_gateway_auth: str = _secret()  # sent verbatim as the Authorization header
     sms_gateway_body: str = '{"to": "$to", "text": "$text", "ref": "$ref"}'  # JSON or form template

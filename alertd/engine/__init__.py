@@ -12,6 +12,7 @@ from typing import Protocol
 import asyncpg
 
 from alertd.service.context import Context
+from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.engine")
 
@@ -82,7 +83,7 @@ class Engine:
         try:
             self._listener = await asyncpg.connect(self.dsn)
             await self._listener.add_listener("alertd_wake", self.wake)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
             self._listener = None
             log.warning("engine cannot listen; polling only", extra={"fields": {"error": str(exc)}})
 
@@ -105,7 +106,8 @@ class Engine:
                     await self.run_once(only=None if full else woken)
                     if full:
                         full_at = loop.time() + await self._sleep_s()
-                except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
+                    # A failover (no primary yet) or a passing error: the database is the truth, try again.
                     log.warning("engine cycle failed", extra={"fields": {"error": str(exc)}})
                     full_at = loop.time() + self.ctx.settings.engine_poll_s
                 timeout = full_at - loop.time()

@@ -12,11 +12,15 @@ from alertd.core import validate
 from alertd.core.model import DomainError
 from alertd.http.keys import CTX, POOL
 from alertd.service.timeline import security_event
+from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.http")
 NO_STORE = {"Cache-Control": "no-store"}
 # Refusals of what was sent (not of who sent it: 401/403 are recorded where the token or signature is checked).
 RECORDED = {400: "malformed_request", 413: "too_large"}
+# While no database primary answers (a failover takes 10-20 s), senders are told to come back this soon: the
+# phone app retries 5xx answers by itself, keeping its client_alert_id, so a retry can never make a second alert.
+RETRY_AFTER_S = 2
 
 
 class ApiError(Exception):
@@ -44,6 +48,13 @@ async def _record(request: web.Request, status: int, code: str, message: str) ->
         log.exception("could not record a refused request", extra={"fields": {"status": status}})
 
 
+def unavailable_response() -> web.Response:
+    """503 while no database primary answers: nothing was changed, or (cut off at the commit) the retry will
+    find what was, through its idempotency key."""
+    return error_response(503, "unavailable", "the database is unavailable (failing over?); retry shortly",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     try:
@@ -58,6 +69,10 @@ async def error_middleware(request: web.Request, handler):
         status, message = exc.status, exc.reason
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+    except CONNECTION_LOST as exc:
+        log.warning("no database primary answered", extra={"fields": {"path": validate.printable(request.path),
+                                                                      "error": type(exc).__name__}})
+        return unavailable_response()
     except Exception:
         log.exception("unhandled error", extra={"fields": {"path": validate.printable(request.path)}})
         return error_response(500, "internal", "internal error")

@@ -17,6 +17,7 @@ from alertd.auth import Principal
 from alertd.http.keys import HUB, POOL
 from alertd.http.security import principal
 from alertd.store import queries
+from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.events")
 routes = web.RouteTableDef()
@@ -30,6 +31,9 @@ class Subscriber:
 
 class Hub:
     """One LISTEN connection per instance, fanned out to the WebSockets allowed to see each change."""
+
+    PROBE_EVERY_S = 5.0
+    PROBE_TIMEOUT_S = 5.0
 
     def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self.pool = pool
@@ -51,13 +55,14 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _listen(self) -> None:
-        """Keep one LISTEN connection up; after a reconnect, tell consoles to catch up (?since=) on the gap."""
+        """Keep one LISTEN connection up, on whichever server is the primary now (after a failover, the new one);
+        after a reconnect, tell consoles to catch up (?since=) on the gap."""
         first = True
         while True:
             lost = asyncio.Event()
             try:
                 conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
                 log.warning("console feed cannot listen", extra={"fields": {"error": str(exc)}})
                 await asyncio.sleep(1)
                 continue
@@ -69,11 +74,23 @@ class Hub:
                     for sub in list(self.subscribers):
                         sub.queue.put_nowait({"type": "resync"})
                 first = False
-                await lost.wait()
+                await self._until_lost(conn, lost)
                 log.warning("console feed lost its database connection; reconnecting")
+            except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
+                log.warning("console feed lost its database connection; reconnecting",
+                            extra={"fields": {"error": str(exc)}})
             finally:
                 self.listening.clear()
-                await conn.close()
+                conn.terminate()
+
+    async def _until_lost(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Return when the connection closes, or raise when it stops answering (a server that died without
+        closing it: a powered-off machine sends nothing, and a LISTEN connection never asks anything)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self.PROBE_EVERY_S)
+                return
+            await asyncio.wait_for(conn.fetchval(queries.ping), self.PROBE_TIMEOUT_S)
 
     def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
         self._inbox.put_nowait(json.loads(payload))
@@ -84,7 +101,7 @@ class Hub:
             message = await self._inbox.get()
             try:
                 await self._route(message)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
                 log.warning("console feed could not route an event", extra={"fields": {"error": str(exc)}})
 
     async def _route(self, message: dict) -> None:

@@ -112,7 +112,7 @@ class Ingest:
                 # Nothing committed: the message stays unacknowledged; if we die, the broker redelivers it.
                 log.warning("message not committed, retrying", extra={"fields": {"error": str(exc)[:200]}})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 1.0)  # a failover ends any moment: come back soon after it
             except Exception:
                 # A bug must not wedge this device's shard; the button retries until its app-level ack.
                 log.exception("message handler failed", extra={"fields": {"topic_family": family}})

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 
 from alertd.store.queries import queries
 
-# The database went away (or never answered): nothing of the transaction committed, and trying again alone or
-# with other work will not help until it is back.
-CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError, OSError,
-                   TimeoutError)
+# No primary answers: the database went away (or never answered), is shutting down or starting up, or only a
+# standby is left (during a failover, until Patroni promotes it). Trying again alone or with other work will not
+# help until a primary is back. A transaction cut off this way may or may not have committed: whoever retries
+# must go through the idempotency keys (client_alert_id, (device_id, seq), MessageSid), never a blind insert.
+CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                   asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.ReadOnlySQLTransactionError,
+                   asyncpg.TargetServerAttributeNotMatched, OSError, TimeoutError)
+T = TypeVar("T")
+
+
+async def retry_while_unavailable(attempt: Callable[[], Awaitable[T]], hold_s: float) -> T:
+    """attempt() again while no primary answers, for at most hold_s (then its last error).
+
+    Only for idempotent work: an attempt cut off at its commit may have committed, and the next one must find
+    that out through the idempotency key, not do it twice."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + hold_s
+    delay = 0.1
+    while True:
+        try:
+            return await attempt()
+        except CONNECTION_LOST:
+            if loop.time() + delay >= give_up:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
 # Connecting failed for a reason the configured URL explains: nobody listens, no such host or database, refused.
 _CANNOT_CONNECT = (*CONNECTION_LOST, asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
                    asyncpg.InvalidPasswordError, ValueError)

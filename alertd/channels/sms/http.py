@@ -21,6 +21,7 @@ from alertd.http.keys import CTX, METRICS, NOTIFIERS, POOL
 from alertd.http.security import client_address, principal
 from alertd.service.timeline import security_event
 from alertd.store import queries
+from alertd.store.db import retry_while_unavailable
 
 routes = web.RouteTableDef()
 MAX_BODY_CHARS = 1600  # Twilio's own limit for a concatenated SMS
@@ -98,7 +99,12 @@ async def sms_inbound(request: web.Request) -> web.Response:
     body = form.get("Body")
     text = validate.storable_text(body[:MAX_BODY_CHARS]) if isinstance(body, str) else ""
     sms = inbound.InboundSms(sid=sid, sender=sender.strip(), body=text)
-    outcome = await inbound.handle(request.app[POOL], request.app[CTX], sms)
+    # Twilio retries a webhook at most a few times within 15 s in all, so while no database primary answers (a
+    # failover) the request is held and tried again here; each MessageSid is acted on once, so a try cut off at
+    # its commit is found by the next, never done twice. Past the hold: 503, for Twilio's retry policy.
+    ctx = request.app[CTX]
+    outcome = await retry_while_unavailable(lambda: inbound.handle(request.app[POOL], ctx, sms),
+                                            ctx.settings.sms_webhook_hold_s)
     if outcome.kind in ("raised", "added", "duplicate"):
         request.app[METRICS].alerts_received.labels("sms", outcome.kind).inc()
     return twiml(outcome.reply)
