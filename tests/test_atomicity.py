@@ -40,8 +40,10 @@ async def test_failure_midway_commits_nothing_and_is_not_acknowledged(app_client
     token = device_token(settings, person, clock.now())
     resp = await app_client.post("/v1/alerts", json={"client_alert_id": "z", "location": fix(*offset(1))},
                                  headers=bearer(token))
-    assert resp.status == 500
-    assert (await resp.json())["error"]["code"] == "internal"
+    # not acknowledged: the database went away, so 503 with Retry-After (issue 13: it was 500, which the phone
+    # also retries, but which says "our bug" rather than "come back shortly")
+    assert resp.status == 503 and resp.headers["Retry-After"] == "2"
+    assert (await resp.json())["error"]["code"] == "unavailable"
     assert await _counts(db) == dict.fromkeys(TABLES, 0)
 
     # the phone retries with the same client_alert_id once things are well: one alert, fully dispatched
