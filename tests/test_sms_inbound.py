@@ -324,7 +324,7 @@ def _failing(*_args, **_kwargs):
     raise ConnectionResetError("database went away mid-transaction")
 
 
-async def test_failure_midway_answers_500_and_twilios_retry_makes_one_alert(sms_client, sms_settings, clock, db,
+async def test_failure_midway_answers_503_and_twilios_retry_makes_one_alert(sms_client, sms_settings, clock, db,
                                                                            monkeypatch):
     from alertd.service import dispatching
 
@@ -333,7 +333,7 @@ async def test_failure_midway_answers_500_and_twilios_retry_makes_one_alert(sms_
     sid = "SM" + "d" * 32
     monkeypatch.setattr(dispatching, "insert_planned", _failing)
     resp = await inbound(sms_client, sms_settings, "+77015550020", here(), sid=sid)
-    assert resp.status == 500  # Twilio hears no 200, so it retries
+    assert resp.status == 503  # the database went away: Twilio hears no 200, so it retries (issue 13: was 500)
     assert await _count(db, "alerts") == 0 and await _count(db, "sms_inbound") == 0
     monkeypatch.undo()
     resp = await inbound(sms_client, sms_settings, "+77015550020", here(), sid=sid)
@@ -350,7 +350,7 @@ async def test_crash_after_a_location_was_added_is_finished_by_the_retry(sms_cli
     sid = "SM" + "e" * 32
     monkeypatch.setattr(sms_inbound, "_record_note", _failing)
     resp = await inbound(sms_client, sms_settings, "+77015550021", f"now {here(0.6)}", sid=sid)
-    assert resp.status == 500  # the fix committed, the note and the answer were lost
+    assert resp.status == 503  # the fix committed, the note and the answer were lost (issue 13: was 500)
     monkeypatch.undo()
     resp = await inbound(sms_client, sms_settings, "+77015550021", f"now {here(0.6)}", sid=sid)
     assert resp.status == 200
