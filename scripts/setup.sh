@@ -13,7 +13,10 @@ pg_major=""
 for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && pg_major=$(basename "$(dirname "$d")"); done
 pg_major=${pg_major:-15}
 
-want=("postgresql-${pg_major}-postgis-3" mosquitto mosquitto-clients chromium python3-venv nginx pgbackrest prometheus)
+# patroni and etcd-server: the high-availability cluster of the fault tests, bench/failover.py and scripts/ha-demo.sh
+# (seconds to install; the harness starts its own members on free ports and never uses a packaged service).
+want=("postgresql-${pg_major}-postgis-3" mosquitto mosquitto-clients chromium python3-venv nginx pgbackrest prometheus
+      patroni etcd-server)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -25,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if ! $SUDO env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null; then
     # Ubuntu names PostGIS after its PostgreSQL too; try the distribution's default PostgreSQL instead.
     $SUDO env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq postgresql postgis mosquitto \
-      mosquitto-clients chromium python3-venv nginx pgbackrest prometheus >/dev/null
+      mosquitto-clients chromium python3-venv nginx pgbackrest prometheus patroni etcd-server >/dev/null
   fi
 fi
 # The packaged services are not needed: alertd and its tests start their own servers on free ports in temporary
