@@ -219,6 +219,19 @@ class PatroniNode:
         doc = _get_json(f"{self.api}/patroni", 1.0)
         return doc if isinstance(doc, dict) else {}
 
+    def patroni_pid(self) -> int | None:
+        """The Patroni process itself (as root it runs under runuser, which a SIGKILL would leave it behind)."""
+        if self.process is None:
+            return None
+        for pid in [self.process.pid, *_descendants(self.process.pid)]:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if Path(argv[0].decode()).name != "runuser" and any(a.endswith(b"patroni") for a in argv[:2]):
+                return pid
+        return None
+
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -265,6 +278,10 @@ class LocalHACluster:
         for tool in ("patroni", "patronictl"):
             if shutil.which(tool) is None:
                 raise ServiceError(f"{tool} not found: run scripts/setup.sh (installs patroni)")
+
+    def dsn(self, database: str = "postgres") -> str:
+        """The multi-host URL of a database (as LocalPostgres.dsn names one on a single server)."""
+        return self.database_url(database)
 
     def database_url(self, database: str = "alertd", user: str = "postgres") -> str:
         hosts = ",".join(f"127.0.0.1:{n.pg_port}" for n in self.nodes)
@@ -354,3 +371,46 @@ async def create_alertd_database(cluster: LocalHACluster, name: str = "alertd") 
     finally:
         await conn.close()
     return cluster.database_url(name)
+
+
+def ha_instructions(cluster: LocalHACluster) -> dict:
+    """What a newcomer can do to the demo's cluster: see it, kill the primary's machine, switch over."""
+    conf = cluster.nodes[0].directory / "patroni.yml"
+    nodes = {n.name: {"postgres_port": n.pg_port, "patroni_api": n.api, "patroni_pid": n.patroni_pid(), "data": str(n.datadir)} for n in cluster.nodes}
+    lines = [
+        f"patronictl -c {conf} list                # who is the primary now",
+        f"patronictl -c {conf} switchover --force   # a clean switchover",
+        "kill the primary's machine: SIGKILL its Patroni and its postmaster, e.g. for pg1:",
+        f"  kill -9 {nodes['pg1']['patroni_pid']} $(head -1 {nodes['pg1']['data']}/postmaster.pid)",
+        f"a new primary is promoted within about {cluster.timings.ttl + cluster.timings.loop_wait} s; alerts meanwhile "
+        "get 503 + Retry-After and the app retries",
+        f"start a killed node again (it rejoins as the standby): {' '.join(_as_postgres())} patroni "
+        f"{cluster.directory}/pgN/patroni.yml &".replace("  ", " "),
+    ]
+    return {"nodes": nodes, "patroni_config": str(conf), "lines": lines}
+
+
+def main() -> None:
+    """`python -m alertd.localcluster [FOLDER]`: a fresh cluster, its URL and how to break it, until Ctrl-C."""
+    import asyncio
+    import sys
+    import tempfile
+
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="alertd-ha-"))
+    shutil.rmtree(folder, ignore_errors=True)
+    cluster = LocalHACluster(folder)
+    try:
+        cluster.start()
+        url = asyncio.run(create_alertd_database(cluster))
+        print(f"A Patroni cluster is running (3 etcd members, 2 PostgreSQL nodes, synchronous mode) in {folder}.\n"
+              f"Point alertd at it, e.g. ALERTD_DATABASE_URL='{url}' alertd serve\n")
+        for line in ha_instructions(cluster)["lines"]:
+            print("  " + line)
+        print("\nCtrl-C stops it.", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
