@@ -39,6 +39,7 @@ class Inbound:
     device_id: str
     event: str
     payload: bytes
+    via: str = "mqtt"  # or "sms": a press that came by the second path (channels/button_sms)
 
 
 async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: str, payload: bytes) -> Receipt:
@@ -64,7 +65,7 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
         try:
             messages[i] = protocol.parse_button(raw.device_id, raw.event, raw.payload)
         except Refused as refused:
-            receipts[i] = await _refuse(conn, now, raw.device_id, refused)
+            receipts[i] = await _refuse(conn, now, raw.device_id, refused, via=raw.via)
     devices = sorted({m.device_id for m in messages if m is not None})
     buttons = {r["device_id"]: dict(r) for r in await conn.fetch(queries.buttons_for_update, devices)}
     heard: dict[str, tuple[int, float | None]] = {}
@@ -77,7 +78,7 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
         try:
             _check(button, message, now)
         except Refused as refused:
-            receipts[i] = await _refuse(conn, now, message.device_id, refused, seq=message.seq)
+            receipts[i] = await _refuse(conn, now, message.device_id, refused, via=inbound[i].via, seq=message.seq)
             continue
         if message.seq <= button["last_seq"]:
             if message.event == "press":
@@ -85,7 +86,8 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
             elif message.seq == button["last_seq"]:
                 receipts[i] = Receipt(duplicate=True)
             else:
-                receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, seq=message.seq)
+                receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, via=inbound[i].via,
+                                            seq=message.seq)
             continue
         button["last_seq"] = message.seq
         if message.unusable:
@@ -104,11 +106,12 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
         if any(b is not None and b < ctx.settings.button_low_battery for _, b in heard.values()):
             await conn.execute(queries.notify_wake, "supervision")
     if presses:
-        raised = await _raise(conn, ctx, now, [(messages[i], buttons[messages[i].device_id]) for i in presses])
+        raised = await _raise(conn, ctx, now, [(messages[i], buttons[messages[i].device_id]) for i in presses],
+                              [inbound[i].via for i in presses])
         for i, outcome in zip(presses, raised, strict=True):
             receipts[i] = Receipt(ack_seq=messages[i].seq, alert_id=outcome.alert_id)
     if repeats:
-        await _seen_before(conn, now, messages, repeats, receipts)
+        await _seen_before(conn, now, messages, repeats, receipts, [inbound[i].via for i in repeats])
     return receipts
 
 
@@ -124,30 +127,32 @@ def _check(button, message: ButtonMessage, now: datetime) -> None:
 
 
 async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: list[ButtonMessage | None],
-                       repeats: list[int], receipts: list[Receipt | None]) -> None:
+                       repeats: list[int], receipts: list[Receipt | None], vias: list[str]) -> None:
     """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more;
     a press at or below the last seq that raised nothing is a replay."""
     rows = await conn.fetch(queries.alerts_by_client_ids, [messages[i].device_id for i in repeats],
                             [f"seq:{messages[i].seq}" for i in repeats])
     raised = {(r["device_id"], r["client_alert_id"]): r["id"] for r in rows}
-    for i in repeats:
+    for i, via in zip(repeats, vias, strict=True):
         message = messages[i]
         alert_id = raised.get((message.device_id, f"seq:{message.seq}"))
         if alert_id is None:
-            receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, seq=message.seq)
+            receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, via=via, seq=message.seq)
         else:
             receipts[i] = Receipt(ack_seq=message.seq, alert_id=str(alert_id), duplicate=True)
 
 
-async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, presses: list[tuple[ButtonMessage, dict]]):
-    """Each press, located, through the core: a new alert, or a repeat of her open alert; in order."""
+async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, presses: list[tuple[ButtonMessage, dict]],
+                 vias: list[str]):
+    """Each press, located, through the core: a new alert, or a repeat of her open alert; in order (its event
+    says which path the press came by)."""
     located = await _locate(conn, now, presses)
     # Each button row is locked and each seq is above its last one, so no (device, seq) was sent yet.
     return await intake.create_alerts(conn, ctx, now, [
         intake.NewAlert(person_id=button["person_id"], device_id=message.device_id, channel="button",
                         client_alert_id=f"seq:{message.seq}", triggered_at=message.sent_at,
-                        location=where, details={"seq": message.seq, **_unusable(message)})
-        for (message, button), where in zip(presses, located, strict=True)])
+                        location=where, details={"seq": message.seq, "via": via, **_unusable(message)})
+        for (message, button), where, via in zip(presses, located, vias, strict=True)])
 
 
 def _unusable(message: ButtonMessage) -> dict:
@@ -180,7 +185,8 @@ async def _locate(conn: asyncpg.Connection, now: datetime,
     return where
 
 
-async def _refuse(conn: asyncpg.Connection, now: datetime, device_id: str, refused: Refused, **detail) -> Receipt:
-    await security_event(conn, now, refused.kind, f"mqtt:{device_id[:64]}", reason=refused.message, **detail)
+async def _refuse(conn: asyncpg.Connection, now: datetime, device_id: str, refused: Refused, *, via: str = "mqtt",
+                  **detail) -> Receipt:
+    await security_event(conn, now, refused.kind, f"{via}:{device_id[:64]}", reason=refused.message, **detail)
     log.warning("button message refused", extra={"fields": {"device_id": device_id[:64], "kind": refused.kind}})
     return Receipt(refused=refused.kind)

@@ -2,9 +2,12 @@
 
 Wakes from deep sleep on the button (press) or on a timer (heartbeat), joins Wi-Fi, sends one signed message
 with umqtt.simple (1.4+: TLS with the broker's CA pinned) at QoS 1, and for a press keeps retrying with backoff
-until alertd's app-level ack arrives, then gives one discreet haptic pulse and sleeps again. The protocol logic is
-in protocol.py (tested under CPython); this file is only the hardware around it. Flash config.json (from
-`alertd buttons provision`) and the broker's CA as ca.der.
+until alertd's app-level ack arrives, then gives one discreet haptic pulse and sleeps again. Two paths (alertd
+docs/buttons.md): a second broker address (`mqtt_host2`) when the first does not answer, and, when a press is not
+acknowledged within `ack_timeout` seconds (default 20), the same press by SMS to `sms_number` through the GSM
+modem, as one compact signed message; MQTT goes on meanwhile, and alertd makes one alert of whichever copy arrives
+first. The protocol logic is in protocol.py (tested under CPython); this file is only the hardware around it.
+Flash config.json (from `alertd buttons provision`) and the broker's CA as ca.der.
 """
 
 import ssl
@@ -96,24 +99,56 @@ def broker_tls(cfg):
         return protocol.tls_context(ssl, f.read())
 
 
-def send(cfg, event, seq):
-    """Connect, publish (QoS 1), and for a press wait for the app-level ack with backoff; True once acked."""
+def send_sms(cfg, text):
+    """Send text to the service number through the GSM modem on UART1 (SIM800-class, AT commands); True once
+    the modem reports the message accepted."""
+    uart = machine.UART(1, baudrate=9600, tx=cfg.get("modem_tx", 17), rx=cfg.get("modem_rx", 16), timeout=2000)
+    for command in (b"AT\r", b"AT+CMGF=1\r", b'AT+CMGS="' + cfg["sms_number"].encode() + b'"\r'):
+        uart.write(command)
+        time.sleep_ms(300)
+        uart.read()
+    uart.write(text.encode() + b"\x1a")
+    time.sleep_ms(5000)
+    return b"+CMGS" in (uart.read() or b"")
+
+
+class Press:
+    """One press across every attempt: its message, and whether the SMS copy went out."""
+
+    def __init__(self, cfg, event, seq):
+        self.cfg, self.event, self.seq = cfg, event, seq
+        self.ts = time.time() + cfg.get("epoch_offset", 946684800)  # MicroPython's epoch is 2000-01-01
+        self.loc = gps_fix() if event == "press" and cfg.get("gps") else None
+        self.topic, self.payload = protocol.message(cfg["device_id"], cfg["secret"], event, seq, self.ts,
+                                                    bat=battery_fraction(), loc=self.loc)
+        self.pending = protocol.PendingPress(seq, self.topic, self.payload, time.time(),
+                                             cfg.get("ack_timeout", protocol.ACK_TIMEOUT_S))
+
+    def sms_if_due(self):
+        """The second path: once, when no MQTT ack came within ack_timeout (however MQTT is doing)."""
+        if self.event == "press" and self.cfg.get("sms_number") and self.pending.sms_due(time.time()):
+            text = protocol.sms_text(self.cfg["device_id"], self.cfg["secret"], self.seq, self.ts, loc=self.loc)
+            try:
+                self.pending.sms_sent = send_sms(self.cfg, text)
+            except (OSError, ValueError):
+                pass  # no modem answer: tried again on the next pass
+
+
+def send(cfg, press, host):
+    """Connect to `host`, publish (QoS 1), and for a press wait for the app-level ack with backoff, sending the
+    SMS copy when it is due; True once acked."""
     acked = []
-    client = MQTTClient(cfg["device_id"], cfg["mqtt_host"], port=cfg.get("mqtt_port", 8883),
+    client = MQTTClient(cfg["device_id"], host, port=cfg.get("mqtt_port", 8883),
                         user=cfg["username"], password=cfg["password"], keepalive=60, ssl=broker_tls(cfg))
     client.set_callback(lambda _t, msg: acked.append(msg))
     client.connect(clean_session=False)
     topic_ack = protocol.topic(cfg["device_id"], "ack")
     client.subscribe(topic_ack, qos=1)
-    ts = time.time() + cfg.get("epoch_offset", 946684800)  # MicroPython's epoch is 2000-01-01
-    loc = gps_fix() if event == "press" and cfg.get("gps") else None
-    topic_, payload = protocol.message(cfg["device_id"], cfg["secret"], event, seq, ts, bat=battery_fraction(),
-                                       loc=loc)
-    client.publish(topic_, payload, qos=1)
-    if event != "press":
+    client.publish(press.topic, press.payload, qos=1)
+    if press.event != "press":
         client.disconnect()
         return True
-    pending = protocol.PendingPress(seq, topic_, payload, time.time())
+    pending = press.pending
     started = time.time()
     while time.time() - started < GIVE_UP_S:
         client.check_msg()
@@ -121,8 +156,9 @@ def send(cfg, event, seq):
             client.disconnect()
             return True
         if pending.retry_due(time.time()):
-            client.publish(topic_, payload, qos=1)
+            client.publish(press.topic, press.payload, qos=1)
             pending.sent_again(time.time())
+        press.sms_if_due()
         time.sleep_ms(100)
     client.disconnect()
     return False
@@ -134,15 +170,19 @@ def run():
     seqs = protocol.Sequence(NvsStore())
     pressed = machine.wake_reason() == machine.EXT0_WAKE
     event = "press" if pressed else "heartbeat"
-    seq = seqs.next()
+    press = Press(cfg, event, seqs.next())
+    hosts = [cfg["mqtt_host"]] + ([cfg["mqtt_host2"]] if cfg.get("mqtt_host2") else [])
     for attempt in range(10):
         try:
-            if wifi(cfg) and send(cfg, event, seq):
+            if wifi(cfg) and send(cfg, press, hosts[attempt % len(hosts)]):
                 if pressed:
                     pulse()
                 break
         except OSError:
-            time.sleep(min(2 ** attempt, 30))  # lost Wi-Fi or broker: same seq, same press, try again
+            # lost Wi-Fi or broker: same seq, same press, the other broker next; the SMS copy when it is due
+            press.sms_if_due()
+            time.sleep(min(2 ** attempt, 30))
+        press.sms_if_due()
     button = machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
     esp32.wake_on_ext0(pin=button, level=esp32.WAKEUP_ALL_LOW)
     machine.deepsleep(HEARTBEAT_S * 1000)

@@ -13,6 +13,8 @@ import hashlib
 
 PREFIX = "alertd/v1/buttons/"
 BACKOFF_S = (1, 2, 4, 8, 15, 30, 60)  # between retries of an unacknowledged press, then every 60 s
+ACK_TIMEOUT_S = 20  # a press not acknowledged over MQTT by then also goes by SMS (config "ack_timeout")
+SMS_TAG = "AB1"
 
 
 def hmac_sha256_hex(key, message):
@@ -50,6 +52,18 @@ def message(device_id, secret_hex, event, seq, ts, bat=None, loc=None, cell=None
     return topic(device_id, event), json.dumps(body).encode()
 
 
+def sms_text(device_id, secret_hex, seq, ts, loc=None, cell=None):
+    """The press as one compact signed SMS (the second path): "AB1 device seq ts where mac", where is
+    "lat,lon,acc", "c<mcc>-<mnc>-<lac>-<cid>" or "-", and mac the press's own MAC. One GSM-7 segment."""
+    if loc is not None:
+        where = "%.5f,%.5f,%d" % (loc[0], loc[1], int(loc[2]))
+    elif cell is not None:
+        where = "c%d-%d-%d-%d" % tuple(cell)
+    else:
+        where = "-"
+    return "%s %s %d %d %s %s" % (SMS_TAG, device_id, seq, ts, where, sign(secret_hex, device_id, "press", seq, ts))
+
+
 def acked_seq(payload):
     """The seq an ack carries, or None for anything else."""
     try:
@@ -83,10 +97,16 @@ class Sequence:
 class PendingPress:
     """A press sent and not yet acknowledged: when to send it again, and whether an ack settles it."""
 
-    def __init__(self, seq, topic_, payload, now):
+    def __init__(self, seq, topic_, payload, now, ack_timeout=ACK_TIMEOUT_S):
         self.seq, self.topic, self.payload = seq, topic_, payload
         self.attempts = 1
         self.due = now + BACKOFF_S[0]
+        self.sms_at = now + ack_timeout
+        self.sms_sent = False
+
+    def sms_due(self, now):
+        """Once, when the MQTT ack has not come within ack_timeout: send the press by SMS too (MQTT goes on)."""
+        return not self.sms_sent and now >= self.sms_at
 
     def retry_due(self, now):
         return now >= self.due

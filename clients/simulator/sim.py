@@ -104,14 +104,18 @@ class Button:
 
     def __init__(self, url: str, device_id: str, secret: str, *, seq: int = 0,
                  clock: Callable[[], float] = time.time, retry_s: float = 1.0, ca_file: str | None = None,
-                 on_unanswered: Callable[[int, str], None] | None = None) -> None:
+                 on_unanswered: Callable[[int, str], None] | None = None,
+                 sms: Callable[[str], None] | None = None, ack_timeout_s: float = protocol.ACK_TIMEOUT_S) -> None:
         """on_unanswered(seq, puback) is called once per press when its first try got no ack in retry_s; puback
-        is the broker's answer to that try ("Success", "Not authorized", or "no answer")."""
+        is the broker's answer to that try ("Success", "Not authorized", or "no answer"). `sms(text)` is the
+        second path: a press not acknowledged within ack_timeout_s is also sent by SMS (the firmware's compact
+        signed message), once; MQTT goes on."""
         self.device_id, self.secret = device_id, secret
         self.seq = seq
         self.clock = clock
         self.retry_s = retry_s
         self.on_unanswered = on_unanswered
+        self.sms, self.ack_timeout_s = sms, ack_timeout_s
         self.acked: dict[int, float] = {}
         self._ack = threading.Condition()
         self.conn = _Connection(url, client_id=device_id, ca_file=ca_file)
@@ -141,13 +145,22 @@ class Button:
     def press(self, *, loc=None, cell=None, bat: float | None = None, wait_s: float = 30.0) -> int:
         """Press and retry until alertd acknowledges (or wait_s passes: then TimeoutError)."""
         seq, topic, payload = self.next_message("press", loc=loc, cell=cell, bat=bat)
-        self.send_until_acked(seq, topic, payload, wait_s)
+        sms_text = None
+        if self.sms is not None:
+            ts = json.loads(payload)["ts"]
+            sms_text = protocol.sms_text(self.device_id, self.secret, seq, ts, loc=loc, cell=cell)
+        self.send_until_acked(seq, topic, payload, wait_s, sms_text=sms_text)
         return seq
 
-    def send_until_acked(self, seq: int, topic: str, payload: bytes, wait_s: float) -> None:
+    def send_until_acked(self, seq: int, topic: str, payload: bytes, wait_s: float,
+                         sms_text: str | None = None) -> None:
         deadline = time.monotonic() + wait_s
+        sms_at = time.monotonic() + self.ack_timeout_s
         tries = 0
         while True:
+            if sms_text is not None and time.monotonic() >= sms_at:
+                self.sms(sms_text)  # type: ignore[misc]
+                sms_text = None
             mid = self.conn.publish_nowait(topic, payload)
             tries += 1
             with self._ack:

@@ -13,6 +13,7 @@ from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADE
                                       get_signature_algorithm)
 from twilio.twiml.messaging_response import MessagingResponse
 
+from alertd.channels.button_sms import compact as button_sms
 from alertd.channels.sms import delivery, inbound
 from alertd.core import validate
 from alertd.core.validate import Malformed, Text, form_text
@@ -98,11 +99,18 @@ async def sms_inbound(request: web.Request) -> web.Response:
     sender = form_text(form, "From", PHONE, required=True)
     body = form.get("Body")
     text = validate.storable_text(body[:MAX_BODY_CHARS]) if isinstance(body, str) else ""
+    ctx = request.app[CTX]
+    if button_sms.is_button_sms(text):  # a button's press by its second path: checked exactly as over MQTT
+        receipt = await retry_while_unavailable(lambda: button_sms.receive(request.app[POOL], ctx, text),
+                                                ctx.settings.sms_webhook_hold_s)
+        if receipt.ack_seq is not None:
+            request.app[METRICS].alerts_received.labels("button_sms", "repeat" if receipt.duplicate else
+                                                        "created").inc()
+        return twiml(None)
     sms = inbound.InboundSms(sid=sid, sender=sender.strip(), body=text)
     # Twilio retries a webhook at most a few times within 15 s in all, so while no database primary answers (a
     # failover) the request is held and tried again here; each MessageSid is acted on once, so a try cut off at
     # its commit is found by the next, never done twice. Past the hold: 503, for Twilio's retry policy.
-    ctx = request.app[CTX]
     outcome = await retry_while_unavailable(lambda: inbound.handle(request.app[POOL], ctx, sms),
                                             ctx.settings.sms_webhook_hold_s)
     if outcome.kind in ("raised", "added", "duplicate"):
