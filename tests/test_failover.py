@@ -186,3 +186,34 @@ async def test_an_inbound_sms_is_held_until_a_primary_answers_and_past_the_hold_
         assert await db.fetchval("SELECT count(*) FROM dispatches") == 3
     finally:
         await db.close()
+
+
+async def test_a_dead_host_first_in_the_url_does_not_keep_alertd_from_the_primary(database, postgres):
+    """A powered-off machine drops packets instead of refusing: modelled by a socket that completes the TCP
+    handshake and never says a word. asyncpg alone tries the hosts in order within one 60 s timeout."""
+    import socket
+
+    from alertd.localservices import free_port
+    from alertd.store.db import create_pool
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", free_port()))
+    silent.listen(16)  # never accepted: the kernel completes handshakes, nothing answers
+    try:
+        name = database.rsplit("/", 1)[1]
+        url = (f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]},127.0.0.1:{postgres.port}/{name}"
+               f"?target_session_attrs=primary")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        pool = await asyncio.wait_for(create_pool(url, 2, 4), 20)
+        try:
+            assert loop.time() - started < 10
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT current_database()") == name
+        finally:
+            await pool.close()
+        conn = await connect(url)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+    finally:
+        silent.close()

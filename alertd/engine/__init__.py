@@ -12,7 +12,7 @@ from typing import Protocol
 import asyncpg
 
 from alertd.service.context import Context
-from alertd.store.db import CONNECTION_LOST
+from alertd.store.db import CONNECTION_LOST, connect_primary
 
 log = logging.getLogger("alertd.engine")
 
@@ -81,7 +81,7 @@ class Engine:
         if self._listener is not None and not self._listener.is_closed():
             return
         try:
-            self._listener = await asyncpg.connect(self.dsn)
+            self._listener = await connect_primary(self.dsn)
             await self._listener.add_listener("alertd_wake", self.wake)
         except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
             self._listener = None

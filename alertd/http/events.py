@@ -17,7 +17,7 @@ from alertd.auth import Principal
 from alertd.http.keys import HUB, POOL
 from alertd.http.security import principal
 from alertd.store import queries
-from alertd.store.db import CONNECTION_LOST
+from alertd.store.db import CONNECTION_LOST, connect_primary
 
 log = logging.getLogger("alertd.events")
 routes = web.RouteTableDef()
@@ -61,7 +61,7 @@ class Hub:
         while True:
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await connect_primary(self.dsn)
             except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
                 log.warning("console feed cannot listen", extra={"fields": {"error": str(exc)}})
                 await asyncio.sleep(1)

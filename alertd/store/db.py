@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -19,6 +20,9 @@ CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyn
                    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.ReadOnlySQLTransactionError,
                    asyncpg.TargetServerAttributeNotMatched, OSError, TimeoutError)
 T = TypeVar("T")
+# Each host of ALERTD_DATABASE_URL gets this long to answer a new connection (connect, authenticate, say whether
+# it is the primary): long enough for a loaded server, short enough that a dead one does not stall a failover.
+CONNECT_TIMEOUT_S = 5.0
 
 
 async def retry_while_unavailable(attempt: Callable[[], Awaitable[T]], hold_s: float) -> T:
@@ -91,11 +95,50 @@ class PooledConnection(asyncpg.Connection):
         return ""
 
 
+def host_urls(dsn: str) -> list[str]:
+    """One URL per host of a multi-host URL (postgresql://u@h1:5432,h2:5432/db?...), in order, each keeping the
+    rest (user, database, target_session_attrs); a one-host URL as it is."""
+    parts = urlsplit(dsn)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return [dsn]
+    return [urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host}")) for host in hosts.split(",")]
+
+
+async def connect_primary(dsn: str, *, timeout: float = CONNECT_TIMEOUT_S, **kwargs) -> asyncpg.Connection:
+    """A connection to the host of the URL that suits it (with target_session_attrs=primary: the primary), every
+    host tried at once, each within `timeout`.
+
+    asyncpg tries a multi-host URL's hosts one after the other within one timeout (60 s by default): a machine
+    that is powered off drops packets instead of refusing, so with it first in the list every connection would
+    wait on it until the timeout and never reach the new primary."""
+    urls = host_urls(dsn)
+    if len(urls) == 1:
+        return await asyncpg.connect(dsn, timeout=timeout, **kwargs)
+    attempts = [asyncio.ensure_future(asyncpg.connect(url, timeout=timeout, **kwargs)) for url in urls]
+    chosen = None
+    try:
+        error: BaseException | None = None
+        for attempt in asyncio.as_completed(attempts):
+            try:
+                chosen = await attempt
+                return chosen
+            except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
+                error = exc
+        assert error is not None
+        raise error
+    finally:
+        for attempt in attempts:
+            if not attempt.cancel() and not attempt.cancelled() and attempt.exception() is None \
+                    and attempt.result() is not chosen:
+                attempt.result().terminate()  # connected too, but another host answered first
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections are warmed: the first PostGIS query on a connection costs ~9 ms."""
     try:
         pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                         connection_class=PooledConnection)
+                                         connection_class=PooledConnection, connect=connect_primary)
     except _CANNOT_CONNECT as exc:
         raise DatabaseUnavailable(dsn, exc) from exc
     for _ in range(min_size):
@@ -106,7 +149,7 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
 
 async def connect(dsn: str) -> asyncpg.Connection:
     try:
-        conn = await asyncpg.connect(dsn)
+        conn = await connect_primary(dsn)
     except _CANNOT_CONNECT as exc:
         raise DatabaseUnavailable(dsn, exc) from exc
     await _init_connection(conn)
