@@ -133,6 +133,7 @@ class PressLoad:
 class Result:
     fault: str
     recovery_s: float | None  # from the fault to the first commit answered for a request sent after it
+    longest_gap_s: float  # the longest time without any alert answered, from just before the fault on
     app_sent: int
     app_answered: int
     app_lost: int  # answered 201/200 but not on the surviving primary
@@ -156,7 +157,7 @@ class Result:
 
     def line(self) -> str:
         rec = f"{self.recovery_s:.1f} s" if self.recovery_s is not None else "n/a"
-        return (f"{self.fault}: first commit after {rec}; app {self.app_answered}/{self.app_sent} answered, "
+        return (f"{self.fault}: first commit after {rec}, longest gap without one {self.longest_gap_s:.1f} s; app {self.app_answered}/{self.app_sent} answered, "
                 f"lost {self.app_lost}, doubled {self.app_doubled}; presses {self.presses_acked} acked, "
                 f"lost {self.presses_lost}, doubled {self.presses_doubled}; refused {dict(self.refused)}; "
                 f"deadlines due in the outage {self.deadlines_due_in_outage}, fired twice "
@@ -202,7 +203,7 @@ class Drill:
 
     def serve(self) -> subprocess.Popen:
         env = {**os.environ, **self.settings.as_env()}
-        with open(self.workdir / f"serve-{self.settings.http_port}.log", "ab") as log:
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "alertd", "serve"], env=env,
                                             stdout=subprocess.DEVNULL, stderr=log,
                                             cwd=Path(__file__).resolve().parent.parent)
@@ -220,6 +221,15 @@ class Drill:
                     pass
                 await asyncio.sleep(0.2)
         raise AssertionError(f"alertd on {self.base_url} never became ready")
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"serve-{self.settings.http_port}.log"
+
+    def unusual_log_lines(self, limit: int = 80) -> str:
+        """alertd's log without its routine info lines: what went wrong is in the rest."""
+        lines = self.log_path.read_text().splitlines() if self.log_path.exists() else []
+        return "\n".join([line for line in lines if '"level": "info"' not in line][-limit:])
 
     def stop(self) -> None:
         for button in self.buttons:
@@ -260,12 +270,15 @@ class Drill:
         await presses.join()
         assert not presses.errors, presses.errors
         recovery_s = recovered_at - fault_at if recovered_at else None
+        answers = sorted(s.answered_at for s in app.sent if s.answered_at and s.answered_at >= fault_at - 1.0)
+        gap = max((b - a for a, b in zip(answers, answers[1:])), default=0.0)
         refused = Counter()
         for s in app.sent:
             refused.update(s.refusals)
-        return await self._check(name, app, presses, recovery_s, fault_wall, refused)
+        return await self._check(name, app, presses, recovery_s, gap, fault_wall, refused)
 
-    async def _check(self, name: str, app: AppLoad, presses: PressLoad, recovery_s, fault_wall, refused) -> Result:
+    async def _check(self, name: str, app: AppLoad, presses: PressLoad, recovery_s, gap, fault_wall,
+                     refused) -> Result:
         db = await connect(self.database_url)
         try:
             # every deadline due by now fires (at most 1 s late, the engine polls every 0.5 s): wait for it
@@ -299,14 +312,14 @@ class Drill:
             not_fired = await db.fetchval("SELECT count(*) FROM dispatches WHERE status = 'pending' "
                                           "AND ack_deadline < now() - interval '2 seconds'")
             successors = await db.fetchval(
-                "SELECT count(*) FROM (SELECT alert_id, kind, attempt FROM dispatches GROUP BY alert_id, kind, "
-                "attempt HAVING count(*) > 1) x")
+                "SELECT count(*) FROM (SELECT alert_id, kind, attempt FROM dispatches WHERE NOT broadcast "
+                "GROUP BY alert_id, kind, attempt HAVING count(*) > 1) x")  # region-wide: one attempt, many
             due_in_outage = await db.fetchval(
                 "SELECT count(*) FROM dispatches WHERE kind = 'police_post' AND ack_deadline >= $1 "
                 "AND ack_deadline < $1 + make_interval(secs => $2)", fault_wall, recovery_s or 0.0)
         finally:
             await db.close()
-        return Result(name, recovery_s, len(app.sent), len(answered), app_lost, app_doubled, len(acked),
+        return Result(name, recovery_s, gap, len(app.sent), len(answered), app_lost, app_doubled, len(acked),
                       presses_lost, presses_doubled, missing, dict(refused), due_in_outage, fired_twice,
                       not_fired, successors)
 

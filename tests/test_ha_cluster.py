@@ -64,13 +64,21 @@ def _assert_clean(result) -> None:
     assert 500 not in result.refused, result.line()
 
 
+def _assert_clean_in(drill: Drill, result) -> None:
+    try:
+        _assert_clean(result)
+    except AssertionError:
+        print(drill.unusual_log_lines())
+        raise
+
+
 async def test_primary_killed_mid_burst(ha):
     cluster, drill = ha
     await _healed(cluster)
     leader = await asyncio.to_thread(cluster.wait_leader)
     result = await drill.run("kill -9 primary (Patroni and postmaster)", leader.kill)
     print(result.line())
-    _assert_clean(result)
+    _assert_clean_in(drill, result)
     assert result.refused.get(503, 0) > 0  # the outage was seen, and answered as retryable
     assert result.deadlines_due_in_outage > 0  # deadlines came due while there was no primary, and fired once
     assert result.recovery_s is not None and result.recovery_s <= GOAL_S, result.line()
@@ -82,8 +90,8 @@ async def test_clean_switchover(ha):
     await _healed(cluster)
     result = await drill.run("patronictl switchover", cluster.switchover)
     print(result.line())
-    _assert_clean(result)
-    assert result.recovery_s is not None and result.recovery_s <= GOAL_S, result.line()
+    _assert_clean_in(drill, result)
+    assert result.longest_gap_s <= GOAL_S, result.line()
 
 
 async def test_standby_dies(ha):
@@ -94,8 +102,8 @@ async def test_standby_dies(ha):
     standby = next(n for n in cluster.nodes if n is not leader)
     result = await drill.run("kill -9 synchronous standby", standby.kill)
     print(result.line())
-    _assert_clean(result)
-    assert result.recovery_s is not None and result.recovery_s <= GOAL_S, result.line()
+    _assert_clean_in(drill, result)
+    assert result.longest_gap_s <= GOAL_S, result.line()  # commits wait until Patroni stops requiring it
     assert await asyncio.to_thread(cluster.wait_leader) is leader  # no failover
 
 
@@ -105,6 +113,6 @@ async def test_etcd_loses_a_member(ha):
     leader = await asyncio.to_thread(cluster.wait_leader)
     result = await drill.run("kill -9 one etcd member", lambda: cluster.etcd.kill_member(0))
     print(result.line())
-    _assert_clean(result)
-    assert result.recovery_s is not None and result.recovery_s <= GOAL_S, result.line()
+    _assert_clean_in(drill, result)
+    assert result.longest_gap_s <= GOAL_S, result.line()
     assert await asyncio.to_thread(cluster.wait_leader) is leader  # quorum kept: no failover

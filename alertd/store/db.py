@@ -16,9 +16,12 @@ from alertd.store.queries import queries
 # standby is left (during a failover, until Patroni promotes it). Trying again alone or with other work will not
 # help until a primary is back. A transaction cut off this way may or may not have committed: whoever retries
 # must go through the idempotency keys (client_alert_id, (device_id, seq), MessageSid), never a blind insert.
+# InternalClientError covers TargetServerAttributeNotMatched (only standbys answer) and what asyncpg raises for a
+# pooled connection the server closed while shutting down ("cannot switch to state 12; another operation is in
+# progress", seen in a Patroni switchover).
 CONNECTION_LOST = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
                    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.ReadOnlySQLTransactionError,
-                   asyncpg.TargetServerAttributeNotMatched, OSError, TimeoutError)
+                   asyncpg.InternalClientError, OSError, TimeoutError)
 T = TypeVar("T")
 # Each host of ALERTD_DATABASE_URL gets this long to answer a new connection (connect, authenticate, say whether
 # it is the primary): long enough for a loaded server, short enough that a dead one does not stall a failover.
