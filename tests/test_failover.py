@@ -112,7 +112,7 @@ async def test_app_alerts_ride_through_a_failover(pair, settings, clock):
         assert refused.headers["Retry-After"] == "2"
         assert (await refused.json())["error"]["code"] == "unavailable"
         ready = await client.get("/readyz")
-        assert ready.status == 503 and (await ready.json())["checks"]["database"] is False
+        assert ready.status == 503 and (await ready.json())["status"] == "not ready"
 
         await asyncio.to_thread(standby.promote)
 
@@ -217,3 +217,31 @@ async def test_a_dead_host_first_in_the_url_does_not_keep_alertd_from_the_primar
         await conn.close()
     finally:
         silent.close()
+
+
+async def test_every_database_connection_notices_a_silently_dead_server(database):
+    """A machine that dies without a word leaves its connections open: keepalive and TCP_USER_TIMEOUT drop them
+    in seconds (Linux's default is ~15 minutes of retransmissions)."""
+    import socket
+
+    from alertd.store.db import create_pool
+
+    def options(conn) -> dict:
+        sock = conn._transport.get_extra_info("socket")
+        return {"keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                "idle": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                "user_timeout_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)}
+
+    wanted = {"keepalive": 1, "idle": 5, "user_timeout_ms": 10_000}
+    url = database.replace("@127.0.0.1:", "@localhost:")  # a TCP connection, by name
+    pool = await create_pool(url, 1, 2)
+    try:
+        async with pool.acquire() as conn:
+            assert options(conn) == wanted
+    finally:
+        await pool.close()
+    conn = await connect(url)
+    try:
+        assert options(conn) == wanted
+    finally:
+        await conn.close()
