@@ -289,22 +289,19 @@ class Drill:
                     break
                 await asyncio.sleep(0.2)
             answered = {s.key: s.alert_id for s in app.sent if s.alert_id}
-            rows = await db.fetch("SELECT id::text, device_id, client_alert_id FROM alerts "
-                                  "WHERE client_alert_id = ANY($1::text[])", [k[1] for k in answered] or [""])
-            stored = Counter((r["device_id"], r["client_alert_id"]) for r in rows)
-            by_key = {(r["device_id"], r["client_alert_id"]): r["id"] for r in rows}
-            app_lost = sum(1 for k, alert_id in answered.items() if by_key.get(k) != alert_id)
-            app_doubled = sum(n - 1 for n in stored.values() if n > 1)
+            # An alert while hers is open joins it as a repeat: its key is kept in alert_repeats, not alerts.
+            stored = await committed_keys(db, [k[0] for k in answered] or [""])
+            app_lost = sum(1 for k, alert_id in answered.items() if stored.get(k) != [alert_id])
+            app_doubled = sum(len(ids) - 1 for k, ids in stored.items() if k in answered and len(ids) > 1)
             acked = {s.key for s in presses.sent if s.answered_at}
-            press_rows = await db.fetch("SELECT device_id, client_alert_id FROM alerts WHERE channel = 'button' "
-                                        "AND device_id = ANY($1::text[])", [b.device_id for b in self.buttons])
-            press_keys = Counter((r["device_id"], r["client_alert_id"].removeprefix("seq:")) for r in press_rows)
-            presses_lost = sum(1 for k in acked if press_keys[k] == 0)
-            presses_doubled = sum(n - 1 for n in press_keys.values() if n > 1)
+            pressed = await committed_keys(db, [b.device_id for b in self.buttons])
+            press_keys = {(device, key.removeprefix("seq:")): ids for (device, key), ids in pressed.items()}
+            presses_lost = sum(1 for k in acked if k not in press_keys)
+            presses_doubled = sum(len(ids) - 1 for ids in press_keys.values() if len(ids) > 1)
             ids = list(answered.values())
             missing = await db.fetchval(
                 "SELECT count(*) FROM (SELECT a.id FROM alerts a LEFT JOIN dispatches d ON d.alert_id = a.id "
-                "AND d.attempt = 1 WHERE a.id::text = ANY($1::text[]) GROUP BY a.id "
+                "AND d.attempt = 1 AND NOT d.broadcast WHERE a.id::text = ANY($1::text[]) GROUP BY a.id "
                 "HAVING count(d.id) <> 3 OR count(DISTINCT d.kind) <> 3) x", ids)
             fired_twice = await db.fetchval(
                 "SELECT count(*) FROM (SELECT dispatch_id FROM alert_events WHERE type = 'expired' "
@@ -322,6 +319,19 @@ class Drill:
         return Result(name, recovery_s, gap, len(app.sent), len(answered), app_lost, app_doubled, len(acked),
                       presses_lost, presses_doubled, missing, dict(refused), due_in_outage, fired_twice,
                       not_fired, successors)
+
+
+async def committed_keys(db, devices: list[str]) -> dict[tuple[str, str], list[str]]:
+    """(device_id, client_alert_id) -> the alert ids it stands for, whether it raised its alert or joined one as a
+    repeat (more than one id: committed twice)."""
+    rows = await db.fetch(
+        "SELECT device_id, client_alert_id, id::text AS alert_id FROM alerts WHERE device_id = ANY($1::text[]) "
+        "UNION ALL SELECT device_id, client_alert_id, alert_id::text FROM alert_repeats "
+        "WHERE device_id = ANY($1::text[])", devices)
+    out: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        out.setdefault((r["device_id"], r["client_alert_id"]), []).append(r["alert_id"])
+    return out
 
 
 class _BrokerOf:

@@ -95,11 +95,12 @@ async def test_app_alerts_ride_through_a_failover(pair, settings, clock):
     served = settings.replace(database_url=url)
     db = await connect(url)
     await seed_responders(db)
-    person = await enrol(db, clock.now())
+    # three people: a second alert of one person while hers is open would join it as a repeat
+    phones = {name: bearer(device_token(served, await enrol(db, clock.now()), clock.now()))
+              for name in ("before", "during", "after")}
     await db.close()
-    phone = bearer(device_token(served, person, clock.now()))
     async with running_app(served, clock, run_engine=True) as client:
-        first = await client.post("/v1/alerts", json=_alert("before"), headers=phone)
+        first = await client.post("/v1/alerts", json=_alert("before"), headers=phones["before"])
         assert first.status == 201
         console = await client.ws_connect("/v1/events",
                                           headers=bearer(officer_token(served, "pol-1", clock.now(), role="admin")))
@@ -107,7 +108,7 @@ async def test_app_alerts_ride_through_a_failover(pair, settings, clock):
 
         await asyncio.to_thread(primary.stop, "immediate")  # its machine died: no clean shutdown
 
-        refused = await client.post("/v1/alerts", json=_alert("during"), headers=phone)
+        refused = await client.post("/v1/alerts", json=_alert("during"), headers=phones["during"])
         assert refused.status == 503, await refused.text()
         assert refused.headers["Retry-After"] == "2"
         assert (await refused.json())["error"]["code"] == "unavailable"
@@ -117,16 +118,16 @@ async def test_app_alerts_ride_through_a_failover(pair, settings, clock):
         await asyncio.to_thread(standby.promote)
 
         # the phone app retries the same client_alert_id: committed once, on the new primary
-        retried = await client.post("/v1/alerts", json=_alert("during"), headers=phone)
+        retried = await client.post("/v1/alerts", json=_alert("during"), headers=phones["during"])
         assert retried.status == 201, await retried.text()
-        again = await client.post("/v1/alerts", json=_alert("during"), headers=phone)
+        again = await client.post("/v1/alerts", json=_alert("during"), headers=phones["during"])
         assert again.status == 200 and (await again.json())["alert_id"] == (await retried.json())["alert_id"]
         assert (await client.get("/readyz")).status == 200
 
         # the console feed found the new primary: it asks consoles to catch up, then streams again
         while (await console.receive_json(timeout=15))["type"] != "resync":
             pass
-        after = await client.post("/v1/alerts", json=_alert("after"), headers=phone)
+        after = await client.post("/v1/alerts", json=_alert("after"), headers=phones["after"])
         assert after.status == 201
         after_id = (await after.json())["alert_id"]
         while True:

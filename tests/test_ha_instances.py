@@ -28,6 +28,7 @@ from tests.buttons_support import (  # noqa: F401  (fixtures)
     PressLoop, connected_button, eventually, provision_button, secured_broker, secured_broker_process,
     secured_settings,
 )
+from tests.ha_support import committed_keys
 from tests.helpers import enrol, offset, seed_responders
 from tests.test_serve_processes import _not_routine, _ready, _spawn
 
@@ -108,9 +109,11 @@ async def test_three_instances_one_killed_mid_burst_lose_and_double_nothing(sett
     assert len(expired) >= ALERTS and {r["n"] for r in expired} == {1}  # each first police deadline fired, once
     assert await db.fetchval("SELECT count(*) FROM (SELECT alert_id, kind, attempt FROM dispatches "
                              "GROUP BY alert_id, kind, attempt HAVING count(*) > 1) x") == 0
-    rows = await db.fetch("SELECT device_id, client_alert_id FROM alerts WHERE channel = 'button'")
-    committed = sorted((r["device_id"], int(r["client_alert_id"].removeprefix("seq:"))) for r in rows)
-    assert len(acked) == 150 and committed == acked  # every acked press is one alert, none twice
+    # her presses while her alert is open join it as repeats: each press is one alert or one repeat, never both
+    keys = await committed_keys(db, [b.device_id for b in buttons])
+    assert all(len(ids) == 1 for ids in keys.values())
+    committed = sorted((device, int(key.removeprefix("seq:"))) for device, key in keys)
+    assert len(acked) == 150 and committed == acked  # every acked press committed, none twice
     for p, port in zip(procs[1:], ports[1:], strict=True):
         log = (tmp_path / f"serve-{port}.log").read_text()
         assert p.returncode == 0, _not_routine(log)
