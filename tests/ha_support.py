@@ -309,8 +309,11 @@ class Drill:
             not_fired = await db.fetchval("SELECT count(*) FROM dispatches WHERE status = 'pending' "
                                           "AND ack_deadline < now() - interval '2 seconds'")
             successors = await db.fetchval(
+                # an escalation makes one successor per missed dispatch; a region-wide call-out makes many of one
+                # attempt, and a re-dispatch to a nearer responder (her repeat moved her) cancels the old one and
+                # keeps its attempt: neither is a double
                 "SELECT count(*) FROM (SELECT alert_id, kind, attempt FROM dispatches WHERE NOT broadcast "
-                "GROUP BY alert_id, kind, attempt HAVING count(*) > 1) x")  # region-wide: one attempt, many
+                "AND status <> 'cancelled' GROUP BY alert_id, kind, attempt HAVING count(*) > 1) x")
             due_in_outage = await db.fetchval(
                 "SELECT count(*) FROM dispatches WHERE kind = 'police_post' AND ack_deadline >= $1 "
                 "AND ack_deadline < $1 + make_interval(secs => $2)", fault_wall, recovery_s or 0.0)
