@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ssl
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
+if TYPE_CHECKING:  # settings read URLs through this module: no MQTT client library needed for that
+    import paho.mqtt.client as mqtt
 
 SCHEMES = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
 
