@@ -91,7 +91,8 @@ def served(postgres, template_db, mosquitto, workdir):
             await conn.close()
 
     asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {template_db} STRATEGY FILE_COPY"))
-    settings = Settings(database_url=postgres.dsn(name), mqtt_url=mosquitto.url, jwt_secret="contract-" + "x" * 40,
+    settings = Settings(database_url=postgres.dsn(name), mqtt_url=mosquitto.service_url,
+                        jwt_secret="contract-" + "x" * 40,
                         public_url="https://alertd.example.org", db_pool_min=1, db_pool_max=4,
                         cancel_answer_floor_s=0.0, data_dir=str(workdir / "contract"),
                         # the contract's shapes are checked here, the budgets in test_budgets.py: a 429 here

@@ -96,7 +96,8 @@ async def test_point_in_time_restore_then_serve(workdir, tmp_path, mosquitto):
         conn = await connect(live.dsn("alertd"))  # the setup restarted PostgreSQL (archive_mode)
 
         # after the backup: alerts raised ten minutes ago while no alertd ran (their deadlines are overdue)
-        settings = Settings(database_url=live.dsn("alertd"), mqtt_url=mosquitto.url, jwt_secret="drill-" + "x" * 40)
+        settings = Settings(database_url=live.dsn("alertd"), mqtt_url=mosquitto.service_url,
+                            jwt_secret="drill-" + "x" * 40)
         past = FakeClock(datetime.now(UTC) - timedelta(minutes=10))
         await seed_responders(conn)
         people = [await enrol(conn, past.now()) for _ in range(5)]

@@ -87,7 +87,7 @@ async def behind_nginx(postgres, template_db, mosquitto, tmp_path_factory):
     admin = await asyncpg.connect(postgres.dsn())
     await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db} STRATEGY FILE_COPY")
     http_port, nginx_port = free_port(), free_port()  # the service's public URL names nginx's port
-    served = Settings(database_url=postgres.dsn(name), mqtt_url=mosquitto.url, jwt_secret="nginx-" + "x" * 40,
+    served = Settings(database_url=postgres.dsn(name), mqtt_url=mosquitto.service_url, jwt_secret="nginx-" + "x" * 40,
                       http_port=http_port, public_url=f"https://127.0.0.1:{nginx_port}",
                       twilio_auth_token=TWILIO_TOKEN, db_pool_min=1, db_pool_max=5)
     env = {**os.environ, **served.replace(trusted_proxies="127.0.0.1").as_env()}
