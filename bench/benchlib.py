@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import random
 import secrets
 import shutil
 import signal
@@ -17,7 +18,12 @@ from pathlib import Path
 
 import asyncpg
 
+from alertd import auth
+from alertd.clock import SystemClock
+from alertd.core.model import Location
+from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
 from alertd.localservices import LocalMosquitto, LocalPostgres, free_port
+from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.settings import Settings
 from alertd.store.db import connect
 from alertd.store.migrate import migrate
@@ -126,7 +132,9 @@ def wait_ready(url: str, child: subprocess.Popen, timeout: float = 30.0) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {child.returncode}; see {child.log_path}")
+            # the folder with the log goes when the bench ends: say its last lines now
+            tail = Path(child.log_path).read_text(errors="replace").splitlines()[-5:]
+            raise RuntimeError(f"{url}: the process exited with {child.returncode}:\n" + "\n".join(tail))
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
@@ -190,3 +198,23 @@ class Verdicts:
             print(line)
         # Other work on the machine moves every figure: say how busy it was.
         print(f"(load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpu)")
+
+
+async def seed_phones(dsn: str, settings, people: int, *, rng_seed: int, phone_prefix: str) -> list[str]:
+    """The demo region's responders and `people` enrolled phones (home in the region); their device tokens."""
+    rng = random.Random(rng_seed)
+    now = SystemClock().now()
+    tokens = []
+    conn = await connect(dsn)
+    try:
+        await upsert_responders(conn, responders())
+        async with conn.transaction():
+            for i in range(people):
+                home = Location(CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
+                                CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON), 30.0, "home", now)
+                enrolled = await enrol_person(conn, now, phones=[f"{phone_prefix}{i:07d}"], home=home)
+                tokens.append(auth.issue(settings, role="device", sub=enrolled.device_id, ttl_s=86400, now=now,
+                                         person_id=enrolled.person_id, device_id=enrolled.device_id))
+    finally:
+        await conn.close()
+    return tokens

@@ -33,9 +33,7 @@ import aiohttp
 import benchlib
 from alertd import auth
 from alertd.clock import SystemClock
-from alertd.core.model import Location
 from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
-from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.store.db import connect
 
 DISPATCH_TARGET = 3  # per kind of escalation: the flooding person's alert is dispatched once
@@ -88,22 +86,7 @@ class Load:
 
 async def seed(dsn: str, settings, people: int) -> list[str]:
     """The demo region's responders and `people` enrolled phones; their device tokens."""
-    rng = random.Random(5)
-    now = SystemClock().now()
-    tokens = []
-    conn = await connect(dsn)
-    try:
-        await upsert_responders(conn, responders())
-        async with conn.transaction():
-            for i in range(people):
-                home = Location(CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
-                                CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON), 30.0, "home", now)
-                enrolled = await enrol_person(conn, now, phones=[f"+7706{i:07d}"], home=home)
-                tokens.append(auth.issue(settings, role="device", sub=enrolled.device_id, ttl_s=86400, now=now,
-                                         person_id=enrolled.person_id, device_id=enrolled.device_id))
-    finally:
-        await conn.close()
-    return tokens
+    return await benchlib.seed_phones(dsn, settings, people, rng_seed=5, phone_prefix="+7706")
 
 
 async def phase(services: benchlib.Services, server, url: str, loads: list[tuple[Load, float, bool]],

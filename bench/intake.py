@@ -14,18 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import sys
 import time
 
 import aiohttp
 import benchlib
-from alertd import auth
-from alertd.clock import SystemClock
-from alertd.core.model import Location
-from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
+from alertd.demo_region import responders
 from alertd.localservices import free_port
-from alertd.service.enrolment import enrol_person, upsert_responders
 from alertd.store.db import connect
 
 LOADGEN = str(benchlib.BENCH_DIR / "loadgen.py")
@@ -36,22 +31,7 @@ P99_TARGET_MS = 50.0
 
 async def seed(dsn: str, settings, people: int) -> list[str]:
     """The demo region's responders and `people` enrolled phones (home in the region); their device tokens."""
-    rng = random.Random(3)
-    now = SystemClock().now()
-    tokens = []
-    conn = await connect(dsn)
-    try:
-        await upsert_responders(conn, responders())
-        async with conn.transaction():
-            for i in range(people):
-                home = Location(CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
-                                CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON), 30.0, "home", now)
-                enrolled = await enrol_person(conn, now, phones=[f"+7705{i:07d}"], home=home)
-                tokens.append(auth.issue(settings, role="device", sub=enrolled.device_id, ttl_s=86400, now=now,
-                                         person_id=enrolled.person_id, device_id=enrolled.device_id))
-    finally:
-        await conn.close()
-    return tokens
+    return await benchlib.seed_phones(dsn, settings, people, rng_seed=3, phone_prefix="+7705")
 
 
 async def drive(url: str, tokens_file: str, args, settle) -> dict:
