@@ -21,9 +21,10 @@ import asyncpg
 from alertd import auth
 from alertd.clock import SystemClock
 from alertd.core.model import Location
-from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
-from alertd.localservices import LocalMosquitto, LocalPostgres, free_port
-from alertd.service.enrolment import enrol_person, upsert_responders
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
+from alertd.local.services import LocalMosquitto, LocalPostgres, free_port
+from alertd.service.people import enrol_person
+from alertd.service.responders import upsert_responders
 from alertd.settings import Settings
 from alertd.store.db import connect
 from alertd.store.migrate import migrate
@@ -178,7 +179,7 @@ def machine() -> str:
 
 
 def _pg_version() -> str:
-    from alertd.localservices import postgres_bindir
+    from alertd.local.services import postgres_bindir
 
     return postgres_bindir().parent.name
 

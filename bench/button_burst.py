@@ -32,10 +32,11 @@ import paho.mqtt.client as mqtt  # noqa: E402
 
 from alertd.clock import SystemClock  # noqa: E402
 from alertd.core.model import Location  # noqa: E402
-from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders  # noqa: E402
-from alertd.localservices import LocalMosquitto  # noqa: E402
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders  # noqa: E402
+from alertd.local.services import LocalMosquitto  # noqa: E402
 from alertd.mqtt.dynsec import NoBroker  # noqa: E402
-from alertd.service.enrolment import enrol_person, upsert_responders  # noqa: E402
+from alertd.service.people import enrol_person  # noqa: E402
+from alertd.service.responders import upsert_responders  # noqa: E402
 from alertd.service.provisioning import provision_button  # noqa: E402
 from alertd.store.db import connect  # noqa: E402
 from clients.simulator.sim import Swarm  # noqa: E402

@@ -30,8 +30,9 @@ import asyncpg
 
 import benchlib
 from alertd.clock import SystemClock
-from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
-from alertd.service.enrolment import enrol_person, upsert_responders
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
+from alertd.service.people import enrol_person
+from alertd.service.responders import upsert_responders
 from alertd.store.db import connect
 
 P99_TARGET_S = 1.0

@@ -1,6 +1,6 @@
 """Benchmark: how long alertd is without a database primary when the primary's machine dies, and what is lost.
 
-Starts a local high-availability database (`alertd.localcluster`: three etcd members, two Patroni 3.0 nodes of
+Starts a local high-availability database (`alertd.local.cluster`: three etcd members, two Patroni 3.0 nodes of
 PostgreSQL 15 + PostGIS in synchronous mode, the test timings ttl 10 / loop_wait 1 / retry_timeout 4 unless
 given), a Mosquitto with dynamic security, and one `alertd serve` on the multi-host URL with
 target_session_attrs=primary. Then, several times: phones raise alerts at --rate per second (each retried with
@@ -28,7 +28,7 @@ import benchlib
 
 sys.path.insert(0, str(benchlib.BENCH_DIR.parent))  # tests/ and clients/ live at the top of the checkout
 
-from alertd.localcluster import LocalHACluster, Timings, create_alertd_database  # noqa: E402
+from alertd.local.cluster import LocalHACluster, Timings, create_alertd_database  # noqa: E402
 from tests.buttons_support import ADMIN, SERVICE, start_secured_broker  # noqa: E402
 from tests.ha_support import Drill, drill_settings  # noqa: E402
 

@@ -33,7 +33,7 @@ import aiohttp
 import benchlib
 from alertd import auth
 from alertd.clock import SystemClock
-from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
 from alertd.store.db import connect
 
 DISPATCH_TARGET = 3  # per kind of escalation: the flooding person's alert is dispatched once

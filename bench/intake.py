@@ -19,8 +19,8 @@ import time
 
 import aiohttp
 import benchlib
-from alertd.demo_region import responders
-from alertd.localservices import free_port
+from alertd.local.region import responders
+from alertd.local.services import free_port
 from alertd.store.db import connect
 
 LOADGEN = str(benchlib.BENCH_DIR / "loadgen.py")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-# The sample region of alertd.demo_region (kept literal so the load generator imports nothing of alertd).
+# The sample region of alertd.local.region (kept literal so the load generator imports nothing of alertd).
 CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON = 50.3, 72.9, 1.5, 2.9
 
 

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 
 import benchlib
 from alertd.core.model import Location
-from alertd.demo_region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON
 from alertd.service import dispatching
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.settings import Settings
 from alertd.store import queries
 from alertd.store.db import connect

@@ -28,7 +28,8 @@ import aiohttp
 import benchlib
 
 from alertd import auth
-from alertd.service.enrolment import ResponderRecord, enrol_person, upsert_responders
+from alertd.service.people import enrol_person
+from alertd.service.responders import ResponderRecord, upsert_responders
 from alertd.store.db import connect
 
 RESPONDERS = [ResponderRecord("pol-a", "police_post", "post A", 50.01, 70.0, "north"),

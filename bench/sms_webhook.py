@@ -28,8 +28,8 @@ import benchlib
 from twilio.request_validator import RequestValidator
 
 from alertd import auth
-from alertd.localservices import free_port
-from alertd.service.enrolment import ResponderRecord, upsert_responders
+from alertd.local.services import free_port
+from alertd.service.responders import ResponderRecord, upsert_responders
 from alertd.settings import Settings
 from alertd.store.db import connect
 from alertd.store.queries import queries

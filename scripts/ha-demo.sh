@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/python -m alertd.localcluster "$@"
+exec .venv/bin/python -m alertd.local.cluster "$@"

@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd.http.app import create_app
-from alertd.http.keys import BROKER, INGEST
-from alertd.localservices import LocalMosquitto, ServiceError
-from alertd.mqtt.dynsec import BrokerError
+from alertd.app import create_app
+from alertd.app import INGEST
+from alertd.web.keys import BROKER
+from alertd.local.services import LocalMosquitto, ServiceError
+from alertd.mqtt.dynsec import broker_accounts
+from alertd.service.ports import BrokerError
 from alertd.service import provisioning
 from clients.simulator.sim import Button, Unit
 from tests.helpers import BROKER_ADMIN, BROKER_SERVICE
@@ -110,7 +112,7 @@ async def button_service(button_settings, clock):
 
 
 async def provision_button(db, settings, clock, person_id: str, caseworker_id: str | None = None):
-    creds = await provisioning.provision_button(db, provisioning.broker_accounts(settings), clock.now(),
+    creds = await provisioning.provision_button(db, broker_accounts(settings), clock.now(),
                                                 person_id=person_id, caseworker_id=caseworker_id)
     return creds
 

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from alertd.clock import FakeClock
-from alertd.localservices import LocalMosquitto, LocalPostgres
+from alertd.local.services import LocalMosquitto, LocalPostgres
 from alertd.settings import Settings
 from alertd.store.db import connect
 from alertd.store.migrate import migrate

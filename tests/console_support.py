@@ -5,15 +5,15 @@ from __future__ import annotations
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from alertd.http.app import create_app
-from alertd.service import officers
+from alertd.app import create_app
+from alertd.service import officer_accounts
 from tests.helpers import device_token, enrol, fix, offset
 
 PASSWORD = "correct horse battery"
 
 
 async def add_officer(conn, now, username: str, responder_id: str, role: str = "officer", language: str = "en"):
-    return await officers.add(conn, now, username=username, password=PASSWORD, responder_id=responder_id,
+    return await officer_accounts.add(conn, now, username=username, password=PASSWORD, responder_id=responder_id,
                               role=role, language=language)
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-from alertd.localservices import free_port
+from alertd.local.services import free_port
 from alertd.settings import Settings
 from alertd.store.db import connect
 from tests.helpers import device_token, enrol, offset, seed_responders

@@ -11,7 +11,10 @@ from datetime import datetime
 
 from alertd import auth
 from alertd.core.model import Location
-from alertd.service.enrolment import ResponderRecord, enrol_person, upsert_responders
+from alertd.service.people import enrol_person
+
+# The dynamic-security admin and alertd's own account on every broker the tests start (each secured as in
+from alertd.service.responders import ResponderRecord, upsert_responders
 
 # The dynamic-security admin and alertd's own account on every broker the tests start (each secured as in
 # production: no anonymous clients, a role per device).
@@ -86,7 +89,7 @@ async def running_app(settings, clock, *, run_engine: bool = False):
     """The whole service on a test server with this clock; without its engine, tests drive app[ENGINE] by hand."""
     from aiohttp.test_utils import TestClient, TestServer
 
-    from alertd.http.app import create_app
+    from alertd.app import create_app
 
     client = TestClient(TestServer(create_app(settings, clock, run_engine=run_engine)))
     await client.start_server()

@@ -23,9 +23,9 @@ from schemathesis.config import SchemathesisConfig
 
 from alertd import auth
 from alertd.clock import SystemClock
-from alertd.http.app import create_app
+from alertd.app import create_app
 from alertd.http.openapi import SPEC
-from alertd.service import officers
+from alertd.service import officer_accounts
 from alertd.store.db import connect
 from tests.helpers import enrol, seed_responders
 
@@ -71,7 +71,7 @@ async def _seed(dsn: str, now: datetime) -> dict:
     try:
         await seed_responders(conn)
         person = await enrol(conn, now)
-        await officers.add(conn, now, username="duty", password="correct horse battery", responder_id="pol-1")
+        await officer_accounts.add(conn, now, username="duty", password="correct horse battery", responder_id="pol-1")
         return {"person_id": person.person_id, "device_id": person.device_id}
     finally:
         await conn.close()

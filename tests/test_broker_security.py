@@ -7,8 +7,8 @@ import json
 import uuid
 from collections import Counter
 
-from alertd.http.keys import ENGINE
-from alertd.mqtt.dynsec import NoBroker
+from alertd.web.keys import ENGINE
+from alertd.mqtt.dynsec import NoBroker, broker_accounts
 from alertd.service import provisioning
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     button_service, button_settings, eventually, mqtt_client, refused_at_connect, secured_broker,
@@ -62,7 +62,7 @@ async def _refusals(db, kind: str) -> int:
 async def test_a_unit_ack_for_a_dispatch_no_longer_in_play_is_refused_and_changes_nothing(
         button_service, button_settings, secured_broker, clock, db):
     await seed_responders(db)
-    terminals = {u: await provisioning.provision_unit(db, provisioning.broker_accounts(button_settings),
+    terminals = {u: await provisioning.provision_unit(db, broker_accounts(button_settings),
                                                       clock.now(), u) for u in ("mu-1", "mu-2")}
 
     async def unit_says(alert, status: str) -> None:
@@ -115,7 +115,7 @@ async def test_a_revoked_terminal_is_refused_by_the_service_even_if_the_broker_s
     """A broker whose accounts are managed apart from alertd (or a revocation that did not reach it): the database
     decides."""
     await seed_responders(db)
-    creds = await provisioning.provision_unit(db, provisioning.broker_accounts(button_settings), clock.now(), "mu-1")
+    creds = await provisioning.provision_unit(db, broker_accounts(button_settings), clock.now(), "mu-1")
     await provisioning.revoke(db, NoBroker(), clock.now(), "mu-1")  # the database only: the broker still has it
     before = await db.fetchrow("SELECT location::text AS at, last_seen_at FROM responders WHERE id = 'mu-1'")
     sent = await mqtt_client("mosquitto_pub", secured_broker.user_url(creds.username, creds.password),

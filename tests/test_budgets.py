@@ -3,7 +3,7 @@ per episode; her alerts never spend a budget and are never refused."""
 
 from __future__ import annotations
 
-from alertd.http.keys import METRICS
+from alertd.web.keys import METRICS
 from tests.helpers import bearer, device_token, enrol, fix, officer_token, offset, refusals, running_app, seed_responders
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from alertd.channels.button_sms import compact
-from alertd.mqtt.protocol import Refused
+from alertd.channels.buttons import protocol as button_protocol
+from alertd.channels.buttons import sms_fallback
+from alertd.core.model import Refused
 from clients.button import protocol as firmware
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     connected_button, eventually, provision_button, running_service, secured_broker, secured_broker_process,
@@ -23,23 +24,22 @@ EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 def test_the_firmwares_sms_reads_back_as_the_mqtt_press_it_stands_for():
     text = firmware.sms_text("B-ABC123", SECRET, 17, 1796068530, loc=(50.123456, 70.5, 12.7))
     assert len(text) <= 160 and text.startswith("AB1 B-ABC123 17 1796068530 50.12346,70.50000,12 ")
-    press = compact.parse(text)
+    press = sms_fallback.parse(text)
     _, payload = firmware.message("B-ABC123", SECRET, "press", 17, 1796068530, loc=(50.12346, 70.5, 12))
-    assert (press.device_id, press.event, press.via) == ("B-ABC123", "press", "sms")
-    import json
-    assert json.loads(press.payload) == json.loads(payload)
-    by_cell = compact.parse(firmware.sms_text("B-ABC123", SECRET, 18, 1796068531, cell=(401, 1, 1200, 34567)))
-    assert json.loads(by_cell.payload)["cell"] == {"mcc": 401, "mnc": 1, "lac": 1200, "cid": 34567}
-    assert "loc" not in json.loads(compact.parse(firmware.sms_text("B-1", SECRET, 1, 2)).payload)
+    assert (press.device_id, press.message.event, press.via) == ("B-ABC123", "press", "sms")
+    assert press.message == button_protocol.parse_button("B-ABC123", "press", payload)
+    by_cell = sms_fallback.parse(firmware.sms_text("B-ABC123", SECRET, 18, 1796068531, cell=(401, 1, 1200, 34567)))
+    assert by_cell.message.cell == (401, 1, 1200, 34567)
+    assert sms_fallback.parse(firmware.sms_text("B-1", SECRET, 1, 2)).message.gps is None
     for bad in ("AB1 B-1 x 2 - " + "0" * 64, "AB1 B-1 1 2 50,70 " + "0" * 64, "AB1 B/1 1 2 - " + "0" * 64,
                 "AB1 B-1 1 2 -"):
         try:
-            compact.parse(bad)
+            sms_fallback.parse(bad)
         except Refused as refused:
             assert refused.kind == "malformed_payload"
         else:
             raise AssertionError(f"{bad!r} was accepted")
-    assert compact.is_button_sms(text) and not compact.is_button_sms("help me AB1")
+    assert sms_fallback.is_button_sms(text) and not sms_fallback.is_button_sms("help me AB1")
 
 
 def _webhook(settings, text: str, sid: str) -> tuple[dict, dict]:

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from alertd import auth
+from alertd.channels.buttons import protocol as button_protocol
 from alertd.service import buttons as button_service_module
 from clients.button import protocol as firmware
 from clients.simulator.sim import Button, Refused
@@ -101,8 +102,8 @@ async def test_revocation_cuts_a_button_off_and_rotation_replaces_its_secrets(
             await _connect(secured_broker.user_url(creds.username, creds.password), creds.device_id)
         # a message signed with the old secret is refused by the service itself
         _s, _t, payload = button.next_message("press")
-        receipt = await button_service_module.receive(_pool(button_service), _ctx(button_service), creds.device_id,
-                                                      "press", payload)
+        receipt = await button_service_module.receive(_pool(button_service), _ctx(button_service),
+                                                      button_protocol.inbound(creds.device_id, "press", payload))
         assert receipt.refused == "bad_mac"
         button.close()
         button = await asyncio.to_thread(Button(secured_broker.user_url(rotated["username"], rotated["password"]),
@@ -117,8 +118,8 @@ async def test_revocation_cuts_a_button_off_and_rotation_replaces_its_secrets(
         with pytest.raises(Refused):
             await _connect(secured_broker.user_url(rotated["username"], rotated["password"]), creds.device_id)
         _s, _t, payload = button.next_message("press")
-        receipt = await button_service_module.receive(_pool(button_service), _ctx(button_service), creds.device_id,
-                                                      "press", payload)
+        receipt = await button_service_module.receive(_pool(button_service), _ctx(button_service),
+                                                      button_protocol.inbound(creds.device_id, "press", payload))
         assert receipt.refused == "revoked_device"
         assert await db.fetchval("SELECT revoked_at FROM devices WHERE id = $1", creds.device_id) == clock.now()
         assert await db.fetchval("SELECT count(*) FROM mqtt_acl WHERE username = $1", creds.device_id) == 0
@@ -128,13 +129,13 @@ async def test_revocation_cuts_a_button_off_and_rotation_replaces_its_secrets(
 
 
 def _pool(client):
-    from alertd.http.keys import POOL
+    from alertd.web.keys import POOL
 
     return client.app[POOL]
 
 
 def _ctx(client):
-    from alertd.http.keys import CTX
+    from alertd.web.keys import CTX
 
     return client.app[CTX]
 

@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 
-from alertd.http.keys import INGEST
-from alertd.localservices import free_port
+from alertd.app import INGEST
+from alertd.local.services import free_port
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     SERVICE, PressLoop, button_settings, connected_button, eventually, provision_button, running_service,
     secured_broker, secured_broker_process, secured_settings, start_secured_broker,

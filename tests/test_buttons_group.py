@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from alertd.channels.buttons import protocol as button_protocol
 from alertd.mqtt.dynsec import NoBroker
 from alertd.service import buttons, cells, provisioning
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.store.db import create_pool
 from clients.button import protocol as firmware
 from tests.helpers import all_at_once, enrol, offset, seed_responders
@@ -31,10 +32,14 @@ async def _button(db, clock):
     return creds
 
 
+def _payload(creds, event, seq, clock, **kw) -> bytes:
+    _topic, payload = firmware.message(creds.device_id, creds.hmac_secret, event, seq, int(clock.now().timestamp()),
+                                       **kw)
+    return payload
+
+
 def _msg(creds, event, seq, clock, **kw) -> buttons.Inbound:
-    topic, payload = firmware.message(creds.device_id, creds.hmac_secret, event, seq, int(clock.now().timestamp()),
-                                      **kw)
-    return buttons.Inbound(creds.device_id, event, payload)
+    return button_protocol.inbound(creds.device_id, event, _payload(creds, event, seq, clock, **kw))
 
 
 async def _one_group(pool, settings, clock, inbound) -> tuple[list[buttons.Receipt], list[int]]:
@@ -53,12 +58,12 @@ async def test_a_group_answers_each_message_as_if_alone(pool, settings, clock, d
         _msg(a, "press", 1, clock, loc=(*offset(0.5), 15.0)),
         _msg(b, "heartbeat", 1, clock, bat=0.1),
         _msg(c, "press", 1, clock, cell=CELL),
-        buttons.Inbound(d.device_id, "press", forged),
-        buttons.Inbound(d.device_id, "press", b"{not json"),
+        button_protocol.inbound(d.device_id, "press", forged),
+        button_protocol.inbound(d.device_id, "press", b"{not json"),
         _msg(f, "heartbeat", 1, clock, bat=0.9),
         _msg(f, "press", 2, clock),
         _msg(a, "press", 1, clock, loc=(*offset(0.5), 15.0)),  # QoS 1 redelivery inside the same group
-        buttons.Inbound("b-nobody", "press", _msg(a, "press", 9, clock).payload),
+        button_protocol.inbound("b-nobody", "press", _payload(a, "press", 9, clock)),
     ]
     receipts, sizes = await _one_group(pool, settings, clock, inbound)
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from alertd.http.keys import ENGINE
+from alertd.web.keys import ENGINE
 from alertd.service import cells
 from clients.button import protocol as firmware
 from tests.buttons_support import (  # noqa: F401  (fixtures)
@@ -191,7 +191,7 @@ async def _next_notification(ws):
 async def test_the_broker_gets_its_puback_only_after_the_alert_committed(
         button_service, button_settings, secured_broker, clock, db):
     """While the press cannot commit (its button row is locked), the ingest holds back the broker's PUBACK."""
-    from alertd.http.keys import INGEST
+    from alertd.app import INGEST
 
     await seed_responders(db)
     person = await enrol(db, clock.now(), home=offset(1))

@@ -12,8 +12,8 @@ import jwt
 
 from alertd import auth
 from alertd.commands import officers as officers_command
-from alertd.http.console import STATIC
-from alertd.http.keys import ENGINE
+from alertd.channels.console.static import STATIC
+from alertd.web.keys import ENGINE
 from tests.console_support import PASSWORD, add_officer, sign_in
 from tests.helpers import bearer, device_token, enrol, fix, offset, officer_token, refusals, seed_responders
 
@@ -118,7 +118,7 @@ async def test_console_files_have_csp_cache_headers_and_nothing_from_the_interne
     assert bare.headers["Cache-Control"] == "no-cache"
     again = await app_client.get("/console/assets/console.js", headers={"If-None-Match": bare.headers["ETag"]})
     assert again.status == 304
-    for bad in ("/console/assets/../http/console.py", "/console/assets/index.html", "/console/assets/nope.js"):
+    for bad in ("/console/assets/../static.py", "/console/assets/index.html", "/console/assets/nope.js"):
         assert (await app_client.get(bad)).status == 404
     for path in STATIC.rglob("*"):
         if path.suffix in (".js", ".css", ".html") and "vendor" not in path.parts:
@@ -217,7 +217,7 @@ async def test_officers_add_command_reads_the_password_from_stdin(settings, db, 
     result = await officers_command.cmd_officers_add(args, settings)
     assert result["username"] == "mu1" and result["role"] == "supervisor" and result["region"] == "north"
     row = await db.fetchrow("SELECT password_hash FROM officers WHERE username = 'mu1'")
-    from alertd.service.officers import _password_matches
+    from alertd.service.officer_accounts import _password_matches
 
     assert _password_matches(row["password_hash"], PASSWORD)
 

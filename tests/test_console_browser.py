@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from alertd.http.keys import ENGINE
+from alertd.web.keys import ENGINE
 from tests.console_support import PASSWORD, add_officer, raise_alert, start_server
 from tests.helpers import device_token, enrol, fix, offset, seed_responders
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from alertd.http.keys import ENGINE
+from alertd.web.keys import ENGINE
 from tests.helpers import bearer, device_token, enrol, fix, offset, officer_token, seed_responders
 
 
@@ -108,7 +108,7 @@ async def test_concurrent_engines_fire_each_deadline_once(app_client, settings, 
 
     from alertd.engine import Engine
     from alertd.engine.deadlines import Deadlines
-    from alertd.service.context import Context
+    from alertd.context import Context
     from alertd.store.db import create_pool
 
     await seed_responders(db)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from alertd.localservices import free_port
+from alertd.local.services import free_port
 
 ALERTD = Path(sys.executable).parent / "alertd"
 REPO = Path(__file__).resolve().parents[1]

@@ -21,9 +21,9 @@ import pytest
 
 from alertd.clock import FakeClock
 from alertd.core.model import Location
-from alertd.localservices import LocalPostgres, free_port, wait_port
+from alertd.local.services import LocalPostgres, free_port, wait_port
 from alertd.service import intake
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.settings import Settings
 from alertd.store.db import connect, create_pool
 from alertd.store.migrate import migrate

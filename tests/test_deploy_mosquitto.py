@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from alertd.http.keys import ENGINE
-from alertd.localservices import dynsec_plugin, free_port, wait_port
-from alertd.mqtt.dynsec import Dynsec
+from alertd.web.keys import ENGINE
+from alertd.local.services import dynsec_plugin, free_port, wait_port
+from alertd.mqtt.dynsec import Dynsec, broker_accounts
 from alertd.service import provisioning
 from clients.button import protocol as firmware
 from clients.simulator.sim import Button, Refused, Unit
@@ -89,7 +89,7 @@ def tls_settings(settings, tls_broker):
 async def test_presses_and_unit_dispatches_end_to_end_over_tls(tls_settings, tls_broker, clock, db):
     await seed_responders(db)
     person = await enrol(db, clock.now(), home=offset(1))
-    accounts = provisioning.broker_accounts(tls_settings)  # the dynamic-security admin, over TLS
+    accounts = broker_accounts(tls_settings)  # the dynamic-security admin, over TLS
     creds = await provisioning.provision_button(db, accounts, clock.now(), person_id=person.person_id)
     unit = await provisioning.provision_unit(db, accounts, clock.now(), "mu-1")
     at = lambda: clock.now().timestamp()  # noqa: E731

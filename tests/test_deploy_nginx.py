@@ -19,8 +19,10 @@ import asyncpg
 import pytest
 from twilio.request_validator import RequestValidator
 
-from alertd.http import console, phone_app
-from alertd.localservices import free_port, wait_port
+from alertd.channels.console import static as console_static
+
+from alertd.channels.app import static as app_static
+from alertd.local.services import free_port, wait_port
 from alertd.settings import Settings
 from alertd.store.db import connect
 from tests.helpers import device_token, enrol, fix, offset, officer_token, seed_responders
@@ -180,7 +182,7 @@ async def test_http2_headers_limits_and_redirect(behind_nginx):
         assert tls.selected_alpn_protocol() == "h2"
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
     async with _session(nginx) as http:
-        for path, csp in (("/console/", console.CSP), ("/app/", phone_app.CSP),
+        for path, csp in (("/console/", console_static.CSP), ("/app/", app_static.CSP),
                           ("/healthz", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
                                        "form-action 'none'")):
             async with http.get(f"{nginx.url}{path}") as resp:

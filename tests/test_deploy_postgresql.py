@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from alertd.localservices import LocalPostgres
+from alertd.local.services import LocalPostgres
 from alertd.store.db import check_vacuum, connect
 
 CONFIG = Path(__file__).parent.parent / "deploy" / "postgresql-alertd.conf"

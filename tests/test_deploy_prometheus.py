@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from alertd.localservices import free_port
+from alertd.local.services import free_port
 from tests.helpers import bearer, device_token, enrol, fix, offset, refusals, running_app, seed_responders
 from tests.tls_support import render
 

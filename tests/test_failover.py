@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from alertd.localservices import LocalPostgres
+from alertd.local.services import LocalPostgres
 from alertd.store.db import connect
 from alertd.store.migrate import migrate
 from tests.fake_twilio import FROM_NUMBER, fake_twilio, sign  # noqa: F401  (fixtures)
@@ -194,7 +194,7 @@ async def test_a_dead_host_first_in_the_url_does_not_keep_alertd_from_the_primar
     handshake and never says a word. asyncpg alone tries the hosts in order within one 60 s timeout."""
     import socket
 
-    from alertd.localservices import free_port
+    from alertd.local.services import free_port
     from alertd.store.db import create_pool
 
     silent = socket.socket()

@@ -67,7 +67,7 @@ def test_a_short_secret_says_how_long_it_is_and_how_to_make_one(tmp_path):
 
 @pytest.mark.parametrize("argv", [["migrate"], ["serve"]])
 def test_an_unreachable_database_is_one_line_and_debug_shows_the_traceback(argv, tmp_path):
-    from alertd.localservices import free_port
+    from alertd.local.services import free_port
 
     closed = free_port()  # nothing listens there
     env = bare_env(ALERTD_DATABASE_URL=f"postgresql://alertd:s3cret@127.0.0.1:{closed}/alertd",

@@ -11,7 +11,7 @@ import pytest
 
 from alertd.core.model import Location
 from alertd.service import timeline
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.service.group_commit import GroupCommit
 from alertd.service.intake import NewAlert, group_committer
 from alertd.store.db import create_pool

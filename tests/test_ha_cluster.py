@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-from alertd.localcluster import TEST_TIMINGS, LocalHACluster, create_alertd_database
+from alertd.local.cluster import TEST_TIMINGS, LocalHACluster, create_alertd_database
 from tests.buttons_support import ADMIN, SERVICE, start_secured_broker
 from tests.ha_support import Drill, drill_settings
 

@@ -20,9 +20,9 @@ import pytest
 
 from alertd.clock import FakeClock, SystemClock
 from alertd.core.model import Location
-from alertd.localservices import free_port, wait_port
+from alertd.local.services import free_port, wait_port
 from alertd.service import intake
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.store.db import create_pool
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     PressLoop, connected_button, eventually, provision_button, secured_broker, secured_broker_process,

@@ -10,9 +10,10 @@ import jwt
 import pytest
 
 from alertd import auth
+from alertd.channels.buttons import protocol as button_protocol
 from alertd.mqtt.dynsec import NoBroker
 from alertd.service import buttons, provisioning
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.store.db import create_pool
 from clients.button import protocol as firmware
 from tests.fake_twilio import fake_twilio, inbound, sms_client, sms_settings  # noqa: F401  (fixtures)
@@ -184,7 +185,7 @@ async def test_a_press_with_battery_as_a_percentage_raises_its_alert(settings, c
     payload = json.dumps({**json.loads(payload), "bat": 90}).encode()
     pool = await create_pool(settings.database_url, 1, 2)
     try:
-        receipt = await buttons.receive(pool, Context(settings, clock), creds.device_id, "press", payload)
+        receipt = await buttons.receive(pool, Context(settings, clock), button_protocol.inbound(creds.device_id, "press", payload))
     finally:
         await pool.close()
     assert receipt.refused is None and receipt.ack_seq == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from alertd.http.keys import POOL
+from alertd.web.keys import POOL
 from tests.helpers import bearer, device_token, enrol, fix, offset, refusals, seed_responders
 
 

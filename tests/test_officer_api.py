@@ -7,7 +7,7 @@ import uuid
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd.http.app import create_app
+from alertd.app import create_app
 from tests.helpers import bearer, device_token, enrol, fix, offset, officer_token, seed_responders
 
 
@@ -98,7 +98,7 @@ async def test_feed_reaches_console_on_another_instance(app_client, settings, cl
                 seen.append(await ws.receive_json())
         assert all(m["event"]["alert_id"] == alert_id for m in seen if m["type"] == "event")
         # the outbox's console message (sent in a batch by instance A's engine) reaches the console on B too
-        from alertd.http.keys import ENGINE
+        from alertd.web.keys import ENGINE
 
         await app_client.app[ENGINE].run_once()
         async with asyncio.timeout(5):
@@ -139,7 +139,7 @@ async def test_feed_reaches_console_on_another_instance(app_client, settings, cl
 
 async def test_feed_survives_losing_its_database_connection(app_client, settings, clock, db):
     """The LISTEN connection is killed: the feed reconnects, says 'resync', and later changes still arrive."""
-    from alertd.http.keys import HUB
+    from alertd.web.keys import HUB
 
     await seed_responders(db)
     ws = await app_client.ws_connect(f"/v1/events?access_token={officer_token(settings, 'pol-1', clock.now())}")

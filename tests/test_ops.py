@@ -8,7 +8,7 @@ import logging
 
 import asyncpg
 
-from alertd.http.keys import ENGINE
+from alertd.web.keys import ENGINE
 from alertd.log import JsonFormatter, mask_phone
 from alertd.store.db import connect
 from alertd.store.migrate import discover, migrate
@@ -47,8 +47,8 @@ async def test_health_ready_metrics_openapi(app_client, settings, clock, db):
 async def test_readyz_fails_when_broker_is_down(settings, clock):
     from aiohttp.test_utils import TestClient, TestServer
 
-    from alertd.http.app import create_app
-    from alertd.localservices import free_port
+    from alertd.app import create_app
+    from alertd.local.services import free_port
 
     app = create_app(settings.replace(mqtt_url=f"mqtt://127.0.0.1:{free_port()}"), clock, run_engine=False)
     client = TestClient(TestServer(app))
@@ -109,7 +109,7 @@ async def test_queue_vacuum_advice_follows_the_servers_settings(db):
 def test_free_ports_are_never_handed_out_twice_nor_from_the_kernels_ephemeral_range():
     import socket
 
-    from alertd.localservices import PORT_RANGE, free_port
+    from alertd.local.services import PORT_RANGE, free_port
 
     ports = [free_port() for _ in range(100)]
     assert len(set(ports)) == 100 and all(p in PORT_RANGE for p in ports)

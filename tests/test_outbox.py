@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from alertd.engine.outbox import LEASE_S, Outbox
-from alertd.notifiers import Registry, SendError
-from alertd.service.context import Context
+from alertd.service.ports import Registry, SendError
+from alertd.context import Context
 from alertd.service.timeline import Batch
 from alertd.store import queries
 from alertd.store.db import create_pool

@@ -92,7 +92,7 @@ async def test_app_files_are_served_with_csp_cache_headers_and_gzip(app_client):
 
 def test_app_code_never_reaches_for_noise_title_or_history():
     """No notification, vibration, sound, title, history or URL change anywhere in the app's code."""
-    from alertd.http.phone_app import APP_DIR
+    from alertd.channels.app.static import APP_DIR
 
     code = "".join(p.read_text() for p in APP_DIR.glob("*.js"))
     for forbidden in ("Notification", "showNotification", "vibrate", "Audio", "pushState", "replaceState",

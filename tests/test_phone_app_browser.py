@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import async_playwright, expect
 
 from alertd.clock import FakeClock
-from alertd.http.app import create_app
+from alertd.app import create_app
 from alertd.service.enrol_codes import issue_code
 from tests.helpers import enrol, offset, seed_responders
 
@@ -157,7 +157,7 @@ def check_aml(body: str, lat: float, lon: float, radius: int) -> None:
     when = datetime.strptime(fields["top"], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     assert abs((datetime.now(UTC) - when).total_seconds()) < 300
     try:  # the SMS channel's own parser, when it is there
-        from alertd.core.sms_location import parse_aml
+        from alertd.channels.sms.location import parse_aml
     except ImportError:
         return
     parsed = parse_aml(body, datetime.now(UTC))

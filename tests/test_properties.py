@@ -16,13 +16,17 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from alertd import auth, responders_file
-from alertd.core import sms_location, sms_text, validate
+from alertd import auth
+from alertd.service import responders_file
+from alertd.channels.sms import location as sms_location
+from alertd.channels.sms import text as sms_text
+from alertd.core import validate
 from alertd.core.model import KINDS, Location
 from alertd.core.policy import CODE_ALPHABET, CODE_LENGTH
 from alertd.core.validate import Malformed
-from alertd.mqtt import protocol
-from alertd.mqtt.protocol import Refused
+from alertd.channels.buttons import protocol
+from alertd.channels.units import protocol as unit_protocol
+from alertd.core.model import Refused
 from alertd.settings import Settings
 from clients.button import protocol as firmware
 
@@ -228,7 +232,7 @@ def test_an_authentic_press_is_never_refused_over_an_auxiliary_field(seq, ts, ba
 
 @given(st.binary(max_size=200))
 def test_unit_payloads_are_read_or_refused(payload):
-    for parse in (protocol.parse_unit_location, protocol.parse_unit_ack):
+    for parse in (unit_protocol.parse_unit_location, unit_protocol.parse_unit_ack):
         try:
             parse(payload)
         except Refused as refused:

@@ -9,10 +9,11 @@ import uuid
 
 import pytest
 
+from alertd.channels.buttons import protocol as button_protocol
 from alertd.core.model import Location
 from alertd.mqtt.dynsec import NoBroker
 from alertd.service import buttons, intake, provisioning
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.service.intake import NewAlert, group_committer
 from alertd.store.db import create_pool
 from clients.button import protocol as firmware
@@ -102,11 +103,11 @@ async def test_a_button_press_joins_her_open_app_alert_and_its_redelivery_is_ack
     _, raised = await _post(app_client, device_token(settings, person, clock.now()), "app-1", fix(*offset(1)))
     ctx = Context(settings, clock)
     _, payload = firmware.message(creds.device_id, creds.hmac_secret, "press", 1, int(clock.now().timestamp()))
-    press = buttons.Inbound(creds.device_id, "press", payload)
+    press = button_protocol.inbound(creds.device_id, "press", payload)
 
-    first = await buttons.receive(pool, ctx, creds.device_id, "press", press.payload)
+    first = await buttons.receive(pool, ctx, press)
     assert (first.ack_seq, first.alert_id, first.refused) == (1, raised["alert_id"], None)
-    again = await buttons.receive(pool, ctx, creds.device_id, "press", press.payload)  # QoS 1 redelivery
+    again = await buttons.receive(pool, ctx, press)  # QoS 1 redelivery
     assert (again.ack_seq, again.alert_id, again.duplicate, again.refused) == (1, raised["alert_id"], True, None)
     assert await db.fetchval("SELECT count(*) FROM alerts") == 1
     assert await db.fetchval("SELECT count(*) FROM dispatches") == 3

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from alertd.engine.retention import purge
-from alertd.http.keys import ENGINE
+from alertd.web.keys import ENGINE
 from alertd.service.timeline import security_event
 from alertd.store import queries
 from tests.helpers import bearer, device_token, enrol, fix, offset, officer_token, seed_responders

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from alertd.clock import FakeClock
-from alertd.localservices import free_port, wait_port
+from alertd.local.services import free_port, wait_port
 from alertd.service import intake
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.store.db import create_pool
 from tests.helpers import enrol, offset, seed_responders
 

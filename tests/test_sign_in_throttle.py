@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alertd.service import officers
+from alertd.service import officer_accounts
 from tests.console_support import PASSWORD, add_officer
 from tests.helpers import running_app, seed_responders
 
@@ -32,11 +32,11 @@ async def test_guessing_throttles_the_guesser_and_never_locks_out_the_officer(se
     await add_officer(db, clock.now(), "boss", "pol-2", role="supervisor")
     async with running_app(settings.replace(trusted_proxies="127.0.0.1"), clock) as client:
         answers = [await _sign_in(client, "duty", ATTACKER, f"guess {i}") for i in range(50)]
-        assert [a.status for a in answers] == [401] * officers.FREE_PER_ACCOUNT + [429] * 45
+        assert [a.status for a in answers] == [401] * officer_accounts.FREE_PER_ACCOUNT + [429] * 45
         # Throttled attempts check nothing and count for nothing: the wait did not grow with them.
-        assert {a.headers["Retry-After"] for a in answers[officers.FREE_PER_ACCOUNT:]} == {"30"}
+        assert {a.headers["Retry-After"] for a in answers[officer_accounts.FREE_PER_ACCOUNT:]} == {"30"}
         # Every failure is recorded, checked or throttled.
-        assert await _events(db, "bad_sign_in", ATTACKER) == officers.FREE_PER_ACCOUNT
+        assert await _events(db, "bad_sign_in", ATTACKER) == officer_accounts.FREE_PER_ACCOUNT
         assert await _events(db, "sign_in_throttled", ATTACKER) == 45
 
         # The officer, from her own desk, and another account, even from the guesser's address, sign in.
@@ -57,7 +57,7 @@ async def test_guessing_throttles_the_guesser_and_never_locks_out_the_officer(se
 
 
 async def test_one_source_guessing_many_accounts_is_throttled_as_a_source(settings, clock, db, monkeypatch):
-    monkeypatch.setattr(officers, "FREE_PER_SOURCE", 8)
+    monkeypatch.setattr(officer_accounts, "FREE_PER_SOURCE", 8)
     await seed_responders(db)
     await add_officer(db, clock.now(), "duty", "pol-1")
     async with running_app(settings.replace(trusted_proxies="127.0.0.1"), clock) as client:
@@ -67,7 +67,7 @@ async def test_one_source_guessing_many_accounts_is_throttled_as_a_source(settin
         assert spraying.status == 429 and spraying.headers["Retry-After"] == "30"
         assert (await _sign_in(client, "duty", ATTACKER)).status == 429
         assert (await _sign_in(client, "duty", OTHER)).status == 200
-        clock.advance(officers.FAILURE_WINDOW.total_seconds())
+        clock.advance(officer_accounts.FAILURE_WINDOW.total_seconds())
         assert (await _sign_in(client, "duty", ATTACKER)).status == 200  # old failures stop counting
 
 
@@ -75,5 +75,5 @@ async def test_without_trusted_proxies_a_forwarded_header_buys_no_fresh_budget(a
     await seed_responders(db)
     await add_officer(db, clock.now(), "duty", "pol-1")
     statuses = [(await _sign_in(app_client, "duty", f"198.51.100.{i}", "guess")).status for i in range(7)]
-    assert statuses == [401] * officers.FREE_PER_ACCOUNT + [429] * 2
+    assert statuses == [401] * officer_accounts.FREE_PER_ACCOUNT + [429] * 2
     assert await _events(db, "sign_in_throttled", "127.0.0.1") == 2

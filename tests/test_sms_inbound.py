@@ -6,7 +6,7 @@ import asyncio
 
 from twilio.request_validator import RequestValidator
 
-from alertd.http.keys import CTX, ENGINE, POOL
+from alertd.web.keys import CTX, ENGINE, POOL
 from tests.fake_twilio import fake_twilio, inbound, sign, sms_client, sms_settings  # noqa: F401  (fixtures)
 from tests.helpers import bearer, enrol, offset, officer_token, responder, seed_responders
 
@@ -77,7 +77,7 @@ async def test_status_callback_is_signature_checked_too(sms_client, sms_settings
 async def test_secondary_token_is_accepted_while_rotating(settings, clock, db, fake_twilio):
     from aiohttp.test_utils import TestClient, TestServer
 
-    from alertd.http.app import create_app
+    from alertd.app import create_app
 
     rotating = settings.replace(twilio_auth_token="old-token-aaaaaaaaaaaaaaaaaaaaaaaa",
                                 twilio_auth_token_secondary="new-token-bbbbbbbbbbbbbbbbbbbbbbbb")

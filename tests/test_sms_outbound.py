@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd.http.keys import ENGINE
+from alertd.web.keys import ENGINE
 from alertd.notifiers.log import LogNotifier
 from tests.fake_twilio import FROM_NUMBER, fake_twilio, inbound, sms_client, sms_settings  # noqa: F401 (fixtures)
 from tests.helpers import bearer, enrol, offset, officer_token, responder, seed_responders
@@ -219,7 +219,7 @@ class FakeGateway:
 
 
 async def test_gateway_serves_its_prefixes_and_twilio_the_rest(settings, clock, db, fake_twilio):
-    from alertd.http.app import create_app
+    from alertd.app import create_app
 
     gateway = FakeGateway()
     server = TestServer(gateway.app())
@@ -258,7 +258,7 @@ async def test_gateway_serves_its_prefixes_and_twilio_the_rest(settings, clock, 
 
 
 def test_gateway_form_template_escapes_values():
-    from alertd.notifiers.sms_gateway import render_body
+    from alertd.channels.sms.gateway import render_body
 
     body, content_type = render_body("to=$to&msg=$text&key=abc", {"to": "+996 5", "text": "a&b=c ТРЕВОГА"})
     assert content_type == "application/x-www-form-urlencoded"
@@ -268,8 +268,8 @@ def test_gateway_form_template_escapes_values():
 
 
 def test_without_a_provider_sms_goes_to_the_log(settings):
-    from alertd.notifiers.sms import SmsNotifier, build_sms_notifier
-    from alertd.service.context import Context
+    from alertd.channels.sms.outbound import SmsNotifier, build_sms_notifier
+    from alertd.context import Context
 
     assert isinstance(build_sms_notifier(Context(settings), pool=None), LogNotifier)
     only_gateway = settings.replace(sms_gateway_url="http://127.0.0.1:9/send")

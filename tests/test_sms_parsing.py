@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alertd.core.sms_location import locate_text, parse_aml, parse_coordinates, parse_map_link
-from alertd.core.sms_templates import LANGUAGES, TEMPLATES, render
-from alertd.core.sms_text import contains_phrase, parse_ack, segments
-from alertd.service.enrolment import normalise_phrase
+from alertd.channels.sms.location import locate_text, parse_aml, parse_coordinates, parse_map_link
+from alertd.channels.sms.templates import LANGUAGES, TEMPLATES, render
+from alertd.channels.sms.text import contains_phrase, parse_ack, segments
+from alertd.service.people import normalise_phrase
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LAT, LON = 50.2839, 70.4562
@@ -236,7 +236,7 @@ def test_validity_period_outside_twilios_range_is_refused():
 
 def test_responder_phones_are_stored_as_twilio_sends_them():
     from alertd.core.model import Invalid
-    from alertd.service.enrolment import ResponderRecord
+    from alertd.service.responders import ResponderRecord
 
     record = ResponderRecord(id="cc-9", kind="crisis_centre", name="c", lat=50.0, lon=70.0, region="north",
                              phone=" +7 701 000 00 01 ")

@@ -11,8 +11,8 @@ import brotli
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from alertd.http.console import STATIC
-from alertd.http.phone_app import APP_DIR
+from alertd.channels.console.static import STATIC
+from alertd.channels.app.static import APP_DIR
 from tests.console_support import PASSWORD, add_officer, raise_alert, start_server
 from tests.helpers import enrol, seed_responders
 

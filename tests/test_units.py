@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from alertd.http.keys import ENGINE
+from alertd.mqtt.dynsec import broker_accounts
+from alertd.web.keys import ENGINE
 from alertd.service import provisioning
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     button_service, button_settings, connected_unit, eventually, secured_broker,
@@ -31,7 +32,7 @@ async def test_unit_moves_receives_its_dispatch_and_acknowledges_over_mqtt(
         button_service, button_settings, secured_broker, clock, db):
     await seed_responders(db)
     person = await enrol(db, clock.now(), phone="+77015550199")
-    broker = provisioning.broker_accounts(button_settings)
+    broker = broker_accounts(button_settings)
     near = await provisioning.provision_unit(db, broker, clock.now(), "mu-2")
     far = await provisioning.provision_unit(db, broker, clock.now(), "mu-1")
     mu2 = await connected_unit(secured_broker, near, clock)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
-from alertd.mqtt.dynsec import BrokerError
+from alertd.mqtt.dynsec import broker_accounts
+from alertd.service.ports import BrokerError
 from alertd.service import cells, provisioning
 from alertd.settings import Settings
 from alertd.store.db import connect
@@ -46,7 +47,7 @@ def register(sub) -> None:
 
 
 async def _run(settings: Settings, action, *args, **kwargs):
-    broker = provisioning.broker_accounts(settings)
+    broker = broker_accounts(settings)
     conn = await connect(settings.database_url)
     try:
         return await action(conn, broker, SystemClock().now(), *args, **kwargs)

@@ -10,17 +10,20 @@ import sys
 from pathlib import Path
 
 import alertd
-from alertd import auth, demo_devices
+from alertd import auth
+from alertd.local import devices as demo_devices
+from alertd.mqtt.dynsec import broker_accounts
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
-from alertd.commands.core import serve
+from alertd.commands.server import serve
 from alertd.core.model import Location
-from alertd.demo_folder import AlreadyRunning, DemoFolder
-from alertd.demo_region import CENTRE_LAT, CENTRE_LON, responders
-from alertd.localservices import LocalMosquitto, LocalPostgres, free_port
-from alertd.service import dispatching, enrol_codes, officers, provisioning
-from alertd.service.context import Context
-from alertd.service.enrolment import enrol_person, upsert_responders
+from alertd.local.folder import AlreadyRunning, DemoFolder
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, responders
+from alertd.local.services import LocalMosquitto, LocalPostgres, free_port
+from alertd.service import dispatching, enrol_codes, officer_accounts, provisioning
+from alertd.context import Context
+from alertd.service.people import enrol_person
+from alertd.service.responders import upsert_responders
 from alertd.settings import Settings
 from alertd.store import queries
 from alertd.store.db import connect
@@ -81,7 +84,7 @@ async def _console_accounts(settings: Settings, data_dir: Path, post: str) -> li
     conn = await connect(settings.database_url)
     try:
         for login in logins:
-            await officers.add(conn, SystemClock().now(), username=login["username"], password=login["password"],
+            await officer_accounts.add(conn, SystemClock().now(), username=login["username"], password=login["password"],
                                responder_id=post, role=login["role"], language="en")
     finally:
         await conn.close()
@@ -96,7 +99,7 @@ async def _sample_button(settings: Settings, data_dir: Path, person_id: str) -> 
     if not path.exists():
         conn = await connect(settings.database_url)
         try:
-            creds = await provisioning.provision_button(conn, provisioning.broker_accounts(settings),
+            creds = await provisioning.provision_button(conn, broker_accounts(settings),
                                                         SystemClock().now(), person_id=person_id)
         finally:
             await conn.close()

@@ -7,7 +7,7 @@ import sys
 
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
-from alertd.service import officers
+from alertd.service import officer_accounts
 from alertd.settings import Settings
 from alertd.store.db import connect
 
@@ -19,9 +19,9 @@ def register(sub) -> None:
     add.add_argument("--username", required=True)
     add.add_argument("--password", help="at least 10 characters; omit it (or give -) to read it from standard input")
     add.add_argument("--responder", required=True, help="the responder the account acts for")
-    add.add_argument("--role", choices=officers.ROLES, default="officer",
+    add.add_argument("--role", choices=officer_accounts.ROLES, default="officer",
                      help="a supervisor also sees the whole region of the responder")
-    add.add_argument("--language", choices=officers.LANGUAGES, default="ru")
+    add.add_argument("--language", choices=officer_accounts.LANGUAGES, default="ru")
     add.set_defaults(handler=cmd_officers_add)
 
     ls = osub.add_parser("list", help="list console accounts")
@@ -47,7 +47,7 @@ async def cmd_officers_add(args, settings: Settings) -> dict:
         raise CommandError("a password is required (--password, or on standard input)")
     conn = await connect(settings.database_url)
     try:
-        return await officers.add(conn, SystemClock().now(), username=args.username, password=password,
+        return await officer_accounts.add(conn, SystemClock().now(), username=args.username, password=password,
                                   responder_id=args.responder, role=args.role, language=args.language)
     finally:
         await conn.close()
@@ -56,7 +56,7 @@ async def cmd_officers_add(args, settings: Settings) -> dict:
 async def cmd_officers_list(args, settings: Settings) -> dict:
     conn = await connect(settings.database_url)
     try:
-        return {"items": await officers.list_all(conn)}
+        return {"items": await officer_accounts.list_all(conn)}
     finally:
         await conn.close()
 
@@ -64,6 +64,6 @@ async def cmd_officers_list(args, settings: Settings) -> dict:
 async def cmd_officers_disable(args, settings: Settings) -> dict:
     conn = await connect(settings.database_url)
     try:
-        return await officers.update(conn, SystemClock().now(), args.username, disabled=True)
+        return await officer_accounts.update(conn, SystemClock().now(), args.username, disabled=True)
     finally:
         await conn.close()

@@ -47,6 +47,14 @@ class Forbidden(DomainError):
     status, code = 403, "forbidden"
 
 
+class Refused(Exception):
+    """A device message the service will not act on; `kind` names the security event it records."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
 @dataclass(frozen=True)
 class Location:
     lat: float

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import asyncpg
 
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.store.db import CONNECTION_LOST, connect_primary
 
 log = logging.getLogger("alertd.engine")

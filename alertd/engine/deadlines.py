@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from alertd.service import dispatching
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.service.timeline import Batch
 from alertd.store import queries
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alertd.notifiers import Message, Registry, SendError
-from alertd.service.context import Context
+from alertd.service.ports import Message, Registry, SendError
+from alertd.context import Context
 from alertd.store import queries
 
 log = logging.getLogger("alertd.engine.outbox")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.settings import Settings
 from alertd.store import queries
 

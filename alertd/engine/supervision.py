@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.service.timeline import Batch
 from alertd.store import queries
 

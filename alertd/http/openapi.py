@@ -12,8 +12,12 @@ from typing import Any
 from alertd.channels.sms import http as sms_http
 from alertd.core.model import DISPATCH_STATUSES, KINDS
 from alertd.core.validate import Field, Text
-from alertd.http import buttons, console, officer, phone, phone_app
-from alertd.http.budgets import UNLIMITED
+from alertd.channels.app import http as app_http
+from alertd.channels.buttons import http as buttons_http
+from alertd.channels.console import officer as officer_http
+from alertd.channels.console import static as console_static
+from alertd.channels.app import static as app_static
+from alertd.web.budgets import UNLIMITED
 
 JSON = "application/json"
 OFFICERS = ("officer", "supervisor")
@@ -101,8 +105,8 @@ SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-    "Fix": phone.FIX.schema(),
-    "NewAlert": phone.NEW_ALERT.schema(),
+    "Fix": app_http.FIX.schema(),
+    "NewAlert": app_http.NEW_ALERT.schema(),
     "Location": {"type": ["object", "null"], "properties": {
         "lat": {"type": "number"}, "lon": {"type": "number"}, "accuracy_m": {"type": ["number", "null"]},
         "source": {"type": "string"}, "fix_time": TIME}},
@@ -154,7 +158,7 @@ CONSOLE = {
     "/console/api/session": {
         "post": operation("Sign in: a 15-minute JWT bound to the officer's responder and role; 401 alike for a "
                           "wrong user or password, 429 while the attempts are throttled",
-                          ok("signed in", SIGNED_IN), roles=None, body=console.SIGN_IN, errors=(401,)),
+                          ok("signed in", SIGNED_IN), roles=None, body=console_static.SIGN_IN, errors=(401,)),
         "delete": operation("Sign out: the session ends on every instance",
                             ok("signed out", {"type": "object", "required": ["signed_out"]}), roles=OFFICERS)},
     "/console/api/session/renew": {"post": operation("A fresh token while the session lives",
@@ -165,7 +169,7 @@ CONSOLE = {
                          roles=ANY_CONSOLE_ROLE),
         "patch": operation("Change the account's language", ok("the account", {"type": "object",
                                                                               "required": ["officer"]}),
-                           roles=OFFICERS, body=console.LANGUAGE, errors=(404,))},
+                           roles=OFFICERS, body=console_static.LANGUAGE, errors=(404,))},
     "/console/api/notices": {"get": operation("Button supervision notices addressed to the caller's responder",
                                               ok("notices", ITEMS), roles=OFFICERS)},
     "/console/api/alerts/{id}": {"get": operation(
@@ -174,29 +178,29 @@ CONSOLE = {
         parameters=[ALERT_ID])},
     "/console/api/alerts/{id}/reveal": {"post": operation(
         "Admin: the person's phone numbers (audited, with a reason)", ok("the numbers", OBJECT), roles=("admin",),
-        body=console.REVEAL, parameters=[ALERT_ID])},
+        body=console_static.REVEAL, parameters=[ALERT_ID])},
     "/console/api/region": {"get": operation(
         "Supervisor: open, near-deadline, escalated, unanswered and triage alerts, notices and failed messages of "
         "their region; an admin names the region (?region=; 404 without one)", ok("the region", OBJECT),
-        roles=("supervisor", "admin"), parameters=[query_param("region", console.REGION, "admin only")],
+        roles=("supervisor", "admin"), parameters=[query_param("region", console_static.REGION, "admin only")],
         errors=(404,))},
     "/console/api/officers": {
         "get": operation("Admin: console accounts", ok("accounts", ITEMS), roles=("admin",)),
         "post": operation("Admin: create an account (409 when the username is taken or the responder unknown)",
-                          ok("created", OBJECT, 201), roles=("admin",), body=console.NEW_ACCOUNT, errors=(409,))},
+                          ok("created", OBJECT, 201), roles=("admin",), body=console_static.NEW_ACCOUNT, errors=(409,))},
     "/console/api/officers/{username}": {"patch": operation(
         "Admin: change or disable an account (ends its sessions)", ok("the account", OBJECT), roles=("admin",),
-        body=console.ACCOUNT_CHANGE, errors=(409,),
+        body=console_static.ACCOUNT_CHANGE, errors=(409,),
         parameters=[path_param("username", {"type": "string", "pattern": "^[a-z0-9][a-z0-9._@-]{1,62}$"})])},
 }
-ENGINEERS = buttons.ENGINEERS
+ENGINEERS = buttons_http.ENGINEERS
 CREDENTIALS = ref("Credentials")
-BUTTON_ID = path_param("id", buttons.DEVICE_ID.schema())
+BUTTON_ID = path_param("id", buttons_http.DEVICE_ID.schema())
 # The buttons' part (docs/buttons.md tells the whole story; the MQTT side is there too).
 BUTTONS = {
     "/v1/buttons": {"post": operation(
         "Engineer: provision a button for a person; its MQTT password and HMAC secret are shown once",
-        ok("provisioned", CREDENTIALS, 201), roles=ENGINEERS, body=buttons.NEW_BUTTON, errors=(404, 503))},
+        ok("provisioned", CREDENTIALS, 201), roles=ENGINEERS, body=buttons_http.NEW_BUTTON, errors=(404, 503))},
     "/v1/buttons/{id}/rotate": {"post": operation(
         "Engineer: a new MQTT password and HMAC secret; the old ones stop working at once",
         ok("rotated", CREDENTIALS), roles=ENGINEERS, parameters=[BUTTON_ID], errors=(503,))},
@@ -215,22 +219,22 @@ PATHS = {
         "open alert's id); never refused for volume.",
         {**ok("committed: a new alert, or a repeat that joined her open alert", ALERT_ACCEPTED, 201),
          **ok("the same client_alert_id again: the same alert", ALERT_ACCEPTED)},
-        roles=("device",), body=phone.NEW_ALERT)},
+        roles=("device",), body=app_http.NEW_ALERT)},
     "/v1/alerts/{id}/locations": {"post": operation(
         "Add one fix, a list of fixes, or {fixes: [...]} (1 to 100) to her open alert",
         ok("accepted", {"type": "object", "required": ["alert_id", "status", "accepted"], "properties": {
             "alert_id": UUID, "status": {"type": "string"}, "accepted": {"type": "integer"}}}),
-        roles=("device",), body=phone.FIXES, parameters=[ALERT_ID], errors=(409,))},
+        roles=("device",), body=app_http.FIXES, parameters=[ALERT_ID], errors=(409,))},
     "/v1/alerts/{id}/cancel": {"post": operation(
         "Cancel with the PIN; the duress PIN answers the same but keeps the alert live; a wrong PIN is 403",
-        ok("cancelled", ALERT_ACCEPTED), roles=("device",), body=phone.CANCEL, parameters=[ALERT_ID],
+        ok("cancelled", ALERT_ACCEPTED), roles=("device",), body=app_http.CANCEL, parameters=[ALERT_ID],
         errors=(409,))},
     "/v1/enrol": {"post": operation(
         "The phone app redeems a one-time enrolment code (from `alertd people enrol`) for its device token",
         ok("enrolled", {"type": "object", "required": ["device_id", "token", "sms_number"], "properties": {
             "device_id": {"type": "string"}, "token": {"type": "string"},
             "sms_number": {"type": ["string", "null"]}}}),
-        roles=None, body=phone_app.ENROL, errors=(401,))},
+        roles=None, body=app_static.ENROL, errors=(401,))},
     "/v1/alerts/{id}": {"get": operation(
         "An alert with its trail, dispatches and timeline (audited read): an officer sees alerts dispatched to "
         "their responder, an admin any", ok("the alert", ref("Alert")), roles=(*OFFICERS, "admin"),
@@ -238,13 +242,13 @@ PATHS = {
     "/v1/dispatches": {"get": operation(
         "The officer's responder's dispatches", ok("list", {"type": "object", "required": ["items"], "properties": {
             "items": {"type": "array", "items": DISPATCH}}}),
-        roles=OFFICERS, parameters=[query_param("status", officer.STATUS_FILTER, "only dispatches in this status")])},
+        roles=OFFICERS, parameters=[query_param("status", officer_http.STATUS_FILTER, "only dispatches in this status")])},
     "/v1/dispatches/{id}/ack": {"post": operation(
         "Acknowledge (after the deadline it is accepted and recorded as late)", ok("the dispatch", DISPATCH),
         roles=OFFICERS, parameters=[DISPATCH_ID], errors=(409,))},
     "/v1/dispatches/{id}/status": {"post": operation(
         "Move a dispatch to en_route, on_scene or resolved, with a note", ok("the dispatch", DISPATCH),
-        roles=OFFICERS, body=officer.NEW_STATUS, parameters=[DISPATCH_ID], errors=(409,))},
+        roles=OFFICERS, body=officer_http.NEW_STATUS, parameters=[DISPATCH_ID], errors=(409,))},
     "/v1/events": {"get": operation(
         "WebSocket of live dispatch and alert changes; ?since=EVENT_ID replays missed ones (browsers pass the "
         "token as ?access_token=)",

@@ -9,10 +9,10 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from alertd.http.errors import ApiError
-from alertd.http.keys import BROKER, CTX, ENGINE, METRICS, POOL
+from alertd.web.errors import ApiError
+from alertd.web.keys import BROKER, CTX, ENGINE, METRICS, POOL
 from alertd.http.openapi import SPEC
-from alertd.http.security import bearer, client_address
+from alertd.web.security import bearer, client_address
 from alertd.service.timeline import security_event
 from alertd.store import queries
 

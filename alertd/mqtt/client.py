@@ -87,6 +87,18 @@ class BrokerConnection:
     def is_connected(self) -> bool:
         return self.client.is_connected()
 
+    async def publish_acked(self, topic: str, payload: str, timeout_s: float = 5.0) -> int:
+        """Publish at QoS 1 and wait for the broker's PUBACK; returns the message id, raises ConnectionError."""
+        if not self.is_connected:
+            raise ConnectionError("not connected to the broker")
+        info = self.client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"publish failed: {mqtt.error_string(info.rc)}")
+        await asyncio.get_running_loop().run_in_executor(None, info.wait_for_publish, timeout_s)
+        if not info.is_published():
+            raise ConnectionError("the broker did not acknowledge the publish")
+        return info.mid
+
 
 def _loopback(host: str) -> bool:
     if host == "localhost":

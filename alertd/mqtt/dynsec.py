@@ -12,34 +12,37 @@ import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import paho.mqtt.client as mqtt
 
-from alertd.mqtt.protocol import PREFIX, button_topic, unit_topic
+from alertd.channels.buttons.protocol import PREFIX, button_topic
+from alertd.channels.units.protocol import unit_topic
 from alertd.mqtt.tls import parse_url, secure
+from alertd.service.ports import BrokerAccounts, BrokerError
+from alertd.settings import Settings
 
 CONTROL = "$CONTROL/dynamic-security/v1"
 
 
-class BrokerError(RuntimeError):
-    """The broker refused or did not answer an account change."""
+def topics(kind: str, ident: str) -> dict[str, str]:
+    """The topics a button or unit terminal is flashed with, by leaf."""
+    if kind == "button":
+        return {leaf: button_topic(ident, leaf) for leaf in ("press", "heartbeat", "ack")}
+    return {leaf: unit_topic(ident, leaf) for leaf in ("location", "dispatch", "ack")}
 
 
-class BrokerAccounts(Protocol):
-    """Where device credentials take effect; alertd's database stays the record of them."""
-
-    async def add_button(self, device_id: str, password: str) -> None: ...
-
-    async def add_unit(self, unit_id: str, password: str) -> None: ...
-
-    async def set_password(self, username: str, password: str) -> None: ...
-
-    async def remove(self, username: str) -> None: ...
+def broker_accounts(settings: Settings) -> BrokerAccounts:
+    """The dynamic-security plugin when an admin account is configured, else the database alone."""
+    if not settings.mqtt_admin_url:
+        return NoBroker()
+    return Dynsec(settings.mqtt_admin_url, tls_context=settings.mqtt_tls_context())
 
 
 class NoBroker:
     """No admin account configured: credentials live only in the database (EMQX reads them from there)."""
+
+    def topics(self, kind: str, ident: str) -> dict[str, str]:
+        return topics(kind, ident)
 
     async def add_button(self, device_id: str, password: str) -> None:
         return None
@@ -119,6 +122,9 @@ class Dynsec:
         self.username, self.password = username, password or ""
         self.tls_context = tls_context
         self.timeout = timeout
+
+    def topics(self, kind: str, ident: str) -> dict[str, str]:
+        return topics(kind, ident)
 
     async def add_button(self, device_id: str, password: str) -> None:
         await self.replace([Account.button(device_id, password)])

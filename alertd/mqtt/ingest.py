@@ -3,31 +3,54 @@
 One persistent MQTT 5 session (clean_start off, a stable client id) on shared subscriptions, so several
 `alertd serve` split the devices and a crash between receipt and commit loses nothing: the broker redelivers
 what was never acknowledged. Messages of one device are handled in order (a shard per device), devices in
-parallel.
+parallel. The channels (`channels/buttons`, `channels/units`) read and answer the messages; this module only
+subscribes, routes each topic to its channel and acknowledges.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
 import zlib
+from collections.abc import Callable
+from typing import Protocol
 
 import asyncpg
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from alertd.mqtt import protocol
+from alertd.context import Context
 from alertd.mqtt.client import BrokerConnection
-from alertd.mqtt.protocol import Refused
-from alertd.service import buttons, units
-from alertd.service.context import Context
 from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.mqtt.ingest")
 # What a database outage looks like: keep the message unacknowledged and try it again.
 TRANSIENT = (*CONNECTION_LOST, asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+PREFIX = "alertd/v1"
+
+
+class Channel(Protocol):
+    """What the ingest routes a topic family (`alertd/v1/<family>/<id>/<leaf>`) to."""
+
+    family: str
+    subscriptions: tuple[str, ...]
+
+    async def handle(self, ident: str, leaf: str, payload: bytes, publish: Callable[[str, str], None]) -> None: ...
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def split_topic(topic: str) -> tuple[str, str, str] | None:
+    """(family, the device or unit id, the leaf) of an alertd topic, or None."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != PREFIX or not parts[2] or not parts[3]:
+        return None
+    return parts[2], parts[3], parts[4]
 
 
 def client_id(settings) -> str:
@@ -36,12 +59,11 @@ def client_id(settings) -> str:
 
 
 class Ingest:
-    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, shards: int = 256, observe=None) -> None:
-        self.pool, self.ctx = pool, ctx
-        # Button messages of different devices commit together under load (each acked after its own group's
-        # commit); the shards keep one message per device in hand, so a device's messages stay in order.
-        self.buttons = buttons.group_committer(pool, ctx, committers=2, max_group=ctx.settings.intake_max_group,
-                                               observe=observe)
+    def __init__(self, ctx: Context, channels: list[Channel], *, shards: int = 256) -> None:
+        self.ctx = ctx
+        # The shards keep one message per device in hand, so a device's messages stay in order.
+        self.channels = {c.family: c for c in channels}
+        self.subscriptions = [t for c in channels for t in c.subscriptions]
         settings = ctx.settings
         self.broker = BrokerConnection(settings, client_id=client_id(settings), clean_start=False, manual_ack=True,
                                        session_expiry_s=settings.mqtt_session_expiry_s)
@@ -59,7 +81,7 @@ class Ingest:
     # paho's network thread
 
     def _subscribe(self) -> None:
-        self.broker.client.subscribe([(t, SubscribeOptions(qos=1)) for t in protocol.SUBSCRIPTIONS])
+        self.broker.client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.subscriptions])
 
     def _on_message(self, _client, _userdata, msg) -> None:
         self.broker.loop.call_soon_threadsafe(self._route, msg)
@@ -77,11 +99,11 @@ class Ingest:
     # the asyncio loop
 
     def _route(self, msg) -> None:
-        try:
-            family, ident, leaf = protocol.split_topic(msg.topic)
-        except Refused:
+        route = split_topic(msg.topic)
+        if route is None or route[0] not in self.channels:
             self.broker.client.ack(msg.mid, msg.qos)
             return
+        family, ident, leaf = route
         self.busy += 1
         self.queues[zlib.crc32(ident.encode()) % len(self.queues)].put_nowait((family, ident, leaf, msg))
 
@@ -97,16 +119,7 @@ class Ingest:
         delay = 0.1
         while True:
             try:
-                if family == "buttons":
-                    receipt = await self.buttons.submit(buttons.Inbound(ident, leaf, msg.payload))
-                    if receipt.ack_seq is not None:
-                        self.broker.client.publish(protocol.button_topic(ident, "ack"),
-                                                   json.dumps({"seq": receipt.ack_seq}), qos=1)
-                        if not receipt.duplicate:
-                            log.info("button press committed", extra={"fields": {
-                                "device_id": ident, "seq": receipt.ack_seq, "alert_id": receipt.alert_id}})
-                else:
-                    await units.receive(self.pool, self.ctx, ident, leaf, msg.payload)
+                await self.channels[family].handle(ident, leaf, msg.payload, self._publish)
                 break
             except TRANSIENT as exc:
                 # Nothing committed: the message stays unacknowledged; if we die, the broker redelivers it.
@@ -120,15 +133,19 @@ class Ingest:
         self.handled += 1
         self.broker.client.ack(msg.mid, msg.qos)
 
+    def _publish(self, topic: str, payload: str) -> None:
+        self.broker.client.publish(topic, payload, qos=1)
+
     async def start(self) -> None:
         self.tasks = [asyncio.create_task(self._work(q), name=f"alertd-ingest-{i}") for i, q in enumerate(self.queues)]
-        self.buttons.start()
+        for channel in self.channels.values():
+            channel.start()
         await self.broker.start()
 
     async def stop(self, drain_s: float = 5.0) -> None:
         """Stop taking new messages, finish the ones in hand, disconnect (the session stays for a restart)."""
         if self.broker.is_connected:
-            self.broker.client.unsubscribe(list(protocol.SUBSCRIPTIONS))
+            self.broker.client.unsubscribe(list(self.subscriptions))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._unsubscribed.wait(), 2.0)
         loop = asyncio.get_running_loop()
@@ -140,5 +157,6 @@ class Ingest:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.buttons.stop(drain_s=0.5)
+        for channel in self.channels.values():
+            await channel.stop()
         await self.broker.stop()

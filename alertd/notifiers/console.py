@@ -6,7 +6,7 @@ import json
 
 import asyncpg
 
-from alertd.notifiers import Message
+from alertd.service.ports import Message
 from alertd.store import queries
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from alertd.notifiers import Message
+from alertd.service.ports import Message
 
 log = logging.getLogger("alertd.notify")
 

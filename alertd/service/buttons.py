@@ -3,23 +3,61 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from alertd.core.model import Location
-from alertd.mqtt import protocol
-from alertd.mqtt.protocol import ButtonMessage, Refused
+from alertd.context import Context
+from alertd.core import validate
+from alertd.core.model import Location, Refused
 from alertd.service import intake
-from alertd.service.context import Context
 from alertd.service.group_commit import GroupCommit
 from alertd.service.timeline import security_event
 from alertd.store import queries
 
 log = logging.getLogger("alertd.buttons")
 PHONE_FIX_MAX_AGE = timedelta(minutes=10)
+MAX_SKEW_S = int(validate.MAX_AHEAD.total_seconds())  # a ts further than this from the service's clock is refused
+
+
+def hmac_hex(secret_hex: str, text: str) -> str:
+    """Lowercase hex HMAC-SHA256 of `text`, keyed with a button's secret."""
+    return hmac.new(bytes.fromhex(secret_hex), text.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class ButtonMessage:
+    """A press or heartbeat as its channel read it; `signed` is the text its `mac` covers."""
+
+    device_id: str
+    event: str
+    seq: int
+    ts: int
+    mac: str
+    signed: str
+    battery: float | None = None
+    gps: tuple[float, float, float | None] | None = None  # lat, lon, accuracy in metres
+    cell: tuple[int, int, int, int] | None = None        # mcc, mnc, lac, cid
+    unusable: tuple[str, ...] = ()  # optional fields present but out of range or malformed: left out
+
+    @property
+    def sent_at(self) -> datetime:
+        """When the button says it sent the message (`ts`, checked against the clock on receipt)."""
+        return datetime.fromtimestamp(self.ts, UTC)
+
+    def authentic(self, secret_hex: str) -> bool:
+        return hmac.compare_digest(hmac_hex(secret_hex, self.signed), self.mac)
+
+    def check(self, secret_hex: str, now_ts: float) -> None:
+        """Refuse a forged MAC or a ts more than MAX_SKEW_S from now (seq is checked against the stored one)."""
+        if not self.authentic(secret_hex):
+            raise Refused("bad_mac", "mac does not match")
+        if abs(self.ts - now_ts) > MAX_SKEW_S:
+            raise Refused("stale_ts", "ts is more than 10 minutes off")
 
 
 @dataclass(frozen=True)
@@ -34,18 +72,18 @@ class Receipt:
 
 @dataclass(frozen=True)
 class Inbound:
-    """A message as it came off the broker: the device its topic names, the event, the raw payload."""
+    """A message as its channel read it: the device its topic names, and the message or why it was refused."""
 
     device_id: str
-    event: str
-    payload: bytes
-    via: str = "mqtt"  # or "sms": a press that came by the second path (channels/button_sms)
+    via: str = "mqtt"  # or "sms": a press that came by the second path (channels/buttons/sms_fallback)
+    message: ButtonMessage | None = None
+    refused: Refused | None = None
 
 
-async def receive(pool: asyncpg.Pool, ctx: Context, device_id: str, event_name: str, payload: bytes) -> Receipt:
+async def receive(pool: asyncpg.Pool, ctx: Context, inbound: Inbound) -> Receipt:
     """One press or heartbeat alone in its transaction (the ingest goes through `group_committer`)."""
     async with pool.acquire() as conn, conn.transaction():
-        return (await receive_group(conn, ctx, [Inbound(device_id, event_name, payload)]))[0]
+        return (await receive_group(conn, ctx, [inbound]))[0]
 
 
 def group_committer(pool: asyncpg.Pool, ctx: Context, **options) -> GroupCommit[Inbound, Receipt]:
@@ -62,10 +100,10 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
     receipts: list[Receipt | None] = [None] * len(inbound)
     messages: list[ButtonMessage | None] = [None] * len(inbound)
     for i, raw in enumerate(inbound):
-        try:
-            messages[i] = protocol.parse_button(raw.device_id, raw.event, raw.payload)
-        except Refused as refused:
-            receipts[i] = await _refuse(conn, now, raw.device_id, refused, via=raw.via)
+        if raw.message is not None:
+            messages[i] = raw.message
+        else:
+            receipts[i] = await _refuse(conn, now, raw.device_id, raw.refused or MALFORMED, via=raw.via)
     devices = sorted({m.device_id for m in messages if m is not None})
     buttons = {r["device_id"]: dict(r) for r in await conn.fetch(queries.buttons_for_update, devices)}
     heard: dict[str, tuple[int, float | None]] = {}
@@ -116,6 +154,7 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
 
 
 REPLAYED = Refused("replayed_seq", "seq is not above the last one seen")
+MALFORMED = Refused("malformed_payload", "unreadable message")
 
 
 def _check(button, message: ButtonMessage, now: datetime) -> None:
@@ -123,7 +162,7 @@ def _check(button, message: ButtonMessage, now: datetime) -> None:
         raise Refused("unknown_device", "no such button")
     if button["revoked_at"] is not None:
         raise Refused("revoked_device", "button is revoked")
-    protocol.check_button(message, button["hmac_secret"], now.timestamp())
+    message.check(button["hmac_secret"], now.timestamp())
 
 
 async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: list[ButtonMessage | None],

@@ -16,7 +16,7 @@ import asyncpg
 
 from alertd.core import policy
 from alertd.core.model import KINDS, Location, Responder
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.service.timeline import Batch
 from alertd.store import queries
 

@@ -14,18 +14,9 @@ from datetime import datetime
 import asyncpg
 
 from alertd.core.model import NotFound
-from alertd.mqtt.dynsec import BrokerAccounts, Dynsec, NoBroker
-from alertd.mqtt.protocol import button_topic, unit_topic
-from alertd.service.enrolment import new_id
-from alertd.settings import Settings
+from alertd.core.ids import new_id
+from alertd.service.ports import BrokerAccounts
 from alertd.store import queries
-
-
-def broker_accounts(settings: Settings) -> BrokerAccounts:
-    """The dynamic-security plugin when an admin account is configured, else the database alone."""
-    if not settings.mqtt_admin_url:
-        return NoBroker()
-    return Dynsec(settings.mqtt_admin_url, tls_context=settings.mqtt_tls_context())
 
 
 def hash_password(password: str, salt: str) -> str:
@@ -55,9 +46,10 @@ class Credentials:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def _button_credentials(device_id: str, person_id: str, password: str, secret: str) -> Credentials:
+def _button_credentials(broker: BrokerAccounts, device_id: str, person_id: str, password: str,
+                        secret: str) -> Credentials:
     return Credentials("button", device_id, device_id, password, device_id, secret,
-                       {leaf: button_topic(device_id, leaf) for leaf in ("press", "heartbeat", "ack")}, person_id)
+                       broker.topics("button", device_id), person_id)
 
 
 async def provision_button(conn: asyncpg.Connection, broker: BrokerAccounts, now: datetime, *, person_id: str,
@@ -75,7 +67,7 @@ async def provision_button(conn: asyncpg.Connection, broker: BrokerAccounts, now
         await conn.execute(queries.insert_button, device_id, secret, caseworker_id, now)
         await conn.execute(queries.insert_mqtt_account, device_id, "button", device_id, None, hashed, salt, now)
         await broker.add_button(device_id, password)
-    return _button_credentials(device_id, person_id, password, secret)
+    return _button_credentials(broker, device_id, person_id, password, secret)
 
 
 async def rotate_button(conn: asyncpg.Connection, broker: BrokerAccounts, now: datetime,
@@ -91,7 +83,7 @@ async def rotate_button(conn: asyncpg.Connection, broker: BrokerAccounts, now: d
         await conn.execute(queries.set_button_secret, device_id, secret)
         await broker.set_password(device_id, password)
     person_id = (await conn.fetchrow(queries.device_for_token, device_id))["person_id"]
-    return _button_credentials(device_id, person_id, password, secret)
+    return _button_credentials(broker, device_id, person_id, password, secret)
 
 
 async def revoke(conn: asyncpg.Connection, broker: BrokerAccounts, now: datetime, username: str) -> dict:
@@ -116,4 +108,4 @@ async def provision_unit(conn: asyncpg.Connection, broker: BrokerAccounts, now: 
         await conn.execute(queries.insert_mqtt_account, unit_id, "unit", None, unit_id, hashed, salt, now)
         await broker.add_unit(unit_id, password)
     return Credentials("unit", unit_id, unit_id, password, unit_id, None,
-                       {leaf: unit_topic(unit_id, leaf) for leaf in ("location", "dispatch", "ack")})
+                       broker.topics("unit", unit_id))

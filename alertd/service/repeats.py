@@ -18,7 +18,7 @@ import asyncpg
 from alertd.core.location import best_location, moved_enough
 from alertd.core.model import Location
 from alertd.service import dispatching
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.service.timeline import Batch
 from alertd.store import queries
 

@@ -8,18 +8,32 @@ ack names a dispatch of that unit, and that dispatch is still in play.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import asyncpg
 
-from alertd.core.model import Conflict, DomainError, NotFound
-from alertd.mqtt import protocol
-from alertd.mqtt.protocol import Refused
-from alertd.service import officer
-from alertd.service.context import Context
+from alertd.context import Context
+from alertd.core.model import Conflict, DomainError, NotFound, Refused
+from alertd.service import dispatch_actions
 from alertd.service.timeline import security_event
 from alertd.store import queries
 
 log = logging.getLogger("alertd.units")
+
+
+@dataclass(frozen=True)
+class UnitLocation:
+    lat: float
+    lon: float
+    acc: float | None
+    ts: int | None
+
+
+@dataclass(frozen=True)
+class UnitAck:
+    dispatch_id: str
+    status: str
+    note: str | None
 
 
 async def _refuse(pool: asyncpg.Pool, ctx: Context, unit_id: str, kind: str, reason: str) -> str:
@@ -41,26 +55,26 @@ async def _check_terminal(conn: asyncpg.Connection, unit_id: str) -> None:
         raise Refused("revoked_unit", "this unit's terminal was revoked")
 
 
-async def receive(pool: asyncpg.Pool, ctx: Context, unit_id: str, leaf: str, payload: bytes) -> str | None:
-    """Handle a `location` or `ack` message of a unit; returns the refusal kind, or None when done."""
+async def receive(pool: asyncpg.Pool, ctx: Context, unit_id: str,
+                  message: UnitLocation | UnitAck | Refused) -> str | None:
+    """Handle a unit's location or ack (or the refusal its channel read); returns the refusal kind, or None."""
     try:
-        if leaf not in protocol.UNIT_EVENTS:
-            raise Refused("bad_topic", f"unknown unit event {leaf!r}")
+        if isinstance(message, Refused):
+            raise message
         async with pool.acquire() as conn:
             await _check_terminal(conn, unit_id)
-            if leaf == "location":
-                where = protocol.parse_unit_location(payload)
-                await conn.execute(queries.move_unit, unit_id, where.lon, where.lat, ctx.clock.now())
+            if isinstance(message, UnitLocation):
+                await conn.execute(queries.move_unit, unit_id, message.lon, message.lat, ctx.clock.now())
                 return None
-        ack = protocol.parse_unit_ack(payload)
-        await officer.set_status(pool, ctx, ack.dispatch_id, ack.status, responder_id=unit_id,
+        ack = message
+        await dispatch_actions.set_status(pool, ctx, ack.dispatch_id, ack.status, responder_id=unit_id,
                                  actor=f"unit:{unit_id}", note=ack.note, via="mqtt", in_play_only=True)
         return None
     except Refused as refused:
         return await _refuse(pool, ctx, unit_id, refused.kind, refused.message)
     except NotFound:
         return await _refuse(pool, ctx, unit_id, "unknown_dispatch", "no such dispatch for this unit")
-    except officer.InactiveDispatch as exc:
+    except dispatch_actions.InactiveDispatch as exc:
         # Resolved, cancelled, or expired on a closed alert: nothing a terminal has any business changing.
         return await _refuse(pool, ctx, unit_id, "inactive_dispatch", exc.message)
     except Conflict as exc:

@@ -12,7 +12,7 @@ import logging
 
 import asyncpg
 
-from alertd.service.context import Context
+from alertd.context import Context
 from alertd.service.timeline import event, tell_supervisor
 from alertd.store import queries
 

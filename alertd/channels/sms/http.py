@@ -13,13 +13,13 @@ from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADE
                                       get_signature_algorithm)
 from twilio.twiml.messaging_response import MessagingResponse
 
-from alertd.channels.button_sms import compact as button_sms
+from alertd.channels.buttons import sms_fallback as button_sms
 from alertd.channels.sms import delivery, inbound
 from alertd.core import validate
 from alertd.core.validate import Malformed, Text, form_text
-from alertd.http.errors import ApiError
-from alertd.http.keys import CTX, METRICS, NOTIFIERS, POOL
-from alertd.http.security import client_address, principal
+from alertd.web.errors import ApiError
+from alertd.web.keys import CTX, METRICS, POOL
+from alertd.web.security import client_address, principal
 from alertd.service.timeline import security_event
 from alertd.store import queries
 from alertd.store.db import retry_while_unavailable
@@ -37,16 +37,8 @@ ERROR_CODE = Text(0, 16)
 
 
 def setup(app: web.Application) -> None:
-    """Add the webhook routes, and close the SMS providers' HTTP sessions when the app stops."""
+    """Add the webhook routes."""
     app.add_routes(routes)
-    app.on_cleanup.append(_close_sms_notifier)
-
-
-async def _close_sms_notifier(app: web.Application) -> None:
-    registry = app.get(NOTIFIERS)
-    notifier = registry.get("sms") if registry is not None else None
-    if notifier is not None and hasattr(notifier, "aclose"):
-        await notifier.aclose()
 
 
 def twiml(text: str | None) -> web.Response:

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import asyncpg
 
 from alertd.core.model import Conflict
-from alertd.core.sms_location import SmsLocation, locate_text
-from alertd.core.sms_templates import render
-from alertd.core.sms_text import contains_phrase, parse_ack
-from alertd.service import intake, officer
-from alertd.service.context import Context
-from alertd.service.enrolment import new_id, normalise_phrase
+from alertd.channels.sms.location import SmsLocation, locate_text
+from alertd.channels.sms.templates import render
+from alertd.channels.sms.text import contains_phrase, parse_ack
+from alertd.service import intake, dispatch_actions
+from alertd.context import Context
+from alertd.core.ids import new_id
+from alertd.service.people import normalise_phrase
 from alertd.service.timeline import security_event, tell_supervisor
 from alertd.store import queries
 
@@ -95,7 +96,7 @@ async def _acknowledge(pool, ctx: Context, sms: InboundSms, code: str, sender: S
         return Outcome("responder", render("ack_unknown", {"code": code}, sender.responder_language))
     responder_id = dispatch["responder_id"]
     try:
-        await officer.acknowledge(pool, ctx, str(dispatch["id"]), responder_id=responder_id,
+        await dispatch_actions.acknowledge(pool, ctx, str(dispatch["id"]), responder_id=responder_id,
                                   actor=f"sms:{responder_id}", via="sms")
     except Conflict:
         await _record(pool, ctx, sms, "responder", dispatch_id=dispatch["id"])

@@ -1,0 +1,145 @@
+"""The composition root: `create_app(settings)` builds the whole service from its parts.
+
+Settings and the clock (the Context), the database pool, the broker connection, the notifiers by channel, the
+engine and its modules, the channels' intake and MQTT ingest, and the HTTP application that serves the channels
+(alertd/http/server.py). Each long-lived resource is a cleanup_ctx under a typed AppKey, started in order and
+stopped in reverse. Nothing else in alertd builds these; tests and commands come through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from alertd.channels.buttons.mqtt import ButtonsIn
+from alertd.channels.console.events import Hub
+from alertd.channels.sms.outbound import build_sms_notifier
+from alertd.channels.units.mqtt import UnitsIn
+from alertd.channels.units.notifier import MqttNotifier
+from alertd.clock import Clock, SystemClock
+from alertd.context import Context
+from alertd.engine import Engine
+from alertd.engine.deadlines import Deadlines
+from alertd.engine.outbox import Outbox
+from alertd.engine.retention import Retention
+from alertd.engine.supervision import Supervision
+from alertd.http import server
+from alertd.metrics import Metrics
+from alertd.mqtt.client import BrokerConnection
+from alertd.mqtt.dynsec import broker_accounts
+from alertd.mqtt.ingest import Ingest
+from alertd.notifiers.console import ConsoleNotifier
+from alertd.notifiers.log import LogNotifier
+from alertd.service import intake
+from alertd.service.ports import Registry
+from alertd.settings import Settings
+from alertd.store.db import check_vacuum, create_pool
+from alertd.web.budgets import RequestBudgets
+from alertd.web.keys import ACCOUNTS, BROKER, BUDGETS, CTX, ENGINE, HUB, INTAKE, METRICS, NOTIFIERS, POOL
+
+# What only the composition root (and the tests that drive it) touch.
+RUN_ENGINE = web.AppKey("run_engine", bool)
+INGEST = web.AppKey("ingest", Ingest)
+log = logging.getLogger("alertd")
+
+
+def build_registry(app: web.Application) -> Registry:
+    settings = app[CTX].settings
+    registry = Registry()
+    registry.register("log", LogNotifier("log"))
+    registry.register("console", ConsoleNotifier(app[POOL]))
+    registry.register("mqtt", MqttNotifier(app[BROKER]))
+    if not settings.twilio_configured and not settings.sms_gateway_url:
+        log.warning("Twilio is not configured: SMS to responders goes to the log")
+        registry.register("sms", LogNotifier("sms"))
+    else:
+        registry.register("sms", build_sms_notifier(app[CTX], app[POOL]))
+    return registry
+
+
+async def _pool(app: web.Application):
+    s = app[CTX].settings
+    app[POOL] = await create_pool(s.database_url, s.db_pool_min, s.db_pool_max)
+    async with app[POOL].acquire() as conn:
+        if advice := await check_vacuum(conn):
+            log.warning("PostgreSQL vacuums too rarely for alertd's queues", extra={"fields": {"advice": advice}})
+    yield
+    await app[POOL].close()
+
+
+async def _broker(app: web.Application):
+    app[BROKER] = BrokerConnection(app[CTX].settings)
+    await app[BROKER].start()
+    yield
+    await app[BROKER].stop()
+
+
+async def _hub(app: web.Application):
+    app[HUB] = Hub(app[POOL], app[CTX].settings.database_url)
+    await app[HUB].start()
+    yield
+    await app[HUB].stop()
+
+
+async def _engine(app: web.Application):
+    ctx, metrics = app[CTX], app[METRICS]
+    app[NOTIFIERS] = build_registry(app)
+
+    def observe(lateness: float, kind: str) -> None:
+        metrics.deadline_lateness.observe(max(0.0, lateness))
+        metrics.escalations.labels(kind).inc()
+
+    deadlines = Deadlines(ctx, observe=observe)
+    modules = [deadlines, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx)]
+    engine = Engine(app[POOL], ctx, modules, ctx.settings.database_url)
+    app[ENGINE] = engine
+    task = None
+    if app[RUN_ENGINE]:
+        task = asyncio.create_task(engine.run(), name="alertd-engine")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for notifier in app[NOTIFIERS].notifiers.values():
+        if hasattr(notifier, "aclose"):  # the SMS providers' HTTP sessions
+            await notifier.aclose()
+
+
+async def _intake(app: web.Application):
+    """Alerts from the phone app, committed in groups under load (each answered after its own commit)."""
+    s = app[CTX].settings
+    app[INTAKE] = intake.group_committer(app[POOL], app[CTX], max_group=s.intake_max_group,
+                                         committers=s.intake_committers,
+                                         observe=app[METRICS].group_observer("app"))
+    app[INTAKE].start()
+    yield
+    await app[INTAKE].stop()
+
+
+async def _ingest(app: web.Application):
+    """Buttons and unit terminals in over MQTT (shared subscription, acked after commit)."""
+    if not app[CTX].settings.mqtt_ingest:
+        yield
+        return
+    pool, ctx = app[POOL], app[CTX]
+    channels = [ButtonsIn(pool, ctx, observe=app[METRICS].group_observer("buttons")), UnitsIn(pool, ctx)]
+    app[INGEST] = Ingest(ctx, channels)
+    await app[INGEST].start()
+    yield
+    await app[INGEST].stop()
+
+
+def create_app(settings: Settings, clock: Clock | None = None, *, run_engine: bool = True) -> web.Application:
+    """The whole service. Tests pass a FakeClock and run_engine=False to drive the engine by hand."""
+    app = server.application()
+    app[CTX] = Context(settings=settings, clock=clock or SystemClock())
+    app[BUDGETS] = RequestBudgets.of(app[CTX])
+    app[METRICS] = Metrics()
+    app[ACCOUNTS] = broker_accounts(settings)
+    app[RUN_ENGINE] = run_engine
+    app.cleanup_ctx.extend([_pool, _broker, _hub, _engine, _intake, _ingest])
+    return app

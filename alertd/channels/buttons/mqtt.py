@@ -1,0 +1,42 @@
+"""Buttons over MQTT: a press or heartbeat in, its `{seq}` ack out once it is committed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import asyncpg
+
+from alertd.channels.buttons import protocol
+from alertd.context import Context
+from alertd.service import buttons
+
+log = logging.getLogger("alertd.channels.buttons")
+Publish = Callable[[str, str], None]
+
+
+class ButtonsIn:
+    """Button messages of different devices commit together under load (each acked after its own group's
+    commit); the ingest keeps one message per device in hand, so a device's messages stay in order."""
+
+    family = "buttons"
+    subscriptions = protocol.SUBSCRIPTIONS
+
+    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, observe=None) -> None:
+        self.committer = buttons.group_committer(pool, ctx, committers=2, max_group=ctx.settings.intake_max_group,
+                                                 observe=observe)
+
+    async def handle(self, device_id: str, leaf: str, payload: bytes, publish: Publish) -> None:
+        receipt = await self.committer.submit(protocol.inbound(device_id, leaf, payload))
+        if receipt.ack_seq is not None:
+            publish(protocol.button_topic(device_id, "ack"), json.dumps({"seq": receipt.ack_seq}))
+            if not receipt.duplicate:
+                log.info("button press committed", extra={"fields": {
+                    "device_id": device_id, "seq": receipt.ack_seq, "alert_id": receipt.alert_id}})
+
+    def start(self) -> None:
+        self.committer.start()
+
+    async def stop(self) -> None:
+        await self.committer.stop(drain_s=0.5)

@@ -1,0 +1,32 @@
+"""The 'mqtt' notifier: a mobile unit's terminal gets its dispatches (and stand-downs) on its `dispatch` topic."""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+from alertd.channels.units.protocol import unit_topic
+from alertd.service.ports import Message, SendError
+
+
+class Publisher(Protocol):
+    """The service's broker connection (alertd.mqtt.client.BrokerConnection)."""
+
+    async def publish_acked(self, topic: str, payload: str, timeout_s: float = 5.0) -> int: ...
+
+
+class MqttNotifier:
+    def __init__(self, broker: Publisher, timeout_s: float = 5.0) -> None:
+        self.broker = broker
+        self.timeout_s = timeout_s
+
+    async def send(self, message: Message) -> str | None:
+        """Publish at QoS 1 and wait for the broker's PUBACK; anything less is "retry later"."""
+        # The payload already holds only a code and an approximate place (never who she is).
+        body = {"template": message.template, "dispatch_id": message.dispatch_id, **message.payload}
+        try:
+            mid = await self.broker.publish_acked(unit_topic(message.recipient, "dispatch"), json.dumps(body),
+                                                  self.timeout_s)
+        except ConnectionError as exc:
+            raise SendError(str(exc)) from None
+        return f"mqtt:{mid}"
