@@ -46,6 +46,8 @@ class Metrics:
                            registry=r)
         self.engine_cycle = Gauge("alertd_engine_last_cycle_timestamp_seconds",
                                   "When this instance's engine last finished a pass (Unix time)", registry=r)
+        self.stood_down = Gauge("alertd_engine_module_stood_down", "1 while this instance leaves an engine module "
+                                "to a newer release (rolling upgrade)", ["module"], registry=r)
         self.overdue = Gauge("alertd_deadlines_overdue", "Pending dispatches past their deadline", ["kind"],
                              registry=r)
         self.overdue_oldest = Gauge("alertd_deadlines_overdue_oldest_seconds",
@@ -82,7 +84,7 @@ class Metrics:
         return observe
 
     async def render(self, pool: asyncpg.Pool, settings: Settings, now: datetime,
-                     engine_cycle_at: float | None = None) -> bytes:
+                     engine_cycle_at: float | None = None, stood_down: dict[str, bool] | None = None) -> bytes:
         async with pool.acquire() as conn:
             rows = {name: await conn.fetch(getattr(queries, name), *args) for name, args in (
                 ("metrics_alerts", ()), ("metrics_dispatches", ()), ("outbox_depth", ()),
@@ -118,4 +120,6 @@ class Metrics:
         for row in rows["metrics_replication"]:
             self.replication_lag.labels(row["standby"]).set(row["lag_s"])
         self.engine_cycle.set(engine_cycle_at or 0)
+        for module, down in (stood_down or {}).items():
+            self.stood_down.labels(module).set(int(down))
         return generate_latest(self.registry)

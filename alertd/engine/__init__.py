@@ -12,6 +12,7 @@ from typing import Protocol
 import asyncpg
 
 from alertd.context import Context
+from alertd.engine.versions import OtherVersion, take_over
 from alertd.store.db import CONNECTION_LOST, connect_primary
 
 log = logging.getLogger("alertd.engine")
@@ -19,6 +20,7 @@ log = logging.getLogger("alertd.engine")
 
 class Module(Protocol):
     name: str
+    version: int  # raise it when the module's behaviour changes: see alertd/engine/versions.py
 
     async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
         """Do everything due at `now`; return how much was done."""
@@ -30,6 +32,8 @@ class Module(Protocol):
 class Engine:
     # Wake-ups that arrive this close together are served by one cycle (a burst of alerts, one outbox pass).
     DEBOUNCE_S = 0.005
+    # While a newer release runs a module, this instance says so in its log at least this often.
+    STOOD_DOWN_LOG_S = 60.0
 
     def __init__(self, pool: asyncpg.Pool, ctx: Context, modules: list[Module], dsn: str) -> None:
         self.pool = pool
@@ -40,6 +44,9 @@ class Engine:
         self._woken: set[str] = set()
         self._listener: asyncpg.Connection | None = None
         self.last_cycle_at: float | None = None  # Unix time the last pass finished (alertd_engine_last_cycle_…)
+        # Modules a newer release runs: name -> the version the database records (alertd_engine_module_stood_down)
+        self.stood_down: dict[str, int] = {}
+        self._stood_down_logged: dict[str, float] = {}
 
     async def run_once(self, now: datetime | None = None, only: set[str] | None = None) -> dict[str, int]:
         """Pass over the modules (all, or those named in `only`) until none has anything due.
@@ -52,13 +59,50 @@ class Engine:
         while modules:
             busy = []
             for module in modules:
-                n = await module.process_due(self.pool, now or self.ctx.clock.now())
+                at = now or self.ctx.clock.now()
+                try:
+                    n = await module.process_due(self.pool, at)
+                except OtherVersion as other:
+                    if other.newer:
+                        self._stand_down(module, other.recorded)
+                    else:
+                        if await take_over(self.pool, module, at):
+                            log.log(logging.INFO if other.recorded is None else logging.WARNING,
+                                    "engine module upgraded: this instance's version runs it from now on",
+                                    extra={"fields": {"module": module.name, "version": module.version,
+                                                      "was": other.recorded}})
+                        # Run it again in this pass: under the version just recorded, or (another instance recorded
+                        # one meanwhile) the next hold tells whether this instance runs it or stands it down.
+                        busy.append(module)
+                    continue
+                self._resume(module)
                 done[module.name] += n
                 if n:
                     busy.append(module)
             modules = busy
         self.last_cycle_at = time.time()
         return done
+
+    def module_states(self) -> dict[str, bool]:
+        """Each module's name: True while this instance stands it down."""
+        return {m.name: m.name in self.stood_down for m in self.modules}
+
+    def _stand_down(self, module: Module, recorded: int | None) -> None:
+        """A newer release runs this module: this instance does none of its work, and says so loudly."""
+        first = module.name not in self.stood_down
+        self.stood_down[module.name] = recorded or 0
+        last = self._stood_down_logged.get(module.name)
+        if first or last is None or time.monotonic() - last >= self.STOOD_DOWN_LOG_S:
+            self._stood_down_logged[module.name] = time.monotonic()
+            log.error("engine module stood down: the database records a newer version, so a newer alertd runs it; "
+                      "upgrade this instance (or, rolling back, see docs/operations.md#upgrades)",
+                      extra={"fields": {"module": module.name, "version": module.version, "recorded": recorded}})
+
+    def _resume(self, module: Module) -> None:
+        if self.stood_down.pop(module.name, None) is not None:
+            self._stood_down_logged.pop(module.name, None)
+            log.warning("engine module resumed: the database records this instance's version again",
+                        extra={"fields": {"module": module.name, "version": module.version}})
 
     def wake(self, _conn=None, _pid=None, _channel=None, payload: str | None = None) -> None:
         """NOTIFY alertd_wake 'module name' (or anything else: every module) ran somewhere; work is waiting."""
@@ -71,6 +115,8 @@ class Engine:
         now = self.ctx.clock.now()
         soonest = poll
         for module in self.modules:
+            if module.name in self.stood_down:
+                continue  # its work is a newer release's: waking for it would only spin
             due = await module.next_due(self.pool)
             if due is not None:
                 soonest = min(soonest, max(0.0, (due - now).total_seconds()))

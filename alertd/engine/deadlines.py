@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
+from alertd.engine import versions
 from alertd.service import dispatching
 from alertd.context import Context
 from alertd.service.timeline import Batch
@@ -18,6 +19,7 @@ log = logging.getLogger("alertd.engine.deadlines")
 
 class Deadlines:
     name = "deadlines"
+    version = 1
 
     def __init__(self, ctx: Context, batch: int = 100, observe: Callable[[float, str], None] | None = None) -> None:
         self.ctx = ctx
@@ -27,6 +29,7 @@ class Deadlines:
     async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
         """Claim up to a batch of due dispatches (SKIP LOCKED: another instance takes the rest) and escalate each."""
         async with pool.acquire() as conn, conn.transaction():
+            await versions.hold(conn, self)
             expired = await conn.fetch(queries.claim_due_dispatches, now, self.batch)
             writes = Batch(now)
             for row in expired:

@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alertd.service.ports import Message, Registry, SendError
 from alertd.context import Context
+from alertd.engine import versions
+from alertd.service.ports import Message, Registry, SendError
 from alertd.store import queries
 
 log = logging.getLogger("alertd.engine.outbox")
@@ -19,6 +20,7 @@ LEASE_S = 60.0  # a message a crashed instance leased is retried after this
 
 class Outbox:
     name = "outbox"
+    version = 1
 
     def __init__(self, ctx: Context, registry: Registry, batch: int = 200, concurrency: int = 16) -> None:
         self.ctx = ctx
@@ -31,7 +33,10 @@ class Outbox:
 
         Messages to one recipient on one channel go in order; different recipients are served concurrently.
         """
-        async with pool.acquire() as conn:
+        # Only the claim holds the version lock: what an old release leased before an upgrade it still sends (the
+        # lease keeps anyone else from sending it too), but it leases nothing new afterwards.
+        async with pool.acquire() as conn, conn.transaction():
+            await versions.hold(conn, self)
             rows = await conn.fetch(queries.claim_outbox, now, self.batch, LEASE_S)
         if not rows:
             return 0

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alertd.context import Context
+from alertd.engine import versions
 from alertd.settings import Settings
 from alertd.store import queries
 
@@ -60,6 +61,7 @@ async def _batches(conn: asyncpg.Connection, settings: Settings, now: datetime, 
 
 class Retention:
     name = "retention"
+    version = 1
 
     def __init__(self, ctx: Context, batch: int = 500, sweep_s: float = 3600.0) -> None:
         self.ctx = ctx
@@ -76,6 +78,7 @@ class Retention:
         settings = self.ctx.settings
         async with pool.acquire() as conn:
             async with conn.transaction():
+                await versions.hold(conn, self)
                 counts = await purge_batch(conn, settings, now, self.batch)
                 if any(counts.values()):
                     await conn.execute(queries.retention_record, now, "engine", counts)

@@ -11,12 +11,14 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alertd.context import Context
+from alertd.engine import versions
 from alertd.service.timeline import Batch
 from alertd.store import queries
 
 
 class Supervision:
     name = "supervision"
+    version = 1
 
     def __init__(self, ctx: Context, batch: int = 100, sweep_s: float = 1.0) -> None:
         self.ctx = ctx
@@ -34,6 +36,7 @@ class Supervision:
         if self._last_sweep is not None and self._last_sweep <= now < self._last_sweep + self.sweep:
             return 0
         async with pool.acquire() as conn, conn.transaction():
+            await versions.hold(conn, self)
             silent = await conn.fetch(queries.claim_silent_buttons, now - self.silence, now, self.batch)
             low = await conn.fetch(queries.claim_low_battery_buttons, self.ctx.settings.button_low_battery, now,
                                    self.batch)

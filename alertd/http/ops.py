@@ -63,7 +63,8 @@ async def metrics(request: web.Request) -> web.Response:
     await checks(request.app)
     engine = request.app.get(ENGINE)
     body = await request.app[METRICS].render(request.app[POOL], ctx.settings, ctx.clock.now(),
-                                             engine.last_cycle_at if engine else None)
+                                             engine.last_cycle_at if engine else None,
+                                             engine.module_states() if engine else None)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
