@@ -11,7 +11,7 @@ import pytest
 
 from alertd.engine import Engine, versions
 from alertd.engine.deadlines import Deadlines
-from alertd.http.keys import CTX, ENGINE, POOL
+from alertd.web.keys import CTX, ENGINE, POOL
 from alertd.store.db import connect
 from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
 

@@ -26,6 +26,8 @@ class EngineView(Protocol):
 
     last_cycle_at: float | None  # Unix time
 
+    def module_states(self) -> dict[str, bool]: ...  # each engine module: True while this instance stands it down
+
 
 CTX = web.AppKey("ctx", Context)
 POOL = web.AppKey("pool", asyncpg.Pool)
