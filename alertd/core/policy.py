@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from alertd.core.model import Location
+from alertd.core.places import Relation
 
 # No 0/O, 1/I/L, 5/S, 2/Z: responders read codes off a small screen and type them back on a keypad.
 CODE_ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
@@ -50,8 +51,9 @@ def approximate(value: float) -> float:
 
 
 def dispatch_payload(*, code: str, kind: str, location: Location, deadline: datetime, priority: str,
-                     duress: bool, attempt: int) -> dict[str, Any]:
-    """What a responder is told about a dispatch: a code and a place, never who she is."""
+                     duress: bool, attempt: int, place: Relation | None = None) -> dict[str, Any]:
+    """What a responder is told about a dispatch: a code and a place (with the nearest named place, its distance
+    and direction, when the gazetteer has one within reach), never who she is."""
     return {
         "code": code,
         "kind": kind,
@@ -62,4 +64,5 @@ def dispatch_payload(*, code: str, kind: str, location: Location, deadline: date
         "priority": priority,
         "duress": duress,
         "attempt": attempt,
+        "place": place.payload() if place else None,
     }

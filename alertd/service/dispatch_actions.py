@@ -8,6 +8,7 @@ import asyncpg
 
 from alertd.core.model import ACTIVE_DISPATCH, OFFICER_STATUSES, Conflict, Dispatch, Invalid, Location, NotFound
 from alertd.context import Context
+from alertd.service import places
 from alertd.service.timeline import event, security_event, tell_responder
 from alertd.store import queries
 
@@ -42,8 +43,9 @@ async def list_dispatches(pool: asyncpg.Pool, responder_id: str, status: str | N
         rows = await conn.fetch(queries.responder_dispatches, responder_id, status, limit)
     items = []
     for row in rows:
-        item = Dispatch.from_row(row).as_json()
-        item.update(priority=row["priority"], duress=row["duress"], alert_status=row["alert_status"],
+        dispatch = Dispatch.from_row(row)
+        item = dispatch.as_json()
+        item.update(place=places.console_place(row, dispatch.location), priority=row["priority"], duress=row["duress"], alert_status=row["alert_status"],
                     broadcast=row["broadcast"], created_at=row["created_at"].isoformat(), channel=row["channel"],
                     person_id=row["person_id"], repeats=row["repeats"])
         items.append(item)
@@ -170,6 +172,7 @@ async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: s
         "triggered_at": alert["triggered_at"].isoformat(),
         "created_at": alert["created_at"].isoformat(),
         "location": location.as_json() if location else None,
+        "place": places.console_place(alert, location),
         "locations": [Location.from_row(f).as_json() for f in fixes],
         "dispatches": [Dispatch.from_row(d).as_json() for d in dispatches],
         "events": [

@@ -17,6 +17,8 @@ import asyncpg
 from alertd.core import policy
 from alertd.core.model import KINDS, Location, Responder
 from alertd.context import Context
+from alertd.core.places import Relation
+from alertd.service import places
 from alertd.service.timeline import Batch
 from alertd.store import queries
 
@@ -106,7 +108,14 @@ async def dispatch_many(conn: asyncpg.Connection, ctx: Context, batch: Batch, to
         return []
     plan = Plan.of(ctx, batch.now, todo)
     await insert_planned(conn, batch.now, plan, set(), attempt=attempt, broadcast=broadcast)
-    return record(batch, plan, attempt=attempt, cause=cause)
+    return record(batch, plan, await places_of(conn, plan), attempt=attempt, cause=cause)
+
+
+async def places_of(conn: asyncpg.Connection, plan: Plan) -> dict[Location, Relation | None]:
+    """The nearest named place of each location the plan dispatches to (one query however many): looked up once
+    here, when the dispatch is made, and carried in its messages; a later, better fix gets its own."""
+    locs = list(dict.fromkeys(a.loc for a in plan.todo))
+    return dict(zip(locs, await places.nearest_to(conn, locs), strict=True))
 
 
 async def insert_planned(conn: asyncpg.Connection, now: datetime, plan: Plan, inserted: set[uuid.UUID], *,
@@ -126,15 +135,18 @@ async def insert_planned(conn: asyncpg.Connection, now: datetime, plan: Plan, in
         raise RuntimeError("could not find a free dispatch code")
 
 
-def record(batch: Batch, plan: Plan, *, attempt: int = 1, cause: str = "dispatched") -> list[str]:
-    """Queue the events and messages of dispatches just inserted; their ids."""
+def record(batch: Batch, plan: Plan, near: dict[Location, Relation | None], *, attempt: int = 1,
+           cause: str = "dispatched") -> list[str]:
+    """Queue the events and messages of dispatches just inserted (each told its place's nearest named place,
+    `near`: places_of); their ids."""
     for a, dispatch_id, code, deadline in zip(plan.todo, plan.ids, plan.codes, plan.deadlines, strict=True):
         responder, alert_id = a.responder, a.alert["id"]
         batch.event(alert_id, cause, dispatch_id=dispatch_id, responder_id=responder.id, kind=responder.kind,
                     attempt=attempt, code=code, deadline=deadline.isoformat(),
                     distance_m=None if responder.distance_m is None else round(responder.distance_m))
         payload = policy.dispatch_payload(code=code, kind=responder.kind, location=a.loc, deadline=deadline,
-                                          priority=a.alert["priority"], duress=a.alert["duress"], attempt=attempt)
+                                          priority=a.alert["priority"], duress=a.alert["duress"], attempt=attempt,
+                                          place=near.get(a.loc))
         batch.tell(responder.contacts, "dispatch", payload, alert_id=alert_id, dispatch_id=dispatch_id)
     # No wake-up for the deadline: it is seconds away, and every engine polls more often than that.
     return [str(i) for i in plan.ids]

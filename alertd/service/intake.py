@@ -116,8 +116,8 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
 async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
                   ids: list[uuid.UUID]) -> None:
     """Each alert with its fix, its best location (and, with it, the region of the nearest police post) and its
-    dispatches, with their outbox rows and timeline: the same statements (three, four without a location),
-    whatever the group's size."""
+    dispatches, with their outbox rows and timeline: the same statements (four: responders, rows, named places,
+    timeline; one more to read homes when a fix is missing), whatever the group's size."""
     if not news:
         return
     homes = {}
@@ -154,7 +154,7 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
             continue
         batch.event(ids[i], "located", source=bests[i].source, accuracy_m=bests[i].accuracy_m)
         dispatching.unstaffed(batch, alerts[i], found[i])
-    dispatching.record(batch, plan)
+    dispatching.record(batch, plan, await dispatching.places_of(conn, plan))
     await batch.flush(conn)
 
 

@@ -1,13 +1,17 @@
 """What responders read by SMS, in Kazakh, Russian and English: a code, a place, a deadline, never who she is.
 
 Cyrillic text goes as UCS-2 (70 characters a segment, 67 when split), so every template here is written to stay
-within two segments with the longest code, kind and coordinates (a test checks each one).
+within two segments with the longest code, kind and coordinates (a test checks each one); a dispatch that names
+its nearest place ("14 km NE of Zhanaarka", alertd/core/places.py) may take a third, never more: the place's name
+is cut to PLACE_NAME_MAX characters.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+
+from alertd.core.places import describe
 
 LANGUAGES = ("kk", "ru", "en")
 
@@ -19,9 +23,9 @@ KIND_LABEL = {
 
 TEMPLATES = {
     "dispatch": {
-        "kk": "{hp}ДАБЫЛ {code} {kind}: {link} ±{acc}м. {time} ({zone}) дейін {code} деп жауап беріңіз",
-        "ru": "{hp}ТРЕВОГА {code} {kind}: {link} ±{acc}м. Подтвердите до {time} ({zone}): ответьте {code}",
-        "en": "{hp}ALERT {code} {kind}: {link} +/-{acc}m. Reply {code} to acknowledge by {time} ({zone})",
+        "kk": "{hp}ДАБЫЛ {code} {kind}: {place}{link} ±{acc}м. {time} ({zone}) дейін {code} деп жауап беріңіз",
+        "ru": "{hp}ТРЕВОГА {code} {kind}: {place}{link} ±{acc}м. Подтвердите до {time} ({zone}): ответьте {code}",
+        "en": "{hp}ALERT {code} {kind}: {place}{link} +/-{acc}m. Reply {code} to acknowledge by {time} ({zone})",
     },
     "cancelled": {
         "kk": "{code}: дабыл тоқтатылды. Шақыру жабылды.",
@@ -76,6 +80,19 @@ TEMPLATES = {
 }
 
 
+PLACE_NAME_MAX = 32  # GeoNames names run to 200 characters; a dispatch SMS stays within three segments
+
+
+def place_words(payload: dict[str, Any], language: str) -> str:
+    """"14 km NE of Zhanaarka, " for a dispatch that names its nearest place, "" for one that does not."""
+    place = payload.get("place")
+    if not isinstance(place, dict) or not place.get("asciiname"):
+        return ""
+    short = {k: (v[:PLACE_NAME_MAX].rstrip() if isinstance(v, str) and k.startswith(("name", "ascii")) else v)
+             for k, v in place.items()}
+    return f"{describe(short, language)}, "
+
+
 def language_of(value: object) -> str:
     return value if value in LANGUAGES else "ru"
 
@@ -106,6 +123,7 @@ def render(template: str, payload: dict[str, Any], language: str | None = None, 
         values.update(
             hp="!! " if payload.get("priority") == "high" or payload.get("duress") else "",
             kind=KIND_LABEL[lang].get(payload.get("kind", ""), payload.get("kind", "")),
+            place=place_words(payload, lang),
             link=maps_link(float(payload["lat"]), float(payload["lon"])),
             acc=payload.get("accuracy_m") if payload.get("accuracy_m") is not None else "?",
             time=when.strftime("%H:%M") if when else "--:--",

@@ -6,6 +6,7 @@ import json
 from typing import Protocol
 
 from alertd.channels.units.protocol import unit_topic
+from alertd.core.places import for_reader, maps_url
 from alertd.service.ports import Message, SendError
 
 
@@ -24,9 +25,20 @@ class MqttNotifier:
         """Publish at QoS 1 and wait for the broker's PUBACK; anything less is "retry later"."""
         # The payload already holds only a code and an approximate place (never who she is).
         body = {"template": message.template, "dispatch_id": message.dispatch_id, **message.payload}
+        if message.template == "dispatch":
+            body.update(unit_view(message.payload))
         try:
             mid = await self.broker.publish_acked(unit_topic(message.recipient, "dispatch"), json.dumps(body),
                                                   self.timeout_s)
         except ConnectionError as exc:
             raise SendError(str(exc)) from None
         return f"mqtt:{mid}"
+
+
+def unit_view(payload: dict) -> dict:
+    """What a terminal shows beyond the coordinates: the nearest named place in the unit's language
+    (`{name, distance_m, bearing, text}`, null without one) and a maps link."""
+    extra: dict = {"place": for_reader(payload.get("place"), payload.get("language") or "ru")}
+    if isinstance(payload.get("lat"), int | float) and isinstance(payload.get("lon"), int | float):
+        extra["maps_url"] = maps_url(payload["lat"], payload["lon"])
+    return extra

@@ -80,7 +80,9 @@ SELECT count(*) FROM dispatches WHERE alert_id = $1 AND kind = $2 AND expired_at
 
 -- name: responder_dispatches
 -- A responder's dispatches, newest first, optionally of one status, with the delivery state of each one's SMS,
--- the alert's channel and pseudonymous person (so an officer sees two alerts of one person as hers) and repeats.
+-- the alert's channel and pseudonymous person (so an officer sees two alerts of one person as hers), repeats, and
+-- the nearest named place to the alert's best location (one KNN probe each: the place always matches the location
+-- shown, and after the retention purge describes only the coarsened one).
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
        a.priority, a.duress, a.status AS alert_status, a.channel, a.person_id,
@@ -91,8 +93,16 @@ SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadlin
          ORDER BY o.id DESC LIMIT 1) AS sms_delivery,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
-       a.location_fix_time AS loc_fix_time
+       a.location_fix_time AS loc_fix_time,
+       pl.geonameid AS place_geonameid, pl.name AS place_name, pl.asciiname AS place_asciiname,
+       pl.name_ru AS place_name_ru, pl.name_kk AS place_name_kk, pl.population AS place_population,
+       pl.lat AS place_lat, pl.lon AS place_lon
   FROM dispatches d JOIN alerts a ON a.id = d.alert_id
+  LEFT JOIN LATERAL (
+      SELECT pl.geonameid, pl.name, pl.asciiname, pl.name_ru, pl.name_kk, pl.population,
+             ST_Y(pl.geog::geometry) AS lat, ST_X(pl.geog::geometry) AS lon
+        FROM places pl WHERE a.location IS NOT NULL
+       ORDER BY pl.geog <-> a.location LIMIT 1) pl ON true
  WHERE d.responder_id = $1 AND ($2::text IS NULL OR d.status = $2)
  ORDER BY d.created_at DESC
  LIMIT $3;

@@ -1,6 +1,7 @@
 -- name: retention_purge_alerts
 -- One batch of closed alerts past the precise period ($1 cutoff, $2 batch, $3 now): trail deleted, best location
--- coarsened to a 0.01-degree grid (about 1 km), her words and officers' notes removed, places in messages coarsened.
+-- coarsened to a 0.01-degree grid (about 1 km), her words and officers' notes removed, places in messages coarsened
+-- (and their named place's distance and direction dropped).
 WITH due AS (
     SELECT id FROM alerts
      WHERE purged_at IS NULL AND closed_at IS NOT NULL AND closed_at <= $1
@@ -33,6 +34,10 @@ WITH due AS (
                               AND jsonb_typeof(o.payload -> 'lon') = 'number'
                              THEN jsonb_build_object('lat', round((o.payload ->> 'lat')::numeric, 2),
                                                      'lon', round((o.payload ->> 'lon')::numeric, 2))
+                             ELSE '{}'::jsonb END
+                     -- "800 m N of X" is finer than 0.01 degree: only the place's names stay
+                     || CASE WHEN jsonb_typeof(o.payload -> 'place') = 'object'
+                             THEN jsonb_build_object('place', (o.payload -> 'place') - 'distance_m' - 'bearing')
                              ELSE '{}'::jsonb END
       FROM due WHERE o.alert_id = due.id AND (o.payload ? 'lat' OR o.payload ? 'note')
     RETURNING o.id
