@@ -42,6 +42,8 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Initial great-circle bearing from point 1 to point 2, degrees clockwise from north in [0, 360)."""
+    if abs(lat1) >= 90.0 - 1e-9:  # at a pole every way is south (north); atan2 would answer by longitude
+        return 180.0 if lat1 > 0 else 0.0
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dl = math.radians(lon2 - lon1)  # sin/cos make a difference across the antimeridian (+-360) harmless
     y = math.sin(dl) * math.cos(p2)
