@@ -129,6 +129,8 @@ def test_the_printed_curl_lines_raise_an_alert_the_officer_then_sees(demo):
     seen = shell(officer_line, demo["home"], demo["env"])
     assert seen.returncode == 0, seen.stderr
     assert [d["alert_id"] for d in json.loads(seen.stdout)["items"]] == [alert_id]  # the officer's post got it
+    place = json.loads(seen.stdout)["items"][0]["place"]  # the demo's invented gazetteer names where she is
+    assert place["distance_m"] < 100_000 and place["name"] in place["text"]
 
 
 def test_the_printed_simulator_line_presses_the_sample_button(demo):

@@ -89,6 +89,7 @@ def test_russian_and_kazakh_names_among_untagged_alternate_names():
     assert local_names("Astana,Астана,Ақмола,Akmola,Акмола") == ("Астана", "Ақмола")
     assert local_names("Київ,Kyiv") == (None, None)  # Ukrainian і/ї: not Russian, not Kazakh
     assert local_names("北京,Пекин") == ("Пекин", None)
+    assert local_names("Есиль,Есіл") == ("Есиль", "Есіл")  # і alone is Kazakh too
 
 
 # ---- properties ----

@@ -18,9 +18,9 @@ from alertd.commands import CommandError
 from alertd.commands.server import serve
 from alertd.core.model import Location
 from alertd.local.folder import AlreadyRunning, DemoFolder
-from alertd.local.region import CENTRE_LAT, CENTRE_LON, responders
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, gazetteer_lines, responders
 from alertd.local.services import LocalMosquitto, LocalPostgres, free_port
-from alertd.service import dispatching, enrol_codes, officer_accounts, provisioning
+from alertd.service import dispatching, enrol_codes, officer_accounts, places, provisioning
 from alertd.context import Context
 from alertd.service.people import enrol_person
 from alertd.service.responders import upsert_responders
@@ -53,6 +53,7 @@ async def _seed(settings: Settings) -> dict:
         await migrate(conn)
         await upsert_responders(conn, responders())
         now = SystemClock().now()
+        await places.import_dump(conn, gazetteer_lines(), now)  # invented villages: the dispatches name them
         person = await conn.fetchrow(queries.first_phone_person)
         if person is None:
             enrolled = await enrol_person(

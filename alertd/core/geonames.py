@@ -21,10 +21,12 @@ FEATURE_CLASSES = "ADHLPRSTUV"  # GeoNames' nine classes
 DEFAULT_CLASSES = "P"
 # Feature codes that name no place anyone lives at or could find today.
 GONE = frozenset({"PPLH", "PPLQ", "PPLW", "PPLCH", "STMH", "LKH", "HSTS", "RUIN"})
-# Kazakh letters Russian has not: a Cyrillic alternate name with one of them is taken as the Kazakh name.
+# Kazakh letters Russian has not: a Cyrillic alternate name with one of them is taken as the Kazakh name; "і" too
+# (Kazakh has it), unless the name also has a letter only Ukrainian or Belarusian has.
 _KAZAKH = set("әғқңөұүһӘҒҚҢӨҰҮҺ")
+_UKRAINIAN_BELARUSIAN = set("їЇєЄґҐўЎ")
 _CYRILLIC = re.compile(r"^[\u0400-\u04FF\s\-'.()0-9]+$")
-_NOT_RUSSIAN = set("іІїЇєЄґҐўЎ") | _KAZAKH  # Ukrainian, Belarusian and Kazakh letters
+_NOT_RUSSIAN = set("іІ") | _UKRAINIAN_BELARUSIAN | _KAZAKH
 MAX_PROBLEMS = 50  # listed one by one; more are counted
 
 
@@ -91,7 +93,7 @@ def local_names(alternatenames: str) -> tuple[str | None, str | None]:
         if not alt or len(alt) > 200 or not _CYRILLIC.match(alt):
             continue
         letters = set(alt)
-        if kk is None and letters & _KAZAKH:
+        if kk is None and (letters & _KAZAKH or letters & set("іІ") and not letters & _UKRAINIAN_BELARUSIAN):
             kk = alt
         elif ru is None and not letters & _NOT_RUSSIAN:
             ru = alt

@@ -15,7 +15,7 @@ from alertd.web import static
 from alertd.web.errors import ApiError, error_response, json_body
 from alertd.web.keys import CTX, POOL
 from alertd.web.security import client_address, principal
-from alertd.service import dispatch_actions, officer_accounts
+from alertd.service import dispatch_actions, officer_accounts, places
 from alertd.store import queries
 
 routes = web.RouteTableDef()
@@ -43,6 +43,10 @@ LANGUAGE = Obj({"language": Choice(officer_accounts.LANGUAGES)}, required=("lang
 # A reason is 3 to 500 characters, at least one of them not blank: it is read in the audit log.
 REVEAL = Obj({"reason": Text(3, 500, pattern=r"[^\u0000]*[^\u0000 \t\n\r][^\u0000]*")}, required=("reason",))
 REGION = Text(1, 100)
+# A map's bounds as Leaflet's toBBoxString() writes them: west,south,east,north in degrees.
+_DEGREES = r"-?\d{1,3}(?:\.\d{1,12})?"
+BBOX = Text(7, 120, pattern=rf"{_DEGREES}(?:,{_DEGREES}){{3}}")
+MAP_LABELS = 150  # the most populous places of a view: more would cover the map
 _ACCOUNT = {"password": Text(10, 256), "responder_id": Text(1, 100), "role": Choice(officer_accounts.ROLES),
             "language": Choice(officer_accounts.LANGUAGES)}
 NEW_ACCOUNT = Obj({"username": Text(2, 63, pattern=r"[A-Za-z0-9][A-Za-z0-9._@-]{1,62}"), **_ACCOUNT},
@@ -204,6 +208,22 @@ async def region(request: web.Request) -> web.Response:
     if not name:  # an admin names one; a supervisor without a region has none to see
         raise ApiError(404, "not_found", "no region given (?region=NAME)")
     return _json(await officer_accounts.region_view(request.app[POOL], request.app[CTX].clock.now(), name))
+
+
+@routes.get("/console/api/places")
+async def map_places(request: web.Request) -> web.Response:
+    """Named places inside a map view (?bbox=west,south,east,north), the most populous first: labels for the offline
+    map. Public gazetteer data; a box beyond the globe is clipped to it, never refused."""
+    await principal(request, *officer_accounts.ROLES, "admin")
+    bbox = validate.query(request.query, {"bbox": BBOX})["bbox"]
+    if bbox is None:
+        raise validate.Malformed("bbox", "is required (west,south,east,north)")
+    west, south, east, north = (float(v) for v in bbox.split(","))
+    west, east = (max(-180.0, min(180.0, v)) for v in sorted((west, east)))
+    south, north = (max(-90.0, min(90.0, v)) for v in sorted((south, north)))
+    async with request.app[POOL].acquire() as conn:
+        items = await places.within(conn, west, south, east, north, MAP_LABELS)
+    return _json({"items": items, "attribution": "GeoNames (geonames.org), CC BY 4.0"})
 
 
 @routes.post("/console/api/alerts/{id}/reveal")

@@ -119,28 +119,74 @@
         el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: d.acknowledged_at || "", status: d.status } })),
       el("div", { class: "card-who", id: `who-${d.id}` }, who.join(" · ")),
       el("div", { class: "card-loc", id: `loc-${d.id}` }, `${t("location")}: ${locationText(d.location)}`),
+      d.place ? el("div", { class: "card-place", id: `place-${d.id}` }, `${t("near")}: ${placeText(d.place)}`) : null,
       ...dispatchActions(d, actions, "card"));
     tick(card);
     return card;
   }
 
+  /* "14 km NE of Karaozek" in the console's language (the server renders every language: `texts`). */
+  function placeText(p) { return (p.texts && p.texts[window.I18N.language]) || p.text; }
+  function placeName(p) {
+    const lang = window.I18N.language;
+    return (lang === "kk" && (p.name_kk || p.name_ru)) || (lang === "ru" && p.name_ru) || p.name || p.asciiname;
+  }
+
   /* ---- the alert view ---- */
-  let map = null, layers = null, grid = null;
+  let map = null, layers = null, grid = null, placeLayer = null, placeAsk = 0;
 
   function gridStep(span) {
     for (const step of [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]) if (span / step <= 8) return step;
     return 20;
   }
 
+  /* A text label on the map: a DOM node of its own (never HTML from a string), sized by the stylesheet. */
+  function label(at, text, className, anchor) {
+    const node = el("span", { class: className }, text);
+    return L.marker(at, { icon: L.divIcon({ html: node, className: "map-label", iconSize: null, iconAnchor: anchor }),
+                          interactive: false, keyboard: false });
+  }
+
+  function degrees(value, step, pos, neg) {
+    const digits = Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
+    return `${Math.abs(value).toFixed(digits)}°${value < 0 ? neg : pos}`;
+  }
+
+  /* The coordinate grid with its labels (latitudes along the west edge, longitudes along the south edge): without
+     tiles it is what makes the map readable. */
   function drawGrid() {
     grid.clearLayers();
     const b = map.getBounds();
     const step = gridStep(Math.max(b.getNorth() - b.getSouth(), b.getEast() - b.getWest()));
-    for (let lat = Math.floor(b.getSouth() / step) * step; lat <= b.getNorth(); lat += step)
+    const first = (v) => Math.ceil(v / step - 1e-9) * step;
+    for (let lat = first(b.getSouth()); lat <= b.getNorth(); lat += step) {
       L.polyline([[lat, b.getWest() - 1], [lat, b.getEast() + 1]], { className: "grid", interactive: false }).addTo(grid);
-    for (let lon = Math.floor(b.getWest() / step) * step; lon <= b.getEast(); lon += step)
+      label([lat, b.getWest()], degrees(lat, step, "N", "S"), "grid-label grid-lat", [-2, 14]).addTo(grid);
+    }
+    for (let lon = first(b.getWest()); lon <= b.getEast(); lon += step) {
       L.polyline([[b.getSouth() - 1, lon], [b.getNorth() + 1, lon]], { className: "grid", interactive: false }).addTo(grid);
+      label([b.getSouth(), lon], degrees(lon, step, "E", "W"), "grid-label grid-lon", [-2, 30]).addTo(grid);
+    }
   }
+
+  /* Named places inside the view (the server's gazetteer, the most populous first); a late answer for a view
+     already left is dropped, a failed one leaves the map as it is. */
+  async function drawPlaces() {
+    const ask = ++placeAsk;
+    let found;
+    try {
+      found = await window.Live.call("GET", `/console/api/places?bbox=${map.getBounds().toBBoxString()}`);
+    } catch (_) { return; }
+    if (ask !== placeAsk) return;
+    placeLayer.clearLayers();
+    for (const p of found.items) {
+      L.circleMarker([p.lat, p.lon], { radius: 3, className: "place", interactive: false }).addTo(placeLayer);
+      label([p.lat, p.lon], placeName(p), "place-label", [-5, 7]).addTo(placeLayer);
+    }
+    document.getElementById("map-credit").textContent = found.items.length ? t("places_credit") : "";
+  }
+
+  function onMove() { drawGrid(); drawPlaces(); }
 
   function ensureMap(tiles) {
     if (map || typeof L === "undefined") return;
@@ -149,9 +195,10 @@
       L.tileLayer("/console/tiles/{z}/{x}/{y}.png", { maxZoom: 18, errorTileUrl: "data:image/gif;base64,R0lGODlhAQABAAAAACw=" }).addTo(map);
     }
     grid = L.layerGroup().addTo(map);
+    placeLayer = L.layerGroup().addTo(map);
     layers = L.layerGroup().addTo(map);
     L.control.scale({ metric: true, imperial: false }).addTo(map);
-    map.on("moveend", drawGrid);
+    map.on("moveend", onMove);
   }
 
   /* A marker's name, for the tooltip and for screen readers (an SVG path has none of its own). */
@@ -193,7 +240,7 @@
     map.invalidateSize();
     if (points.length) map.fitBounds(L.latLngBounds(points).pad(0.2), { maxZoom: 15 });
     else map.setView([48, 68], 5);
-    drawGrid();
+    onMove();
   }
 
   function eventText(e) {
@@ -217,7 +264,8 @@
       el("dt", {}, t("priority")), el("dd", {}, alert.duress ? el("span", { class: "badge duress" }, t("duress")) : alert.priority),
       el("dt", {}, t("person")), el("dd", { class: "mono" }, alert.person_id),
       el("dt", {}, t("channel")), el("dd", {}, channelName(alert.channel)),
-      el("dt", {}, t("location")), el("dd", { class: "mono" }, locationText(alert.location)));
+      el("dt", {}, t("location")), el("dd", { class: "mono" }, locationText(alert.location)),
+      alert.place ? el("dt", {}, t("near")) : null, alert.place ? el("dd", { id: "alert-place" }, placeText(alert.place)) : null);
     const list = document.getElementById("alert-dispatches");
     const typing = list.querySelector("form.resolve:not([hidden])");  // a note being typed survives a reload
     if (typing) return tick(document.getElementById("alert-view"));
