@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from alertd.service import places
 from tests.console_support import add_officer, raise_alert
 from tests.helpers import enrol
-from tests.test_console_browser import browser, console, live, url  # noqa: F401  (fixtures)
+from tests.test_console_browser import browser, console, live, shot, url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 SAMPLE = next(p for p in Path(__file__).resolve().parents if p.name == "tests") / "data" / "geonames_sample.txt"
@@ -41,11 +41,19 @@ async def test_cards_and_alert_view_name_the_place_and_the_map_labels_places_and
     # zoomed out to the district: the villages are labelled, never the stream or the abandoned village
     await page.evaluate("window.Views.map.setView([50.0, 70.0], 9)")
     labels = page.locator("#map .place-label")
-    await expect(labels.filter(has_text="Qaraözek")).to_have_count(1)
+    await expect(labels.filter(has_text="Karaozek")).to_have_count(1)  # an English reader gets the ASCII name
+    await expect(labels.filter(has_text="Zhana Zhol")).to_have_count(1)
     await expect(labels.filter(has_text="Tasbulak")).to_have_count(1)
     assert not await labels.filter(has_text=re.compile("Sarysu|Eski")).count()
     await expect(page.locator("#map .grid-lat").first).to_have_text(re.compile(r"^\d+\.\d°N$"))
     await expect(page.locator("#map-credit")).to_contain_text("GeoNames")
+    await shot(page, "console-places.png")
     # a label's box sits over its place: the map is readable without tiles
-    box = await labels.filter(has_text="Qaraözek").bounding_box()
+    box = await labels.filter(has_text="Karaozek").bounding_box()
     assert box and box["width"] > 20
+
+    # in Russian: the card, the summary and the labels
+    await page.select_option("#lang", "ru")
+    await expect(page.locator("#alert-place")).to_have_text("14 км к СВ от н.п. Караозек")
+    await page.evaluate("window.Views.map.setView([50.0, 70.0], 9)")
+    await expect(labels.filter(has_text="Караозек")).to_have_count(1)

@@ -129,7 +129,7 @@
   function placeText(p) { return (p.texts && p.texts[window.I18N.language]) || p.text; }
   function placeName(p) {
     const lang = window.I18N.language;
-    return (lang === "kk" && (p.name_kk || p.name_ru)) || (lang === "ru" && p.name_ru) || p.name || p.asciiname;
+    return (lang === "kk" && (p.name_kk || p.name_ru)) || (lang === "ru" && p.name_ru) || p.asciiname || p.name;
   }
 
   /* ---- the alert view ---- */
@@ -175,7 +175,8 @@
     const ask = ++placeAsk;
     let found;
     try {
-      found = await window.Live.call("GET", `/console/api/places?bbox=${map.getBounds().toBBoxString()}`);
+      const b = map.getBounds(), box = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+      found = await window.Live.call("GET", `/console/api/places?bbox=${box.map((v) => v.toFixed(5)).join(",")}`);
     } catch (_) { return; }
     if (ask !== placeAsk) return;
     placeLayer.clearLayers();
@@ -197,7 +198,7 @@
     grid = L.layerGroup().addTo(map);
     placeLayer = L.layerGroup().addTo(map);
     layers = L.layerGroup().addTo(map);
-    L.control.scale({ metric: true, imperial: false }).addTo(map);
+    L.control.scale({ metric: true, imperial: false, position: "bottomright" }).addTo(map);  // the left edge: degrees
     map.on("moveend", onMove);
   }
 
