@@ -173,6 +173,11 @@ async def test_sms_unit_terminal_and_console_name_the_nearest_place(place_settin
             first = await db.fetchval("SELECT payload FROM outbox WHERE recipient = 'pol-1' AND channel = 'sms' "
                                       "AND template = 'dispatch'")
             assert first["place"]["distance_m"] == 14_000  # what was sent stays what was sent
+            # a closed alert's dispatches are listed without a place (no lookup for the list's history)
+            await db.execute("UPDATE alerts SET status = 'resolved', closed_at = now() WHERE id = $1",
+                             uuid.UUID(alert_id))
+            [item] = (await (await client.get("/v1/dispatches", headers=officer)).json())["items"]
+            assert item["place"] is None and item["location"] is not None
         finally:
             await asyncio.to_thread(unit.close)
 
