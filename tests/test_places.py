@@ -14,8 +14,9 @@ import pytest
 
 from alertd.cli import main
 from alertd.engine.retention import purge
-from alertd.http.keys import ENGINE
+from alertd.mqtt.dynsec import broker_accounts
 from alertd.service import places, provisioning
+from alertd.web.keys import ENGINE
 from tests.buttons_support import (  # noqa: F401  (fixtures)
     connected_unit, eventually, running_service, secured_broker, secured_broker_process, secured_settings,
 )
@@ -125,7 +126,7 @@ async def test_sms_unit_terminal_and_console_name_the_nearest_place(place_settin
         responder("mu-1", "mobile_unit", 4, phone="+77010000034", language="ru"),
     ])
     person = await enrol(db, clock.now(), phone="+77015550777")
-    creds = await provisioning.provision_unit(db, provisioning.broker_accounts(place_settings), clock.now(), "mu-1")
+    creds = await provisioning.provision_unit(db, broker_accounts(place_settings), clock.now(), "mu-1")
     unit = await connected_unit(secured_broker, creds, clock)
     async with running_service(place_settings, clock) as client:
         try:

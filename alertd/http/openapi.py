@@ -179,8 +179,8 @@ CONSOLE = {
     "/console/api/places": {"get": operation(
         "Named places inside a map view, the most populous first (labels for the offline map; GeoNames data, "
         "CC BY 4.0)", ok("the places", {"type": "object", "required": ["items", "attribution"]}),
-        roles=ANY_CONSOLE_ROLE, parameters=[{**query_param("bbox", console_static.BBOX, "west,south,east,north in degrees"),
-                                             "required": True}])},
+        roles=ANY_CONSOLE_ROLE,
+        parameters=[{**query_param("bbox", console_static.BBOX, "west,south,east,north in degrees"), "required": True}])},
     "/console/api/alerts/{id}/reveal": {"post": operation(
         "Admin: the person's phone numbers (audited, with a reason)", ok("the numbers", OBJECT), roles=("admin",),
         body=console_static.REVEAL, parameters=[ALERT_ID])},
