@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alertd.keys import KeyFileError, KeyRing
 from alertd.keys import load as load_keys
-from alertd.mqtt.tls import client_context, parse_url
+from alertd.tls import client_context, parse_url
 
 KINDS = ("police_post", "crisis_centre", "mobile_unit")
 

@@ -86,7 +86,7 @@ class Services:
 
     def spawn(self, args: list[str], *, env: dict[str, str] | None = None, log_name: str) -> subprocess.Popen:
         """Start a child process whose output goes to a log file in the work folder; stopped on exit."""
-        log = open(self.workdir / log_name, "wb")  # noqa: SIM115 (closed when the child is reaped)
+        log = open(self.workdir / log_name, "wb")
         child = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
                                  cwd=BENCH_DIR.parent)
         child.log_path = self.workdir / log_name  # type: ignore[attr-defined]

@@ -28,19 +28,19 @@ import benchlib
 
 sys.path.insert(0, str(benchlib.BENCH_DIR.parent))  # clients/ lives at the top of the checkout
 
-import paho.mqtt.client as mqtt  # noqa: E402
+import paho.mqtt.client as mqtt
+from intake import group_commits, group_line
 
-from alertd.clock import SystemClock  # noqa: E402
-from alertd.core.model import Location  # noqa: E402
-from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders  # noqa: E402
-from alertd.local.services import LocalMosquitto  # noqa: E402
-from alertd.mqtt.dynsec import NoBroker  # noqa: E402
-from alertd.service.people import enrol_person  # noqa: E402
-from alertd.service.responders import upsert_responders  # noqa: E402
-from alertd.service.provisioning import provision_button  # noqa: E402
-from alertd.store.db import connect  # noqa: E402
-from clients.simulator.sim import Swarm  # noqa: E402
-from intake import group_commits, group_line  # noqa: E402
+from alertd.clock import SystemClock
+from alertd.core.model import Location
+from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
+from alertd.local.services import LocalMosquitto
+from alertd.mqtt.dynsec import NoBroker
+from alertd.service.people import enrol_person
+from alertd.service.provisioning import provision_button
+from alertd.service.responders import upsert_responders
+from alertd.store.db import connect
+from clients.simulator.sim import Swarm
 
 P99_TARGET_MS = 100.0
 RATIO_TARGET = 0.3

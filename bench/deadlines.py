@@ -27,8 +27,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-
 import benchlib
+
 from alertd.clock import SystemClock
 from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
 from alertd.service.people import enrol_person

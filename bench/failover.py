@@ -28,9 +28,9 @@ import benchlib
 
 sys.path.insert(0, str(benchlib.BENCH_DIR.parent))  # tests/ and clients/ live at the top of the checkout
 
-from alertd.local.cluster import LocalHACluster, Timings, create_alertd_database  # noqa: E402
-from tests.buttons_support import ADMIN, SERVICE, start_secured_broker  # noqa: E402
-from tests.ha_support import Drill, drill_settings  # noqa: E402
+from alertd.local.cluster import LocalHACluster, Timings, create_alertd_database
+from tests.buttons_support import ADMIN, SERVICE, start_secured_broker
+from tests.ha_support import Drill, drill_settings
 
 GOAL_S = 15.0
 

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import benchlib
+
 from alertd import auth
 from alertd.clock import SystemClock
 from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
@@ -195,7 +196,7 @@ async def main() -> int:
     print(f"  dispatches for that person: {counts['by_kind']} by kind, {counts['by_attempt']} by attempt "
           f"(1 = first dispatch, 2+ = escalations); outbox rows {counts['outbox']}; "
           f"repeated events {counts['repeated_events']}")
-    print("the other devices (alerts at {:g}/s in all)".format(args.rate))
+    print(f"the other devices (alerts at {args.rate:g}/s in all)")
     print(latency_line(f"quiet phase, {args.others} devices", quiet))
     print(latency_line(f"flood phase, {args.others} other devices", others))
     print(latency_line(f"quiet again, {args.others} devices", after))

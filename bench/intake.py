@@ -19,6 +19,7 @@ import time
 
 import aiohttp
 import benchlib
+
 from alertd.local.region import responders
 from alertd.local.services import free_port
 from alertd.store.db import connect

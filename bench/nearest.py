@@ -21,10 +21,11 @@ import time
 from datetime import UTC, datetime
 
 import benchlib
+
+from alertd.context import Context
 from alertd.core.model import Location
 from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON
 from alertd.service import dispatching
-from alertd.context import Context
 from alertd.settings import Settings
 from alertd.store import queries
 from alertd.store.db import connect

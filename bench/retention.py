@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alertd.engine.retention import purge  # noqa: E402
-from alertd.store.db import connect  # noqa: E402
-from bench.benchlib import Services  # noqa: E402
+from alertd.engine.retention import purge
+from alertd.store.db import connect
+from bench.benchlib import Services
 
 # (statement, the names of its parameters $1, $2, ...): n closed and n open alerts, each with everything a purge takes
 SEED = [

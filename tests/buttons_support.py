@@ -15,13 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from alertd.app import create_app
-from alertd.app import INGEST
-from alertd.web.keys import BROKER
+from alertd.app import INGEST, create_app
 from alertd.local.services import LocalMosquitto, ServiceError
 from alertd.mqtt.dynsec import broker_accounts
-from alertd.service.ports import BrokerError
 from alertd.service import provisioning
+from alertd.service.ports import BrokerError
+from alertd.web.keys import BROKER
 from clients.simulator.sim import Button, Unit
 from tests.helpers import BROKER_ADMIN, BROKER_SERVICE
 

@@ -1,4 +1,4 @@
-"""Fault drills on a real Patroni cluster (issue 13), shared by tests/test_ha_cluster.py and bench/failover.py.
+"""Fault drills on a real Patroni cluster (issue 13), shared by tests/integration/test_ha_cluster.py and bench/failover.py.
 
 `alertd serve` runs on the cluster's multi-host URL; phones raise alerts at a steady rate and buttons press, each
 retried by its sender until answered (the phone app keeps its client_alert_id, a button its seq), exactly as the

@@ -11,8 +11,8 @@ import pytest
 
 from alertd.engine import Engine, versions
 from alertd.engine.deadlines import Deadlines
-from alertd.web.keys import CTX, ENGINE, POOL
 from alertd.store.db import connect
+from alertd.web.keys import CTX, ENGINE, POOL
 from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
 
 

@@ -18,10 +18,17 @@ from alertd.mqtt.dynsec import broker_accounts
 from alertd.service import places, provisioning
 from alertd.web.keys import ENGINE
 from tests.buttons_support import (  # noqa: F401  (fixtures)
-    connected_unit, eventually, running_service, secured_broker, secured_broker_process, secured_settings,
+    connected_unit,
+    eventually,
+    running_service,
+    secured_broker,
+    secured_broker_process,
+    secured_settings,
 )
-from tests.fake_twilio import fake_twilio  # noqa: F401  (fixture)
-from tests.fake_twilio import FROM_NUMBER
+from tests.fake_twilio import (
+    FROM_NUMBER,
+    fake_twilio,  # noqa: F401  (fixture)
+)
 from tests.helpers import bearer, device_token, enrol, fix, officer_token, offset, responder, seed_responders
 
 SAMPLE = next(p for p in Path(__file__).resolve().parents if p.name == "tests") / "data" / "geonames_sample.txt"
@@ -109,13 +116,13 @@ async def test_nearest_is_one_indexed_knn_probe(db, clock):
 
 
 @pytest.fixture
-def place_settings(settings, secured_broker, fake_twilio):  # noqa: F811
+def place_settings(settings, secured_broker, fake_twilio):
     return secured_settings(settings, secured_broker).replace(
         twilio_account_sid=fake_twilio.account_sid, twilio_auth_token=fake_twilio.auth_token,
         twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url, sms_send_timeout_s=0.5)
 
 
-async def test_sms_unit_terminal_and_console_name_the_nearest_place(place_settings, secured_broker, fake_twilio,  # noqa: F811
+async def test_sms_unit_terminal_and_console_name_the_nearest_place(place_settings, secured_broker, fake_twilio,
                                                                     clock, db):
     with SAMPLE.open("rb") as lines:
         await places.import_dump(db, lines, clock.now())

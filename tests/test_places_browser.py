@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 SAMPLE = next(p for p in Path(__file__).resolve().parents if p.name == "tests") / "data" / "geonames_sample.txt"
 
 
-async def test_cards_and_alert_view_name_the_place_and_the_map_labels_places_and_grid(live, console, settings,  # noqa: F811
+async def test_cards_and_alert_view_name_the_place_and_the_map_labels_places_and_grid(live, console, settings,
                                                                                       clock, db):
     with SAMPLE.open("rb") as lines:
         await places.import_dump(db, lines, clock.now())

@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alertd.core.places import (
-    MAX_DISTANCE_M, Place, bearing_deg, compass8, describe, distance_m, distance_text, for_reader, relate, rounded_m,
+    MAX_DISTANCE_M,
+    Place,
+    bearing_deg,
+    compass8,
+    describe,
+    distance_m,
+    distance_text,
+    for_reader,
+    relate,
+    rounded_m,
 )
 
 ZHANAARKA = Place(geonameid=1, name="Zhangaarqa", asciiname="Zhanaarka", lat=48.6953, lon=71.6386,

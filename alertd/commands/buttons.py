@@ -8,8 +8,8 @@ from pathlib import Path
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
 from alertd.mqtt.dynsec import broker_accounts
-from alertd.service.ports import BrokerError
 from alertd.service import cells, provisioning
+from alertd.service.ports import BrokerError
 from alertd.settings import Settings
 from alertd.store.db import connect
 

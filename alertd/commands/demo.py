@@ -11,17 +11,17 @@ from pathlib import Path
 
 import alertd
 from alertd import auth
-from alertd.local import devices as demo_devices
-from alertd.mqtt.dynsec import broker_accounts
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
 from alertd.commands.server import serve
+from alertd.context import Context
 from alertd.core.model import Location
+from alertd.local import devices as demo_devices
 from alertd.local.folder import AlreadyRunning, DemoFolder
 from alertd.local.region import CENTRE_LAT, CENTRE_LON, gazetteer_lines, responders
 from alertd.local.services import LocalMosquitto, LocalPostgres, free_port
+from alertd.mqtt.dynsec import broker_accounts
 from alertd.service import dispatching, enrol_codes, officer_accounts, places, provisioning
-from alertd.context import Context
 from alertd.service.people import enrol_person
 from alertd.service.responders import upsert_responders
 from alertd.settings import Settings

@@ -13,19 +13,19 @@ import asyncpg
 from aiohttp import web
 
 from alertd import auth, log
+from alertd.app import create_app
 from alertd.clock import SystemClock
 from alertd.commands import CommandError
 from alertd.core.model import Location, NotFound
-from alertd.app import create_app
-from alertd.service.responders_file import read as read_responders
-from alertd.service.enrol_codes import DEFAULT_TTL_S as CODE_TTL_S, issue_code
+from alertd.service.enrol_codes import DEFAULT_TTL_S as CODE_TTL_S
+from alertd.service.enrol_codes import issue_code
 from alertd.service.people import enrol_person
 from alertd.service.responders import upsert_responders
+from alertd.service.responders_file import read as read_responders
 from alertd.settings import Settings
 from alertd.store import queries
 from alertd.store.db import connect
 from alertd.store.migrate import migrate
-
 
 ENVIRONMENT = ("Settings come from the environment: ALERTD_DATABASE_URL (required){more}; "
                "see docs/configuration.md. `alertd demo` prints export lines that point this command at it.")

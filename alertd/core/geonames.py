@@ -93,7 +93,7 @@ def local_names(alternatenames: str) -> tuple[str | None, str | None]:
         if not alt or len(alt) > 200 or not _CYRILLIC.match(alt):
             continue
         letters = set(alt)
-        if kk is None and (letters & _KAZAKH or letters & set("іІ") and not letters & _UKRAINIAN_BELARUSIAN):
+        if kk is None and (letters & _KAZAKH or (letters & set("іІ") and not letters & _UKRAINIAN_BELARUSIAN)):
             kk = alt
         elif ru is None and not letters & _NOT_RUSSIAN:
             ru = alt

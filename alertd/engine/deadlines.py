@@ -8,9 +8,9 @@ from datetime import datetime
 
 import asyncpg
 
+from alertd.context import Context
 from alertd.engine import versions
 from alertd.service import dispatching
-from alertd.context import Context
 from alertd.service.timeline import Batch
 from alertd.store import queries
 

@@ -56,7 +56,7 @@ class Outbox:
             """A notifier that can take the whole batch at once (the console: one NOTIFY statement)."""
             try:
                 refs = await self.registry.get(channel).send_batch(messages)
-            except Exception as exc:  # noqa: BLE001 - each message is retried on its own schedule
+            except Exception as exc:
                 log.warning("batch send failed", extra={"fields": {"channel": channel, "error": str(exc)}})
                 failed.extend((m, f"{type(exc).__name__}: {exc}", True) for m in messages)
                 return
@@ -81,7 +81,7 @@ class Outbox:
                 await self._failed(conn, message, error, retryable, done_at)
         return len(rows)
 
-    async def _send(self, message: Message) -> str | None | tuple[str, bool]:
+    async def _send(self, message: Message) -> str | tuple[str, bool] | None:
         """The provider reference on success, or (error, retryable)."""
         notifier = self.registry.get(message.channel)
         if notifier is None:

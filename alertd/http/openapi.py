@@ -1,7 +1,7 @@
 """The API spec served at /openapi.json (the contract of ../docs/contract.md, machine-readable).
 
 Request bodies and parameters are described by the same validate fields the handlers parse with, so the spec
-says exactly what is accepted; each operation lists every status it can answer. tests/test_api_contract.py
+says exactly what is accepted; each operation lists every status it can answer. tests/integration/test_api_contract.py
 runs schemathesis against it with every role's token.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from alertd.channels.sms import http as sms_http
-from alertd.core.model import DISPATCH_STATUSES, KINDS
-from alertd.core.validate import Field, Text
 from alertd.channels.app import http as app_http
+from alertd.channels.app import static as app_static
 from alertd.channels.buttons import http as buttons_http
 from alertd.channels.console import officer as officer_http
 from alertd.channels.console import static as console_static
-from alertd.channels.app import static as app_static
+from alertd.channels.sms import http as sms_http
+from alertd.core.model import DISPATCH_STATUSES, KINDS
+from alertd.core.validate import Field, Text
 from alertd.web.budgets import UNLIMITED
 
 JSON = "application/json"

@@ -9,12 +9,12 @@ import logging
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from alertd.web.errors import ApiError
-from alertd.web.keys import BROKER, CTX, ENGINE, METRICS, POOL
 from alertd.http.openapi import SPEC
-from alertd.web.security import bearer, client_address
 from alertd.service.timeline import security_event
 from alertd.store import queries
+from alertd.web.errors import ApiError
+from alertd.web.keys import BROKER, CTX, ENGINE, METRICS, POOL
+from alertd.web.security import bearer, client_address
 
 log = logging.getLogger("alertd.http.ops")
 routes = web.RouteTableDef()

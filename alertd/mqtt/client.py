@@ -12,8 +12,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from alertd.mqtt.tls import secure
 from alertd.settings import Settings
+from alertd.tls import secure
 
 log = logging.getLogger("alertd.mqtt")
 

@@ -17,9 +17,9 @@ import paho.mqtt.client as mqtt
 
 from alertd.channels.buttons.protocol import PREFIX, button_topic
 from alertd.channels.units.protocol import unit_topic
-from alertd.mqtt.tls import parse_url, secure
 from alertd.service.ports import BrokerAccounts, BrokerError
 from alertd.settings import Settings
+from alertd.tls import parse_url, secure
 
 CONTROL = "$CONTROL/dynamic-security/v1"
 

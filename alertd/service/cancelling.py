@@ -14,8 +14,8 @@ from datetime import datetime
 
 import asyncpg
 
-from alertd.core.model import ACTIVE_DISPATCH, Conflict, Forbidden
 from alertd.context import Context
+from alertd.core.model import ACTIVE_DISPATCH, Conflict, Forbidden
 from alertd.service.intake import open_alert_of, refuse_stale_token, stale_token_may_act
 from alertd.service.pins import check_pins_async
 from alertd.service.timeline import event, security_event, tell_responder, tell_supervisor

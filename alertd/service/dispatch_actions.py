@@ -6,8 +6,8 @@ import uuid
 
 import asyncpg
 
-from alertd.core.model import ACTIVE_DISPATCH, OFFICER_STATUSES, Conflict, Dispatch, Invalid, Location, NotFound
 from alertd.context import Context
+from alertd.core.model import ACTIVE_DISPATCH, OFFICER_STATUSES, Conflict, Dispatch, Invalid, Location, NotFound
 from alertd.service import places
 from alertd.service.timeline import event, security_event, tell_responder
 from alertd.store import queries

@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from alertd.context import Context
 from alertd.core import policy
 from alertd.core.model import KINDS, Location, Responder
-from alertd.context import Context
 from alertd.core.places import Relation
 from alertd.service import places
 from alertd.service.timeline import Batch

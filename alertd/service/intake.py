@@ -10,10 +10,10 @@ from typing import Any, NoReturn
 
 import asyncpg
 
+from alertd.context import Context
 from alertd.core.location import best_location, moved_enough
 from alertd.core.model import KINDS, Conflict, Location, NotFound, Responder, Unauthorized
 from alertd.service import dispatching, repeats
-from alertd.context import Context
 from alertd.service.group_commit import GroupCommit
 from alertd.service.timeline import Batch, security_event
 from alertd.store import queries

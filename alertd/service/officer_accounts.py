@@ -15,8 +15,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from alertd import auth
-from alertd.core.model import Conflict, DomainError, Invalid, NotFound
 from alertd.context import Context
+from alertd.core.model import Conflict, DomainError, Invalid, NotFound
 from alertd.service.timeline import security_event
 from alertd.store import queries
 

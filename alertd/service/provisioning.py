@@ -13,8 +13,8 @@ from datetime import datetime
 
 import asyncpg
 
-from alertd.core.model import NotFound
 from alertd.core.ids import new_id
+from alertd.core.model import NotFound
 from alertd.service.ports import BrokerAccounts
 from alertd.store import queries
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from alertd.context import Context
 from alertd.core.location import best_location, moved_enough
 from alertd.core.model import Location
 from alertd.service import dispatching
-from alertd.context import Context
 from alertd.service.timeline import Batch
 from alertd.store import queries
 

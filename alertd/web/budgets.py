@@ -13,9 +13,9 @@ import logging
 from aiohttp import web
 
 from alertd.core.budgets import Budgets, Turns, retry_after
+from alertd.service.timeline import security_event
 from alertd.web.errors import ApiError
 from alertd.web.keys import BUDGETS, CTX, METRICS, POOL
-from alertd.service.timeline import security_event
 
 log = logging.getLogger("alertd.http")
 

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from alertd.core import validate
 from alertd.core.model import DomainError
-from alertd.web.keys import CTX, POOL
 from alertd.service.timeline import security_event
 from alertd.store.db import CONNECTION_LOST
+from alertd.web.keys import CTX, POOL
 
 log = logging.getLogger("alertd.http")
 NO_STORE = {"Cache-Control": "no-store"}

@@ -8,11 +8,11 @@ import uuid
 from aiohttp import web
 
 from alertd import auth
+from alertd.service.timeline import security_event
+from alertd.store import queries
 from alertd.web.budgets import limited, spend
 from alertd.web.errors import ApiError
 from alertd.web.keys import BUDGETS, CTX, POOL
-from alertd.service.timeline import security_event
-from alertd.store import queries
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -16,10 +16,9 @@ import time
 import esp32
 import machine
 import network
+import protocol
 import ujson
 from umqtt.simple import MQTTClient
-
-import protocol
 
 BUTTON_PIN, HAPTIC_PIN, BATTERY_PIN = 0, 13, 35
 HEARTBEAT_S = 3600

@@ -12,11 +12,11 @@ from alertd import auth
 from alertd.core import validate
 from alertd.core.model import LOCATION_SOURCES, Location
 from alertd.core.validate import Choice, Number, Obj, Text, Timestamp
+from alertd.service import cancelling, intake
+from alertd.service.intake import NewAlert
 from alertd.web.errors import json_body
 from alertd.web.keys import BUDGETS, CTX, INTAKE, METRICS, POOL
 from alertd.web.security import bearer, client_address, principal
-from alertd.service import cancelling, intake
-from alertd.service.intake import NewAlert
 
 routes = web.RouteTableDef()
 MAX_FIXES = 100

@@ -8,12 +8,12 @@ from pathlib import Path
 from aiohttp import web
 
 from alertd.core.validate import Obj, Text
+from alertd.service import enrol_codes
+from alertd.service.timeline import security_event
 from alertd.web import static
 from alertd.web.errors import ApiError, json_body
 from alertd.web.keys import CTX, POOL
 from alertd.web.security import client_address
-from alertd.service import enrol_codes
-from alertd.service.timeline import security_event
 
 routes = web.RouteTableDef()
 ENROL = Obj({"code": Text(1, 32)}, required=("code",))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from alertd.core.validate import Malformed, Obj, Text
+from alertd.service import provisioning
+from alertd.service.ports import BrokerError
 from alertd.web.errors import ApiError, json_body
 from alertd.web.keys import ACCOUNTS, CTX, POOL
 from alertd.web.security import principal
-from alertd.service import provisioning
-from alertd.service.ports import BrokerError
 
 routes = web.RouteTableDef()
 ENGINEERS = ("engineer", "admin")

@@ -8,8 +8,8 @@ from typing import Any
 
 from alertd.core import validate
 from alertd.core.model import Refused
-from alertd.service.buttons import MAX_SKEW_S, ButtonMessage, Inbound, hmac_hex
 from alertd.core.validate import Integer, Malformed, Number, Obj, Text
+from alertd.service.buttons import ButtonMessage, Inbound, hmac_hex
 
 PREFIX = "alertd/v1"
 BUTTON_EVENTS = ("press", "heartbeat")

@@ -14,10 +14,10 @@ import asyncpg
 from aiohttp import WSMsgType, web
 
 from alertd.auth import Principal
-from alertd.web.keys import HUB, POOL
-from alertd.web.security import principal
 from alertd.store import queries
 from alertd.store.db import CONNECTION_LOST, connect_primary
+from alertd.web.keys import HUB, POOL
+from alertd.web.security import principal
 
 log = logging.getLogger("alertd.events")
 routes = web.RouteTableDef()
@@ -67,7 +67,7 @@ class Hub:
                 await asyncio.sleep(1)
                 continue
             try:
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener("alertd_events", self._on_notify)
                 self.listening.set()
                 if not first:

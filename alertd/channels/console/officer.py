@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from alertd.core.model import DISPATCH_STATUSES, OFFICER_STATUSES
 from alertd.core import validate
+from alertd.core.model import DISPATCH_STATUSES, OFFICER_STATUSES
 from alertd.core.validate import Choice, Obj, Text
+from alertd.service import dispatch_actions
 from alertd.web.errors import json_body
 from alertd.web.keys import CTX, POOL
 from alertd.web.security import client_address, principal
-from alertd.service import dispatch_actions
 
 routes = web.RouteTableDef()
 OFFICERS = ("officer", "supervisor")

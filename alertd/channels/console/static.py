@@ -11,12 +11,12 @@ from aiohttp import web
 
 from alertd.core import validate
 from alertd.core.validate import Boolean, Choice, Obj, Text
+from alertd.service import dispatch_actions, officer_accounts, places
+from alertd.store import queries
 from alertd.web import static
 from alertd.web.errors import ApiError, error_response, json_body
 from alertd.web.keys import CTX, POOL
 from alertd.web.security import client_address, principal
-from alertd.service import dispatch_actions, officer_accounts, places
-from alertd.store import queries
 
 routes = web.RouteTableDef()
 STATIC = Path(__file__).resolve().parent / "site"

@@ -14,8 +14,8 @@ from urllib.parse import quote_plus
 import aiohttp
 import asyncpg
 
-from alertd.service.ports import Message, SendError
 from alertd.context import Context
+from alertd.service.ports import Message, SendError
 from alertd.store import queries
 
 

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 from aiohttp import web
 from multidict import MultiDictProxy
-from twilio.request_validator import (SIGNATURE_HEADER, SIGNATURE_SETTINGS_HEADER, RequestValidator,
-                                      get_signature_algorithm)
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
 from twilio.twiml.messaging_response import MessagingResponse
 
 from alertd.channels.buttons import sms_fallback as button_sms
 from alertd.channels.sms import delivery, inbound
 from alertd.core import validate
 from alertd.core.validate import Malformed, Text, form_text
-from alertd.web.errors import ApiError
-from alertd.web.keys import CTX, METRICS, POOL
-from alertd.web.security import client_address, principal
 from alertd.service.timeline import security_event
 from alertd.store import queries
 from alertd.store.db import retry_while_unavailable
+from alertd.web.errors import ApiError
+from alertd.web.keys import CTX, METRICS, POOL
+from alertd.web.security import client_address, principal
 
 routes = web.RouteTableDef()
 MAX_BODY_CHARS = 1600  # Twilio's own limit for a concatenated SMS

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from alertd.core.model import Conflict
 from alertd.channels.sms.location import SmsLocation, locate_text
 from alertd.channels.sms.templates import render
 from alertd.channels.sms.text import contains_phrase, parse_ack
-from alertd.service import intake, dispatch_actions
 from alertd.context import Context
 from alertd.core.ids import new_id
+from alertd.core.model import Conflict
+from alertd.service import dispatch_actions, intake
 from alertd.service.people import normalise_phrase
 from alertd.service.timeline import security_event, tell_supervisor
 from alertd.store import queries

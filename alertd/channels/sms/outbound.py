@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from alertd.channels.sms.templates import render
-from alertd.service.ports import Message, Notifier, SendError
-from alertd.notifiers.log import LogNotifier
 from alertd.context import Context
+from alertd.notifiers.log import LogNotifier
+from alertd.service.ports import Message, Notifier, SendError
 from alertd.store import queries
 
 log = logging.getLogger("alertd.notify.sms")

@@ -16,8 +16,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from alertd.service.ports import Message, SendError
 from alertd.context import Context
+from alertd.service.ports import Message, SendError
 from alertd.store import queries
 
 log = logging.getLogger("alertd.notify.twilio")

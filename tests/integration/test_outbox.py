@@ -1,0 +1,77 @@
+"""The outbox sender under faults: a crashed instance's lease runs out, provider errors back off, then give up."""
+
+from __future__ import annotations
+
+from alertd.context import Context
+from alertd.engine.outbox import LEASE_S, Outbox
+from alertd.service.ports import Registry, SendError
+from alertd.service.timeline import Batch
+from alertd.store import queries
+from alertd.store.db import create_pool
+
+
+class Recorder:
+    def __init__(self, fail_with: Exception | None = None) -> None:
+        self.sent = []
+        self.fail_with = fail_with
+
+    async def send(self, message):
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.sent.append(message.id)
+        return f"ref-{message.id}"
+
+
+async def _queue(db, clock, n=3):
+    batch = Batch(clock.now())
+    for i in range(n):
+        batch.message("test", f"r-{i}", "dispatch", {"code": f"C{i}"})
+    await batch.flush(db)
+
+
+async def test_crashed_instance_lease_runs_out_then_sent_once(settings, clock, db):
+    await _queue(db, clock)
+    # instance A leases everything, then dies before sending
+    assert len(await db.fetch(queries.claim_outbox, clock.now(), 100, LEASE_S)) == 3
+    notifier = Recorder()
+    outbox = Outbox(Context(settings, clock), Registry({"test": notifier}))
+    pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        assert await outbox.process_due(pool, clock.now()) == 0  # still leased: nobody else may send
+        due = await outbox.next_due(pool)
+        assert (due - clock.now()).total_seconds() == LEASE_S  # the engine sleeps until the lease ends
+        clock.advance(LEASE_S)
+        assert await outbox.process_due(pool, clock.now()) == 3
+        assert await outbox.process_due(pool, clock.now()) == 0
+    finally:
+        await pool.close()
+    assert sorted(notifier.sent) == sorted(r["id"] for r in await db.fetch("SELECT id FROM outbox"))
+    rows = await db.fetch("SELECT status, provider_ref, attempts FROM outbox")
+    assert {(r["status"], r["attempts"]) for r in rows} == {("sent", 2)}
+    assert all(r["provider_ref"].startswith("ref-") for r in rows)
+
+
+async def test_provider_errors_back_off_then_fail_and_permanent_errors_fail_at_once(settings, clock, db):
+    await _queue(db, clock, n=1)
+    flaky = Recorder(SendError("503 from provider"))
+    ctx = Context(settings.replace(outbox_max_attempts=3), clock)
+    pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        outbox = Outbox(ctx, Registry({"test": flaky}))
+        for attempt, backoff in [(1, 2), (2, 4)]:
+            assert await outbox.process_due(pool, clock.now()) == 1
+            row = await db.fetchrow("SELECT status, attempts, next_attempt_at, last_error FROM outbox")
+            assert (row["status"], row["attempts"]) == ("pending", attempt)
+            assert (row["next_attempt_at"] - clock.now()).total_seconds() == backoff
+            assert row["last_error"] == "503 from provider"
+            assert await outbox.process_due(pool, clock.now()) == 0  # not before its backoff
+            clock.advance(backoff)
+        assert await outbox.process_due(pool, clock.now()) == 1
+        assert await db.fetchval("SELECT status FROM outbox") == "failed"
+
+        await _queue(db, clock, n=1)
+        permanent = Outbox(ctx, Registry({"test": Recorder(SendError("21211 invalid number", retryable=False))}))
+        assert await permanent.process_due(pool, clock.now()) == 1
+        assert await db.fetchval("SELECT count(*) FROM outbox WHERE status = 'failed'") == 2
+    finally:
+        await pool.close()

@@ -1,0 +1,94 @@
+"""Real `alertd serve` processes: deadlines that passed while none ran fire on start, once, across instances."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from alertd.clock import FakeClock
+from alertd.context import Context
+from alertd.local.services import free_port, wait_port
+from alertd.service import intake
+from alertd.store.db import create_pool
+from tests.helpers import enrol, offset, seed_responders
+
+
+def _spawn(settings, port: int, logdir) -> subprocess.Popen:
+    env = {**os.environ, **settings.replace(http_port=port, public_url=f"http://127.0.0.1:{port}").as_env()}
+    with open(logdir / f"serve-{port}.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "alertd", "serve"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _not_routine(log: str) -> str:
+    """A failed process's log without its routine info lines (what went wrong is in the rest), and its end."""
+    lines = log.splitlines()
+    unusual = [line for line in lines if '"level": "info"' not in line]
+    return "\n".join(unusual[-60:]) + "\n...\n" + "\n".join(lines[-5:])
+
+
+async def _ready(http: aiohttp.ClientSession, port: int, timeout: float = 15) -> bool:
+    """Poll /readyz: 200 once the database and the broker both answer."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+            if resp.status == 200:
+                return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_three_serve_processes_fire_overdue_deadlines_exactly_once(settings, db, tmp_path):
+    from alertd.core.model import Location
+
+    await seed_responders(db)
+    # Alerts raised 10 minutes ago, while no alertd was running: every first deadline is overdue now.
+    past = FakeClock(datetime.now(UTC) - timedelta(minutes=10))
+    pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        for i in range(15):
+            person = await enrol(db, past.now())
+            async with pool.acquire() as conn, conn.transaction():
+                await intake.raise_group(conn, Context(settings, past), [intake.NewAlert(
+                    person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"p{i}",
+                    triggered_at=past.now(), location=Location(*offset(i % 9), 30.0, "gps", past.now()))])
+    finally:
+        await pool.close()
+    assert await db.fetchval("SELECT count(*) FROM dispatches WHERE status = 'pending'") == 45
+
+    ports = [free_port() for _ in range(3)]
+    procs = [_spawn(settings, port, tmp_path) for port in ports]
+    try:
+        for port in ports:
+            await asyncio.get_running_loop().run_in_executor(None, wait_port, port, 20)
+        async with aiohttp.ClientSession() as http:
+            for port in ports:
+                assert await _ready(http, port), f"instance on {port} never became ready"
+        # wait for the work to be done (polling the database, not sleeping for a deadline)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if await db.fetchval("SELECT count(*) FROM dispatches WHERE expired_at IS NOT NULL") >= 45:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(15)
+    expired = await db.fetch("SELECT dispatch_id, count(*) AS n FROM alert_events WHERE type = 'expired' "
+                             "GROUP BY dispatch_id")
+    assert len(expired) == 45 and {r["n"] for r in expired} == {1}
+    # each missed dispatch got exactly one successor
+    assert await db.fetchval("SELECT count(*) FROM dispatches WHERE attempt = 2") == 45
+    lateness = await db.fetchval("SELECT max(expired_at - ack_deadline) FROM dispatches WHERE expired_at IS NOT NULL")
+    assert lateness > timedelta(minutes=5)  # they were overdue, and fired on start
+    for p, port in zip(procs, ports, strict=True):
+        log = (tmp_path / f"serve-{port}.log").read_text()
+        assert p.returncode == 0, _not_routine(log)
+        assert "+7701" not in log  # no survivor phone number in the logs
