@@ -21,7 +21,7 @@ from alertd.channels.units.mqtt import UnitsIn
 from alertd.channels.units.notifier import MqttNotifier
 from alertd.clock import Clock, SystemClock
 from alertd.context import Context
-from alertd.engine import Engine
+from alertd.engine import Engine, Module
 from alertd.engine.deadlines import Deadlines
 from alertd.engine.outbox import Outbox
 from alertd.engine.retention import Retention
@@ -30,7 +30,7 @@ from alertd.http import server
 from alertd.metrics import Metrics
 from alertd.mqtt.client import BrokerConnection
 from alertd.mqtt.dynsec import broker_accounts
-from alertd.mqtt.ingest import Ingest
+from alertd.mqtt.ingest import Channel, Ingest
 from alertd.notifiers.console import ConsoleNotifier
 from alertd.notifiers.log import LogNotifier
 from alertd.service import intake
@@ -43,6 +43,7 @@ from alertd.web.keys import ACCOUNTS, BROKER, BUDGETS, CTX, ENGINE, HUB, INTAKE,
 # What only the composition root (and the tests that drive it) touch.
 RUN_ENGINE = web.AppKey("run_engine", bool)
 INGEST = web.AppKey("ingest", Ingest)
+CONNECTION = web.AppKey("connection", BrokerConnection)  # what BROKER is, for the notifiers that publish
 log = logging.getLogger("alertd")
 
 
@@ -51,7 +52,7 @@ def build_registry(app: web.Application) -> Registry:
     registry = Registry()
     registry.register("log", LogNotifier("log"))
     registry.register("console", ConsoleNotifier(app[POOL]))
-    registry.register("mqtt", MqttNotifier(app[BROKER]))
+    registry.register("mqtt", MqttNotifier(app[CONNECTION]))
     if not settings.twilio_configured and not settings.sms_gateway_url:
         log.warning("Twilio is not configured: SMS to responders goes to the log")
         registry.register("sms", LogNotifier("sms"))
@@ -71,17 +72,19 @@ async def _pool(app: web.Application):
 
 
 async def _broker(app: web.Application):
-    app[BROKER] = BrokerConnection(app[CTX].settings)
-    await app[BROKER].start()
+    broker = BrokerConnection(app[CTX].settings)
+    app[BROKER] = app[CONNECTION] = broker
+    await broker.start()
     yield
-    await app[BROKER].stop()
+    await broker.stop()
 
 
 async def _hub(app: web.Application):
-    app[HUB] = Hub(app[POOL], app[CTX].settings.database_url)
-    await app[HUB].start()
+    hub = Hub(app[POOL], app[CTX].settings.database_url)
+    app[HUB] = hub
+    await hub.start()
     yield
-    await app[HUB].stop()
+    await hub.stop()
 
 
 async def _engine(app: web.Application):
@@ -93,7 +96,7 @@ async def _engine(app: web.Application):
         metrics.escalations.labels(kind).inc()
 
     deadlines = Deadlines(ctx, observe=observe)
-    modules = [deadlines, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx)]
+    modules: list[Module] = [deadlines, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx)]
     engine = Engine(app[POOL], ctx, modules, ctx.settings.database_url)
     app[ENGINE] = engine
     task = None
@@ -126,7 +129,8 @@ async def _ingest(app: web.Application):
         yield
         return
     pool, ctx = app[POOL], app[CTX]
-    channels = [ButtonsIn(pool, ctx, observe=app[METRICS].group_observer("buttons")), UnitsIn(pool, ctx)]
+    channels: list[Channel] = [ButtonsIn(pool, ctx, observe=app[METRICS].group_observer("buttons")),
+                               UnitsIn(pool, ctx)]
     app[INGEST] = Ingest(ctx, channels)
     await app[INGEST].start()
     yield

@@ -6,6 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -41,6 +42,27 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"{self.role}:{self.sub}"
+
+    @property
+    def person(self) -> str:
+        """A device token's person (verify() refuses a device token without one)."""
+        return _claim(self.person_id, "person_id")
+
+    @property
+    def device(self) -> str:
+        """A device token's device (verify() refuses a device token without one)."""
+        return _claim(self.device_id, "device_id")
+
+    @property
+    def responder(self) -> str:
+        """An officer's or supervisor's responder (verify() refuses their tokens without one)."""
+        return _claim(self.responder_id, "responder_id")
+
+
+def _claim(value: str | None, name: str) -> str:
+    if value is None:
+        raise TokenError(f"the token has no {name}")
+    return value
 
 
 def _missing_role_claims(role: str, claims: dict) -> list[str]:
@@ -81,7 +103,7 @@ def _key(settings: Settings, token: str) -> str:
 
 def _decode(settings: Settings, token: str, *, leeway: float, **checks: bool) -> dict:
     """pyjwt's decode: signature, the one algorithm, issuer, audience, the required claims, and the time `checks`."""
-    options = {"require": REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False, **checks}
+    options: Any = {"require": REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False, **checks}
     return jwt.decode(token, _key(settings, token), algorithms=[ALGORITHM], audience=settings.jwt_audience,
                       issuer=settings.jwt_issuer, options=options, leeway=leeway)
 

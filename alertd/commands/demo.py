@@ -168,6 +168,7 @@ async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder
     http_port = _http_port(settings, recorded.get("http"))
     pg.start()
     broker.start()
+    assert broker.process is not None  # started just above
     folder.record_mosquitto(broker.process.pid)
     try:
         admin = await connect(pg.dsn())

@@ -79,6 +79,13 @@ class Location:
         }
 
     @classmethod
+    def of_row(cls, row: Mapping[str, Any], prefix: str = "") -> Location:
+        """The location of a row that always has one (a fix, an alert already located)."""
+        if (location := cls.from_row(row, prefix)) is None:
+            raise ValueError(f"the row has no {prefix}lat")
+        return location
+
+    @classmethod
     def from_row(cls, row: Mapping[str, Any], prefix: str = "") -> Location | None:
         if row[f"{prefix}lat"] is None:
             return None

@@ -55,7 +55,7 @@ class Outbox:
         async def send_batch(channel: str, messages: list[Message]) -> None:
             """A notifier that can take the whole batch at once (the console: one NOTIFY statement)."""
             try:
-                refs = await self.registry.get(channel).send_batch(messages)
+                refs = await self.registry.get(channel).send_batch(messages)  # type: ignore[union-attr]  # checked by hasattr above
             except Exception as exc:
                 log.warning("batch send failed", extra={"fields": {"channel": channel, "error": str(exc)}})
                 failed.extend((m, f"{type(exc).__name__}: {exc}", True) for m in messages)

@@ -51,7 +51,7 @@ def responses(ok: dict, errors: set[int]) -> dict:
 
 
 def operation(summary: str, ok: dict, *, roles: tuple[str, ...] | None, body: Field | None = None,
-              parameters: list[dict] = (), errors: tuple[int, ...] = (), form: dict | None = None) -> dict:
+              parameters: list[dict] | tuple = (), errors: tuple[int, ...] = (), form: dict | None = None) -> dict:
     """An operation and the statuses it can answer: 400 and 413 for a body, 400 for a query, 401 and 403 with a
     token, 404 for an id in the path, 429 for any that spends a request budget (all but http/budgets.UNLIMITED),
     and the `errors` of its own."""

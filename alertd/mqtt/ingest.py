@@ -84,17 +84,22 @@ class Ingest:
         self.broker.client.subscribe([(t, SubscribeOptions(qos=1)) for t in self.subscriptions])
 
     def _on_message(self, _client, _userdata, msg) -> None:
-        self.broker.loop.call_soon_threadsafe(self._route, msg)
+        self._soon(self._route, msg)
 
     def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties) -> None:
         if any(rc.is_failure for rc in reason_codes):
             log.error("broker refused the ingest subscriptions", extra={"fields": {
                 "reasons": [str(rc) for rc in reason_codes]}})
             return
-        self.broker.loop.call_soon_threadsafe(self.subscribed.set)
+        self._soon(self.subscribed.set)
 
     def _on_unsubscribe(self, *_args) -> None:
-        self.broker.loop.call_soon_threadsafe(self._unsubscribed.set)
+        self._soon(self._unsubscribed.set)
+
+    def _soon(self, callback, *args) -> None:
+        """Run `callback` on the asyncio loop (paho calls us from its network thread, once the loop is known)."""
+        if (loop := self.broker.loop) is not None:
+            loop.call_soon_threadsafe(callback, *args)
 
     # the asyncio loop
 

@@ -98,23 +98,21 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
     device's messages are taken in the order given."""
     now = ctx.clock.now()
     receipts: list[Receipt | None] = [None] * len(inbound)
-    messages: list[ButtonMessage | None] = [None] * len(inbound)
+    messages: dict[int, ButtonMessage] = {}  # by position, the ones their channel could read
     for i, raw in enumerate(inbound):
         if raw.message is not None:
             messages[i] = raw.message
         else:
             receipts[i] = await _refuse(conn, now, raw.device_id, raw.refused or MALFORMED, via=raw.via)
-    devices = sorted({m.device_id for m in messages if m is not None})
+    devices = sorted({m.device_id for m in messages.values()})
     buttons = {r["device_id"]: dict(r) for r in await conn.fetch(queries.buttons_for_update, devices)}
     heard: dict[str, tuple[int, float | None]] = {}
     presses: list[int] = []
     repeats: list[int] = []
-    for i, message in enumerate(messages):
-        if message is None:
-            continue
+    for i, message in messages.items():
         button = buttons.get(message.device_id)
         try:
-            _check(button, message, now)
+            button = _check(button, message, now)
         except Refused as refused:
             receipts[i] = await _refuse(conn, now, message.device_id, refused, via=inbound[i].via, seq=message.seq)
             continue
@@ -150,22 +148,26 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
             receipts[i] = Receipt(ack_seq=messages[i].seq, alert_id=outcome.alert_id)
     if repeats:
         await _seen_before(conn, now, messages, repeats, receipts, [inbound[i].via for i in repeats])
-    return receipts
+    done = [r for r in receipts if r is not None]
+    assert len(done) == len(inbound), "every message gets its receipt"
+    return done
 
 
 REPLAYED = Refused("replayed_seq", "seq is not above the last one seen")
 MALFORMED = Refused("malformed_payload", "unreadable message")
 
 
-def _check(button, message: ButtonMessage, now: datetime) -> None:
+def _check(button: dict | None, message: ButtonMessage, now: datetime) -> dict:
+    """The button, if the message is really from it."""
     if button is None:
         raise Refused("unknown_device", "no such button")
     if button["revoked_at"] is not None:
         raise Refused("revoked_device", "button is revoked")
     message.check(button["hmac_secret"], now.timestamp())
+    return button
 
 
-async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: list[ButtonMessage | None],
+async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: dict[int, ButtonMessage],
                        repeats: list[int], receipts: list[Receipt | None], vias: list[str]) -> None:
     """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more;
     a press at or below the last seq that raised nothing is a replay."""
@@ -219,7 +221,7 @@ async def _locate(conn: asyncpg.Connection, now: datetime,
         towers = {(r["mcc"], r["mnc"], r["lac"], r["cid"]): r for r in rows}
         for i in cells:
             message = presses[i][0]
-            if (tower := towers.get(message.cell)) is not None:
+            if message.cell is not None and (tower := towers.get(message.cell)) is not None:
                 where[i] = Location(tower["lat"], tower["lon"], tower["range_m"], "cell", message.sent_at)
     return where
 

@@ -173,7 +173,7 @@ async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: s
         "created_at": alert["created_at"].isoformat(),
         "location": location.as_json() if location else None,
         "place": places.console_place(alert, location),
-        "locations": [Location.from_row(f).as_json() for f in fixes],
+        "locations": [Location.of_row(f).as_json() for f in fixes],
         "dispatches": [Dispatch.from_row(d).as_json() for d in dispatches],
         "events": [
             {"id": e["id"], "at": e["at"].isoformat(), "type": e["type"],

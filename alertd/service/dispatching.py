@@ -85,10 +85,10 @@ class Plan:
         return cls(todo, [uuid.uuid4() for _ in todo], [policy.new_code() for _ in todo],
                    [now + timedelta(seconds=ctx.settings.ack_deadline(a.responder.kind)) for a in todo])
 
-    def columns(self, rows: list[int] | None = None) -> list[list]:
+    def columns(self, only: list[int] | None = None) -> list[list]:
         """insert_dispatches' columns for these rows (all by default): ids, alert ids, kinds, responder ids,
         codes, distances, deadlines."""
-        rows = range(len(self.todo)) if rows is None else rows
+        rows = range(len(self.todo)) if only is None else only
         return [[self.ids[i] for i in rows], [self.todo[i].alert["id"] for i in rows],
                 [self.todo[i].responder.kind for i in rows], [self.todo[i].responder.id for i in rows],
                 [self.codes[i] for i in rows], [self.todo[i].responder.distance_m for i in rows],
@@ -238,7 +238,7 @@ async def escalate(conn: asyncpg.Connection, ctx: Context, batch: Batch, expired
                           alert_id=alert["id"], dispatch_id=expired["id"])
     if alert["status"] not in ("open", "unanswered") or alert["loc_lat"] is None:
         return
-    loc = Location.from_row(alert, "loc_")
+    loc = Location.of_row(alert, "loc_")
     of_kind = [d for d in await conn.fetch(queries.alert_dispatches, alert["id"]) if d["kind"] == expired["kind"]]
     decision = policy.after_miss(
         misses=sum(1 for d in of_kind if d["expired_at"] is not None),

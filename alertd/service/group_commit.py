@@ -118,8 +118,8 @@ class GroupCommit(Generic[T, R]):
                 self.queue.task_done()  # it was counted when first queued
 
     async def _commit(self, group: list[tuple[T, asyncio.Future, float]]) -> None:
-        if self.order is not None:
-            group.sort(key=lambda entry: self.order(entry[0]))
+        if (order := self.order) is not None:
+            group.sort(key=lambda entry: order(entry[0]))
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:

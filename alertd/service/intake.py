@@ -125,15 +125,15 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
         homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.people_homes, homeless)}
     bests = [best_location([n.location] if n.location else [], homes.get(n.person_id), ctx.settings.accurate_fix_m)
              for n in news]
-    located = [i for i, best in enumerate(bests) if best is not None]
+    located = {i: best for i, best in enumerate(bests) if best is not None}
     found: list[dict[str, Responder]] = [{} for _ in news]
-    for i, near in zip(located, await dispatching.nearest_at(conn, ctx, now, KINDS, [bests[i] for i in located]),
+    for i, near in zip(located, await dispatching.nearest_at(conn, ctx, now, KINDS, list(located.values())),
                        strict=True):
         found[i] = near
     alerts = [{"id": alert_id, "region": dispatching.region_of(near), "priority": "normal", "duress": False}
               for alert_id, near in zip(ids, found, strict=True)]
-    plan = dispatching.Plan.of(ctx, now, [a for i in located for a in dispatching.assignments(alerts[i], bests[i],
-                                                                                              found[i])])
+    plan = dispatching.Plan.of(ctx, now, [a for i, best in located.items()
+                                          for a in dispatching.assignments(alerts[i], best, found[i])])
     where = [(b.lon, b.lat, b.accuracy_m, b.source, b.fix_time) if b else (None,) * 5 for b in bests]
     made = await conn.fetch(
         queries.insert_alerts, now, ids, [n.person_id for n in news], [n.device_id for n in news],
@@ -149,10 +149,10 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
     for i, n in enumerate(news):
         batch.event(ids[i], "raised", channel=n.channel, stale_token=n.stale_token, verified=n.verified,
                     **n.details)
-        if bests[i] is None:
+        if (best := bests[i]) is None:
             _to_triage(batch, ids[i])
             continue
-        batch.event(ids[i], "located", source=bests[i].source, accuracy_m=bests[i].accuracy_m)
+        batch.event(ids[i], "located", source=best.source, accuracy_m=best.accuracy_m)
         dispatching.unstaffed(batch, alerts[i], found[i])
     dispatching.record(batch, plan, await dispatching.places_of(conn, plan))
     await batch.flush(conn)
@@ -225,10 +225,13 @@ async def _add_locations(conn: asyncpg.Connection, ctx: Context, now: datetime, 
         raise Conflict(f"alert is {alert['status']}")
     await conn.execute(queries.insert_fixes, now, *_fix_columns([(alert["id"], fix) for fix in fixes]))
     old = Location.from_row(alert, "loc_")
-    trail = [Location.from_row(r) for r in await conn.fetch(queries.alert_fixes, alert["id"])]
+    trail = [Location.of_row(r) for r in await conn.fetch(queries.alert_fixes, alert["id"])]
     best = await _best(conn, ctx, person_id, trail)
     batch = Batch(now)
-    batch.event(alert["id"], "location", fixes=len(fixes), **({"stale_token": True} if stale_token else {}))
+    if stale_token:
+        batch.event(alert["id"], "location", fixes=len(fixes), stale_token=True)
+    else:
+        batch.event(alert["id"], "location", fixes=len(fixes))
     if best is not None and best != old:
         if old is None:  # it was waiting in triage for a location
             await dispatching.dispatch_located(conn, ctx, batch, alert, best)

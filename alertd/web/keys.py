@@ -3,7 +3,7 @@ fills them; it keeps its own keys for what only it touches)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 from aiohttp import web
@@ -12,6 +12,9 @@ from alertd.context import Context
 from alertd.metrics import Metrics
 from alertd.service.group_commit import GroupCommit
 from alertd.service.ports import BrokerAccounts, Registry
+
+if TYPE_CHECKING:
+    from alertd.web.budgets import RequestBudgets
 
 
 class Connection(Protocol):
@@ -38,4 +41,4 @@ NOTIFIERS = web.AppKey("notifiers", Registry)
 METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", object)  # channels.console.events.Hub
 INTAKE = web.AppKey("intake", GroupCommit)
-BUDGETS = web.AppKey("budgets", object)  # web.budgets.RequestBudgets
+BUDGETS: web.AppKey[RequestBudgets] = web.AppKey("budgets")

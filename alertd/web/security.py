@@ -89,10 +89,10 @@ async def principal(request: web.Request, *roles: str, allow_expired_device: boo
             raise await _refuse(request, "ended_session", 401, "unauthorized", "the session has ended; sign in again")
     if who.role == "device":
         async with request.app[POOL].acquire() as conn:
-            device = await conn.fetchrow(queries.device_for_token, who.device_id)
+            device = await conn.fetchrow(queries.device_for_token, who.device)
         if device is None or device["revoked_at"] is not None or device["person_id"] != who.person_id:
             raise await _refuse(request, "revoked_device", 401, "unauthorized", "device is not enrolled",
                                 device_id=who.device_id)
         if limited(request):  # a device's own budget, beside its address's (her alerts spend neither)
-            await spend(request, request.app[BUDGETS].device, who.device_id, "device")
+            await spend(request, request.app[BUDGETS].device, who.device, "device")
     return who

@@ -70,6 +70,8 @@ _SIGNED: TTLCache[str, str | None] = TTLCache(maxsize=10_000, ttl=300)
 def _device_of(request: web.Request) -> str | None:
     """The device a request's token names, if it is a genuinely signed device token (forged ones queue nowhere)."""
     token = bearer(request)
+    if token is None:
+        return None
     if token in _SIGNED:
         return _SIGNED[token]
     try:
@@ -98,7 +100,7 @@ async def _raise_alert(request: web.Request) -> web.Response:
     details = {} if claimed is None or claimed == triggered_at else {"client_time": "ignored"}
     location = to_location(body["location"], now) if body["location"] is not None else None
     raised = await request.app[INTAKE].submit(NewAlert(
-        person_id=who.person_id, device_id=who.device_id, channel="app", client_alert_id=body["client_alert_id"],
+        person_id=who.person, device_id=who.device, channel="app", client_alert_id=body["client_alert_id"],
         triggered_at=triggered_at, location=location, stale_token=who.expired, details=details))
     request.app[METRICS].alerts_received.labels("app", raised.made).inc()
     # A repeat joining her open alert is answered as an alert (201, that alert's id): her alert is never refused.
@@ -114,7 +116,7 @@ async def add_locations(request: web.Request) -> web.Response:
     now = ctx.clock.now()
     fixes = [to_location(f, now) for f in FIXES.parse(body)]
     result = await intake.add_locations(request.app[POOL], ctx, alert_id=request.match_info["id"],
-                                        person_id=who.person_id, fixes=fixes, device_id=who.device_id,
+                                        person_id=who.person, fixes=fixes, device_id=who.device,
                                         stale_token=who.expired, source=f"http:{client_address(request)}")
     return web.json_response(result)
 
@@ -124,7 +126,7 @@ async def cancel(request: web.Request) -> web.Response:
     who = await principal(request, "device", allow_expired_device=True)  # only its own alert (see cancelling)
     pin = (await json_body(request, CANCEL))["pin"]
     result = await cancelling.cancel(request.app[POOL], request.app[CTX], alert_id=request.match_info["id"],
-                                     person_id=who.person_id, pin=pin, source=f"http:{client_address(request)}",
-                                     device_id=who.device_id, stale_token=who.expired)
+                                     person_id=who.person, pin=pin, source=f"http:{client_address(request)}",
+                                     device_id=who.device, stale_token=who.expired)
     return web.json_response(result)
 

@@ -25,7 +25,7 @@ def _device_id(request: web.Request) -> str:
         raise ApiError(404, "not_found", "no such button") from None
 
 
-async def _with_broker(request: web.Request, action, *args, **kwargs) -> dict:
+async def _with_broker(request: web.Request, action, *args, **kwargs):
     ctx = request.app[CTX]
     broker = request.app[ACCOUNTS]
     try:

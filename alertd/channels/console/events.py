@@ -146,7 +146,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     who = await principal(request, "officer", "supervisor", "admin")
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    hub: Hub = request.app[HUB]
+    hub = request.app[HUB]
+    assert isinstance(hub, Hub)
     sub = Subscriber(who, asyncio.Queue(maxsize=10_000))
     hub.subscribers.add(sub)
     try:

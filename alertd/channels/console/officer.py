@@ -22,7 +22,7 @@ NEW_STATUS = Obj({"status": Choice(OFFICER_STATUSES), "note": Text(0, 2000)}, re
 async def list_dispatches(request: web.Request) -> web.Response:
     who = await principal(request, *OFFICERS)
     status = validate.query(request.query, {"status": STATUS_FILTER})["status"]
-    items = await dispatch_actions.list_dispatches(request.app[POOL], who.responder_id, status)
+    items = await dispatch_actions.list_dispatches(request.app[POOL], who.responder, status)
     return web.json_response({"items": items})
 
 

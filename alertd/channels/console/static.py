@@ -196,7 +196,7 @@ async def alert(request: web.Request) -> web.Response:
 async def notices(request: web.Request) -> web.Response:
     """Button supervision notices addressed to the caller's responder (as a survivor's caseworker)."""
     who = await principal(request, *officer_accounts.ROLES)
-    items = await officer_accounts.responder_notices(request.app[POOL], request.app[CTX].clock.now(), who.responder_id)
+    items = await officer_accounts.responder_notices(request.app[POOL], request.app[CTX].clock.now(), who.responder)
     return _json({"items": items})
 
 

@@ -103,6 +103,7 @@ async def sms_inbound(request: web.Request) -> web.Response:
             request.app[METRICS].alerts_received.labels("button_sms", "repeat" if receipt.duplicate else
                                                         "created").inc()
         return twiml(None)
+    assert sender is not None  # required=True
     sms = inbound.InboundSms(sid=sid, sender=sender.strip(), body=text)
     # Twilio retries a webhook at most a few times within 15 s in all, so while no database primary answers (a
     # failover) the request is held and tried again here; each MessageSid is acted on once, so a try cut off at

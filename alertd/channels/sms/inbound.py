@@ -125,6 +125,7 @@ async def _from_person(pool, ctx: Context, sms: InboundSms, sender: Sender, foun
             and not contains_phrase(normalise_phrase(sms.body), phrase)):
         await _record(pool, ctx, sms, "ignored")
         return Outcome("ignored")
+    assert sender.person_id is not None  # called only for an enrolled number
     return await _alert_or_add(pool, ctx, sms, sender.person_id, sender.open_alert_id, found, verified=True)
 
 

@@ -78,7 +78,7 @@ def build_sms_notifier(ctx: Context, pool: asyncpg.Pool) -> Notifier:
     prefixes = [p.strip() for p in settings.sms_gateway_prefixes.split(",") if p.strip()]
     if gateway is not None and not prefixes:
         return SmsNotifier(pool, default=twilio or gateway, tz=ZoneInfo(settings.sms_timezone))
-    routes = [(p, gateway) for p in prefixes] if gateway is not None else []
+    routes: list[tuple[str, SmsProvider]] = [(p, gateway) for p in prefixes] if gateway is not None else []
     if twilio is None:
         log.warning("Twilio is not configured: SMS goes only to the gateway's prefixes")
     return SmsNotifier(pool, default=twilio, routes=routes, tz=ZoneInfo(settings.sms_timezone))
