@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 
-from alertd.channels.buttons.protocol import PREFIX, button_topic
+from alertd.channels.buttons.protocol import button_topic
+from alertd.channels.mqtt_wire import PREFIX
 from alertd.channels.units.protocol import unit_topic
 from alertd.service.ports import BrokerAccounts, BrokerError
 from alertd.settings import Settings

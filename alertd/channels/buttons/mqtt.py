@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 
 import asyncpg
 
 from alertd.channels.buttons import protocol
+from alertd.channels.mqtt_wire import Publish
 from alertd.context import Context
 from alertd.service import buttons
 
 log = logging.getLogger("alertd.channels.buttons")
-Publish = Callable[[str, str], None]
 
 
 class ButtonsIn:

@@ -4,16 +4,13 @@ It hands the service typed `ButtonMessage`s, never bytes; the service checks the
 
 from __future__ import annotations
 
-from typing import Any
-
+from alertd.channels.mqtt_wire import MAX_SEQ, PREFIX, json_object, required
 from alertd.core import validate
 from alertd.core.model import Refused
 from alertd.core.validate import Integer, Malformed, Number, Obj, Text
 from alertd.service.buttons import ButtonMessage, Inbound, hmac_hex
 
-PREFIX = "alertd/v1"
 BUTTON_EVENTS = ("press", "heartbeat")
-MAX_SEQ = 2**53   # what a JSON number holds exactly
 # Shared subscriptions: several `alertd serve` split the messages; leaves are named so the service never
 # receives its own acks back.
 SUBSCRIPTIONS = tuple(f"$share/alertd/{PREFIX}/buttons/+/{e}" for e in BUTTON_EVENTS)
@@ -31,23 +28,6 @@ def signed(device_id: str, event: str, seq: int, ts: int) -> str:
 def mac(secret_hex: str, device_id: str, event: str, seq: int, ts: int) -> str:
     """Lowercase hex HMAC-SHA256 of "{device_id}|{event}|{seq}|{ts}", keyed with the button's secret."""
     return hmac_hex(secret_hex, signed(device_id, event, seq, ts))
-
-
-def json_object(payload: bytes) -> dict:
-    try:
-        body = validate.document(payload, "payload")
-    except Malformed as exc:
-        raise Refused("malformed_payload", exc.message) from None
-    if not isinstance(body, dict):
-        raise Refused("malformed_payload", "payload must be a JSON object")
-    return body
-
-
-def required(kind: validate.Field, value: Any, name: str):
-    try:
-        return kind.parse(value, name)
-    except Malformed as exc:
-        raise Refused("malformed_payload", exc.message) from None
 
 
 SEQ = Integer(1, MAX_SEQ)

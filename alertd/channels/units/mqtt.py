@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from alertd.channels.buttons.mqtt import Publish
+from alertd.channels.mqtt_wire import Publish
 from alertd.channels.units import protocol
 from alertd.context import Context
 from alertd.core.model import Refused

@@ -6,7 +6,7 @@ to the service as typed values.
 
 from __future__ import annotations
 
-from alertd.channels.buttons.protocol import MAX_SEQ, PREFIX, json_object, required
+from alertd.channels.mqtt_wire import MAX_SEQ, PREFIX, json_object, required
 from alertd.core import validate
 from alertd.core.model import Refused
 from alertd.core.validate import Integer, Number, Obj, Text
