@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from alertd.settings import KINDS, Settings
+from alertd.core.model import KINDS
+from alertd.settings import Settings
 from alertd.store import queries
 
 SMS_WINDOW = timedelta(minutes=15)

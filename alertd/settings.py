@@ -12,11 +12,10 @@ from functools import cached_property
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alertd.core.model import KINDS
 from alertd.keys import KeyFileError, KeyRing
 from alertd.keys import load as load_keys
 from alertd.tls import client_context, parse_url
-
-KINDS = ("police_post", "crisis_centre", "mobile_unit")
 
 
 class SettingsError(ValueError):
