@@ -22,7 +22,7 @@ import pytest
 from alertd.local.services import free_port
 
 ALERTD = Path(sys.executable).parent / "alertd"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

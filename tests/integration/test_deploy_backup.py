@@ -30,7 +30,7 @@ from alertd.store.migrate import migrate
 from tests.helpers import enrol, offset, seed_responders
 from tests.tls_support import render
 
-DEPLOY = Path(__file__).parent.parent / "deploy" / "pgbackrest"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "pgbackrest"
 pytestmark = pytest.mark.slow
 
 

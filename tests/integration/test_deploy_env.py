@@ -10,7 +10,7 @@ from pathlib import Path
 from alertd.cli import build_parser
 from alertd.settings import Settings
 
-DEPLOY = Path(__file__).parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
 def test_every_variable_of_the_env_example_is_a_setting_and_parses():

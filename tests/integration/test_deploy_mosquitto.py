@@ -24,7 +24,7 @@ from tests.buttons_support import eventually, running_service
 from tests.helpers import bearer, device_token, enrol, fix, offset, seed_responders
 from tests.tls_support import ThrowawayCA, render
 
-CONFIG = Path(__file__).parent.parent / "deploy" / "mosquitto" / "alertd.conf"
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "alertd.conf"
 ADMIN, SERVICE = ("admin", "admin-" + uuid.uuid4().hex), ("alertd", "svc-" + uuid.uuid4().hex)
 
 

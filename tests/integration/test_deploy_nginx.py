@@ -27,7 +27,7 @@ from alertd.store.db import connect
 from tests.helpers import device_token, enrol, fix, officer_token, offset, seed_responders
 from tests.tls_support import ThrowawayCA, render
 
-CONFIG = Path(__file__).parent.parent / "deploy" / "nginx" / "alertd.conf"
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "alertd.conf"
 TWILIO_TOKEN = "twilio-auth-token-for-the-nginx-test"
 CLIENT_ADDRESS = "127.0.0.2"  # the test's requests come from here; nginx and alertd talk over 127.0.0.1
 

@@ -13,7 +13,7 @@ import asyncpg
 from alertd.local.services import LocalPostgres
 from alertd.store.db import check_vacuum, connect
 
-CONFIG = Path(__file__).parent.parent / "deploy" / "postgresql-alertd.conf"
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "postgresql-alertd.conf"
 
 
 async def test_postgresql_includes_the_deploy_config(workdir):

@@ -19,7 +19,7 @@ from alertd.local.services import free_port
 from tests.helpers import bearer, device_token, enrol, fix, offset, refusals, running_app, seed_responders
 from tests.tls_support import render
 
-RULES = Path(__file__).parent.parent / "deploy" / "prometheus"
+RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 

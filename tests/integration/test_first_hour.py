@@ -204,7 +204,7 @@ def test_the_readme_command_table_lists_every_command_as_it_is_called():
     """In process (the parser `alertd` runs), as thirty `--help` subprocesses would take a minute."""
     from alertd.cli import build_parser
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
     listed = [cmd for line in table.splitlines() if line.startswith("| `alertd")
               for cmd in re.findall(r"`(alertd [^`]+)`", line.split(" | ")[0])]
