@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,7 +62,7 @@ def open_dump(path: Path) -> Iterator[Iterator[bytes]]:
             if len(inside) != 1:
                 raise CommandError(f"{path} holds {len(inside)} .txt files; expected one GeoNames dump")
             with archive.open(inside[0]) as raw:
-                yield iter(io.BufferedReader(raw))
+                yield iter(raw)
         return
     with path.open("rb") as raw:
         yield iter(raw)

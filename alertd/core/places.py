@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 EARTH_RADIUS_M = 6_371_008.8  # the mean radius; haversine on it is within 0.5% of the ellipsoid
 # Beyond this the nearest place is no help finding her (and a gazetteer with a hole would send responders astray).
@@ -59,8 +59,8 @@ def compass8(bearing: float) -> str:
 def rounded_m(distance: float) -> int:
     """A distance as a responder is told it: to 100 m below 10 km, to the kilometre from there."""
     if distance < 9_950:
-        return int(round(distance / 100.0)) * 100
-    return int(round(distance / 1000.0)) * 1000
+        return round(distance / 100.0) * 100
+    return round(distance / 1000.0) * 1000
 
 
 def distance_text(metres: int, language: str = "en") -> str:
@@ -143,6 +143,14 @@ def describe(payload: dict[str, Any], language: str) -> str:
 def maps_url(lat: float, lon: float) -> str:
     """A link every phone and terminal opens, to coordinates already rounded to ~100 m (as the SMS's)."""
     return f"https://maps.google.com/?q={lat:.3f},{lon:.3f}"
+
+
+@overload
+def for_reader(payload: dict[str, Any], language: str) -> dict[str, Any]: ...
+
+
+@overload
+def for_reader(payload: None, language: str) -> None: ...
 
 
 def for_reader(payload: dict[str, Any] | None, language: str) -> dict[str, Any] | None:

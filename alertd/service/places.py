@@ -34,7 +34,7 @@ def _records(places: Iterator[geonames.PlaceRecord]) -> Iterator[tuple]:
         yield tuple(values[c] for c in _STAGED)
 
 
-async def import_dump(conn: asyncpg.Connection, lines: Iterable[str], now: datetime, *,
+async def import_dump(conn: asyncpg.Connection, lines: Iterable[bytes | str], now: datetime, *,
                       classes: str = geonames.DEFAULT_CLASSES, skip_bad: bool = False) -> dict:
     """Load a dump into the gazetteer, all or nothing: COPY into a staging table, then one merge by geonameid (a
     re-import updates every place it holds and leaves the others). With bad lines, DumpError and nothing changes,

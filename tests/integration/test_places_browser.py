@@ -12,7 +12,7 @@ from playwright.async_api import expect
 from alertd.service import places
 from tests.console_support import add_officer, raise_alert
 from tests.helpers import enrol
-from tests.test_console_browser import browser, console, live, shot, url  # noqa: F401  (fixtures)
+from tests.integration.test_console_browser import browser, console, live, shot, url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 SAMPLE = next(p for p in Path(__file__).resolve().parents if p.name == "tests") / "data" / "geonames_sample.txt"
