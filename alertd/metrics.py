@@ -20,6 +20,12 @@ class Metrics:
         r = self.registry
         self.alerts_received = Counter("alertd_alerts_received", "Alerts received by this instance",
                                        ["channel", "outcome"], registry=r)
+        # Traccar forwards each event once: what it sent that raised nothing is counted here, by why (not_alarm,
+        # not_sos, unknown_tracker, no_open_alert, no_position); SOS alerts count in alerts_received.
+        self.traccar_ignored = Counter("alertd_traccar_ignored", "Traccar forwards that raised or added nothing",
+                                       ["reason"], registry=r)
+        self.traccar_locations = Counter("alertd_traccar_locations",
+                                         "Tracker positions added to their person's open alert", registry=r)
         self.requests_refused = Counter("alertd_requests_refused", "Requests refused over their budget (429)",
                                         ["budget"], registry=r)
         self.escalations = Counter("alertd_escalations", "Missed deadlines this instance escalated",

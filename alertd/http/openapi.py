@@ -15,6 +15,8 @@ from alertd.channels.buttons import http as buttons_http
 from alertd.channels.console import officer as officer_http
 from alertd.channels.console import static as console_static
 from alertd.channels.sms import http as sms_http
+from alertd.channels.traccar import http as traccar_http
+from alertd.channels.traccar import protocol as traccar
 from alertd.core.model import DISPATCH_STATUSES, KINDS
 from alertd.core.validate import Field, Text
 from alertd.web.budgets import UNLIMITED
@@ -37,6 +39,8 @@ ERROR_TEXT = {
     409: "conflict with the current state", 413: "body larger than 256 KiB",
     429: "over its budget (per source address, and per device for device tokens): `rate_limited`, retry after "
          "the seconds in Retry-After",
+    "429_gateway": "a gateway over its budget with events that are not an SOS (an SOS is never refused), or a "
+                   "sender without a valid gateway token over its address's budget: `rate_limited`",
     503: "a component alertd needs is unavailable; nothing was kept",
 }
 
@@ -282,6 +286,21 @@ PATHS = {
             "id": {"type": "integer"}, "resolved": {"type": "boolean"}}}),
         roles=("supervisor", "admin"), parameters=[path_param("id", {"type": "integer", "minimum": 1,
                                                                      "maximum": 2**63 - 1})])},
+    traccar_http.PATH: {"post": operation(
+        "A Traccar server's forwarded event ({event, position?, device}) or position ({position, device}), with "
+        "its gateway token (`alertd gateways add NAME`). An `alarm` event whose attributes.alarm is `sos`, from a "
+        "tracker added with `alertd trackers add`, raises her alert (or joins her open one), once per Traccar "
+        "event id; a position of a tracker whose person has an open alert joins its trail; anything else is "
+        "ignored and counted. Traccar does not retry: the answer comes as soon as the alert is committed.",
+        {**ok("her alert: raised (`created`), joined as a repeat (`joined`), the same event again (`duplicate`), "
+              "or a position added to its trail (`location`)",
+              {"type": "object", "required": ["alert_id", "outcome"], "properties": {
+                  "alert_id": UUID, "outcome": {"type": "string",
+                                                "enum": ["created", "joined", "duplicate", "location"]}}}),
+         **ok("nothing raised or added, and why",
+              {"type": "object", "required": ["ignored"], "properties": {"ignored": {"type": "string", "enum": [
+                  "not_alarm", "not_sos", "unknown_tracker", "no_open_alert", "no_position"]}}}, 202)},
+        roles=("gateway",), body=traccar.FORWARD)},
     **CONSOLE,
     **BUTTONS,
     "/healthz": {"get": operation("Liveness", ok("alive", {"type": "object", "required": ["status"]}), roles=None)},
@@ -297,6 +316,11 @@ PATHS = {
 for _method, _path in UNLIMITED:  # these spend no request budget (her alerts, Twilio's webhooks, probes)
     PATHS[_path][_method.lower()]["responses"].pop("429", None)
 
+# Traccar's forwards: the route spends no budget for an SOS, but the channel spends its gateway's for the rest.
+_TRACCAR = PATHS[traccar_http.PATH]["post"]["responses"]
+_TRACCAR["429"] = {"description": ERROR_TEXT["429_gateway"], **content(ref("Error")),
+                   "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}}
+
 SPEC = {
     "openapi": "3.1.0",
     "info": {"title": "alertd", "version": "1", "description": "Silent emergency alerts: intake, location, "
@@ -304,7 +328,10 @@ SPEC = {
              "{error: {code, message}} and is never cached; a malformed request changes nothing and is recorded "
              "as a security event."},
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                       "description": "a JWT (`alertd tokens issue`, the console's sign-in, a "
+                                                      "phone's enrolment), or a gateway's own token (`alertd "
+                                                      "gateways add`) for /v1/gateways/..."}},
         "schemas": SCHEMAS,
     },
     "security": [{"bearer": []}],

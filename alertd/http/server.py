@@ -10,6 +10,7 @@ from alertd.channels.buttons import http as buttons_http
 from alertd.channels.console import events, officer
 from alertd.channels.console import static as console_static
 from alertd.channels.sms import http as sms_http
+from alertd.channels.traccar import http as traccar_http
 from alertd.http import ops
 from alertd.web import static
 from alertd.web.budgets import budget_middleware
@@ -21,7 +22,7 @@ MAX_BODY = 256 * 1024
 def application() -> web.Application:
     """An aiohttp application with every route; alertd.app.create_app gives it its resources."""
     app = web.Application(middlewares=[error_middleware, budget_middleware], client_max_size=MAX_BODY)
-    for module in (app_http, officer, events, ops, console_static, app_static, buttons_http):
+    for module in (app_http, officer, events, ops, console_static, app_static, buttons_http, traccar_http):
         app.add_routes(module.routes)
     sms_http.setup(app)
     static.setup(app, console_static.assets, console_static.index, app_static.assets)

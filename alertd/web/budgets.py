@@ -3,7 +3,8 @@ Over budget: 429 `rate_limited` with Retry-After, recorded as a security event o
 
 Alerts are never refused for volume (a repeat joins her open alert instead, see service/repeats.py), so
 `POST /v1/alerts` spends no budget; nor do Twilio's webhooks (they carry her SMS alerts, from Twilio's shared
-addresses) or the health checks a load balancer polls.
+addresses) or the health checks a load balancer polls. Traccar's forwards spend their gateway's budget in the
+channel itself (channels/traccar/http.py), once it knows the forward is not an SOS.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ log = logging.getLogger("alertd.http")
 
 # (method, route) that never spend a budget: her alerts, Twilio's webhooks, load balancers' health checks.
 UNLIMITED = {("POST", "/v1/alerts"), ("POST", "/v1/sms/inbound"), ("POST", "/v1/sms/status"),
-             ("GET", "/healthz"), ("GET", "/readyz")}
+             ("POST", "/v1/gateways/traccar/events"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 
 class RequestBudgets:
