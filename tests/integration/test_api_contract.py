@@ -25,11 +25,11 @@ from alertd import auth
 from alertd.app import create_app
 from alertd.clock import SystemClock
 from alertd.http.openapi import SPEC
-from alertd.service import officer_accounts
+from alertd.service import gateways, officer_accounts
 from alertd.store.db import connect
 from tests.helpers import enrol, seed_responders
 
-ROLES = ("device", "officer", "supervisor", "engineer", "admin")
+ROLES = ("device", "officer", "supervisor", "engineer", "admin", "gateway")  # gateway: a Traccar server's
 EXAMPLES = int(os.environ.get("ALERTD_CONTRACT_EXAMPLES", "5"))
 SEED = os.environ.get("ALERTD_CONTRACT_SEED", "16")
 
@@ -72,7 +72,9 @@ async def _seed(dsn: str, now: datetime) -> dict:
         await seed_responders(conn)
         person = await enrol(conn, now)
         await officer_accounts.add(conn, now, username="duty", password="correct horse battery", responder_id="pol-1")
-        return {"person_id": person.person_id, "device_id": person.device_id}
+        gateway = await gateways.add(conn, now, "traccar")
+        await gateways.add_tracker(conn, now, person_id=person.person_id, unique_id="359339077003123")
+        return {"person_id": person.person_id, "device_id": person.device_id, "gateway_token": gateway["token"]}
     finally:
         await conn.close()
 
@@ -102,10 +104,11 @@ def served(postgres, template_db, mosquitto, workdir):
     now = datetime.now(UTC)
     person = asyncio.run(_seed(settings.database_url, now))
     server = ServedApp(settings).start()
-    claims = {"device": person, "officer": {"responder_id": "pol-1"},
+    claims = {"device": {k: person[k] for k in ("person_id", "device_id")}, "officer": {"responder_id": "pol-1"},
               "supervisor": {"responder_id": "pol-2", "region": "north"}, "engineer": {}, "admin": {}}
     tokens = {role: auth.issue(settings, role=role, sub=claims[role].get("device_id", f"{role}-1"), ttl_s=3600,
-                               now=now, **claims[role]) for role in ROLES}
+                               now=now, **claims[role]) for role in ROLES if role != "gateway"}
+    tokens["gateway"] = person["gateway_token"]  # not a JWT: the gateway's own bearer token
     yield server, tokens
     server.stop()
     asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -144,3 +147,4 @@ test_contract_as_officer = _as("officer")
 test_contract_as_supervisor = _as("supervisor")
 test_contract_as_engineer = _as("engineer")
 test_contract_as_admin = _as("admin")
+test_contract_as_gateway = _as("gateway")
