@@ -102,3 +102,23 @@ async def test_enrol_and_tokens(cli_env, capsys, db, tmp_path):
 async def test_migrate_is_idempotent(cli_env, capsys):
     code, out = await run(capsys, "migrate")
     assert code == 0 and out == {"applied": []}  # the template database is already migrated
+
+
+async def test_gateways_and_trackers(cli_env, capsys, db):
+    person = (await run(capsys, "people", "enrol", "--phone", "+77015550123"))[1]["person_id"]
+    code, added = await run(capsys, "gateways", "add", "traccar-north")
+    assert code == 0 and added["token"].startswith("gw_") and added["header"] == f"Authorization: Bearer {added['token']}"
+    assert (await run(capsys, "gateways", "add", "traccar-north"))[0] == 2  # the name is taken
+    assert (await run(capsys, "gateways", "add", "Bad Name"))[0] == 2
+    code, tracker = await run(capsys, "trackers", "add", "--person", person, "--unique-id", "359339077003123",
+                              "--gateway", "traccar-north")
+    assert code == 0 and tracker["new"] is True
+    assert (await run(capsys, "trackers", "add", "--person", "P-NOBODY", "--unique-id", "1"))[0] == 2
+    listed = (await run(capsys, "gateways", "list"))[1]["items"]
+    assert [(g["name"], g["trackers"]) for g in listed] == [("traccar-north", 1)] and "token" not in listed[0]
+    assert [t["unique_id"] for t in (await run(capsys, "trackers", "list"))[1]["items"]] == ["359339077003123"]
+    assert (await run(capsys, "trackers", "remove", "359339077003123"))[1]["removed"] is True
+    assert (await run(capsys, "trackers", "list"))[1]["items"] == []
+    assert (await run(capsys, "gateways", "revoke", "traccar-north"))[1]["revoked_at"] is not None
+    assert (await run(capsys, "gateways", "revoke", "traccar-north"))[0] == 2
+    assert await db.fetchval("SELECT revoked_at IS NOT NULL FROM gateways") is True
