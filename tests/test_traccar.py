@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from alertd.http.keys import METRICS
+from alertd.web.keys import METRICS
 from alertd.service import gateways
 from tests import traccar_support as traccar
 from tests.helpers import bearer, close_open_alerts, device_token, enrol, fix, offset, refusals, seed_responders
