@@ -11,9 +11,9 @@ from typing import Any
 
 import asyncpg
 
+from alertd.context import Context
 from alertd.core.model import Conflict, Location
 from alertd.service import intake
-from alertd.context import Context
 from alertd.service.gateways import Gateway
 from alertd.service.timeline import Batch, security_event
 from alertd.store import queries
@@ -75,11 +75,12 @@ async def receive_sos(pool: asyncpg.Pool, ctx: Context, gateway: Gateway, sos: S
                     queries.traccar_event_claim, gateway.id, sos.event_id, sos.unique_id, now) is None:
                 row = await conn.fetchrow(queries.traccar_event_alert, gateway.id, sos.event_id)
                 return Outcome("duplicate", str(row["alert_id"]))
-            event_id = {"gateway_event_id": sos.event_id} if sos.event_id is not None else {}
-            raised = await intake.create_alert(
-                conn, ctx, now, person_id=tracker["person_id"], device_id=None, channel=CHANNEL,
-                client_alert_id=None, triggered_at=sos.triggered_at, location=sos.location, gateway=gateway.name,
-                **event_id, **sos.details)
+            details: dict[str, Any] = {"gateway": gateway.name, **sos.details}
+            if sos.event_id is not None:
+                details["gateway_event_id"] = sos.event_id
+            raised = (await intake.create_alerts(conn, ctx, now, [intake.NewAlert(
+                person_id=tracker["person_id"], device_id=None, channel=CHANNEL, client_alert_id=None,
+                triggered_at=sos.triggered_at, location=sos.location, details=details)]))[0]
             if sos.event_id is not None:
                 await conn.execute(queries.traccar_event_set_alert, gateway.id, sos.event_id,
                                    uuid.UUID(raised.alert_id))

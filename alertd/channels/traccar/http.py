@@ -8,16 +8,18 @@ never does, and is never refused for volume.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from alertd.channels.traccar import protocol
 from alertd.core import validate
+from alertd.service import gateways, trackers
+from alertd.service.timeline import security_event
 from alertd.web.budgets import source_of, spend
 from alertd.web.errors import ApiError
 from alertd.web.keys import BUDGETS, CTX, METRICS, POOL
 from alertd.web.security import bearer, client_address
-from alertd.service import gateways, trackers
-from alertd.service.timeline import security_event
 
 PATH = "/v1/gateways/traccar/events"
 routes = web.RouteTableDef()
@@ -51,7 +53,7 @@ async def forwarded(request: web.Request) -> web.Response:
     now = ctx.clock.now()
     where = forward.position.location(now) if forward.position is not None else None
     if forward.sos:
-        details = {"alarm": protocol.SOS}
+        details: dict[str, Any] = {"alarm": protocol.SOS}
         if forward.event_time is not None and validate.believed(forward.event_time, now) != forward.event_time:
             details["client_time"] = "ignored"
         if forward.unusable:

@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from alertd.web.keys import METRICS
 from alertd.service import gateways
+from alertd.web.keys import METRICS
 from tests import traccar_support as traccar
 from tests.helpers import bearer, close_open_alerts, device_token, enrol, fix, offset, refusals, seed_responders
 

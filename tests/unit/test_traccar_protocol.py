@@ -77,7 +77,7 @@ def test_an_sos_is_never_refused_over_its_position_but_anything_else_is():
     assert forwarded.sos and forwarded.position is None and forwarded.unusable == ("position",)
     doc = traccar.alarm("lowBattery", 9, 50, 70, NOW)
     doc["position"]["latitude"] = 123.0
-    with pytest.raises(Malformed, match="position.latitude"):
+    with pytest.raises(Malformed, match=r"position\.latitude"):
         protocol.parse(_dump(doc))
 
 
