@@ -289,6 +289,8 @@ async def test_offline_cancel_follows_its_alert_and_a_wrong_pin_brings_the_cue_b
     await until(lambda: page.evaluate("CalcStore.pending().then(n => n === 2)"))
     await page.context.set_offline(False)
     await until(lambda: db.fetchval("SELECT status = 'cancelled' FROM alerts"))
+    # the cancel's answer waits out its floor after the commit: it is recorded once it has been answered
+    await until(lambda: asyncio.sleep(0, len(served.posts(r"/v1/alerts.*")) >= 2))
     assert [c.path.rsplit("/", 1)[-1] for c in served.posts(r"/v1/alerts.*")] == ["alerts", "cancel"]
 
     await tap(page, "2580=")
