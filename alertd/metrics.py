@@ -94,37 +94,37 @@ class Metrics:
                      engine_cycle_at: float | None = None, stood_down: dict[str, bool] | None = None) -> bytes:
         async with pool.acquire() as conn:
             rows = {name: await conn.fetch(getattr(queries, name), *args) for name, args in (
-                ("metrics_alerts", ()), ("metrics_dispatches", ()), ("outbox_depth", ()),
-                ("metrics_overdue_deadlines", (now,)), ("metrics_outbox_oldest", (now,)),
-                ("metrics_sms_delivery", (now - SMS_WINDOW,)),
-                ("metrics_on_duty", (now - timedelta(seconds=settings.unit_silence_s),)),
-                ("metrics_buttons", (now - timedelta(seconds=settings.button_silence_s),)),
-                ("metrics_replication", ()))}
+                ("count_alerts", ()), ("count_dispatches", ()), ("count_outbox_unsent", ()),
+                ("count_overdue_deadlines", (now,)), ("measure_outbox_oldest", (now,)),
+                ("count_sms_deliveries", (now - SMS_WINDOW,)),
+                ("count_on_duty", (now - timedelta(seconds=settings.unit_silence_s),)),
+                ("count_buttons", (now - timedelta(seconds=settings.button_silence_s),)),
+                ("measure_replication_lag", ()))}
         for gauge in (self.alerts, self.dispatches, self.outbox_depth, self.overdue, self.overdue_oldest,
                       self.outbox_oldest, self.sms_delivery, self.on_duty, self.replication_lag):
             gauge.clear()
-        for row in rows["metrics_alerts"]:
+        for row in rows["count_alerts"]:
             self.alerts.labels(row["status"]).set(row["n"])
-        for row in rows["metrics_dispatches"]:
+        for row in rows["count_dispatches"]:
             self.dispatches.labels(row["kind"], row["status"]).set(row["n"])
-        for row in rows["outbox_depth"]:
+        for row in rows["count_outbox_unsent"]:
             self.outbox_depth.labels(row["channel"], row["status"]).set(row["n"])
         for kind in KINDS:  # zero when nothing is overdue, so that an alert on them resolves
             self.overdue.labels(kind).set(0)
             self.overdue_oldest.labels(kind).set(0)
-        for row in rows["metrics_overdue_deadlines"]:
+        for row in rows["count_overdue_deadlines"]:
             self.overdue.labels(row["kind"]).set(row["n"])
             self.overdue_oldest.labels(row["kind"]).set(row["oldest_s"])
-        for row in rows["metrics_outbox_oldest"]:
+        for row in rows["measure_outbox_oldest"]:
             self.outbox_oldest.labels(row["channel"]).set(row["oldest_s"])
-        for row in rows["metrics_sms_delivery"]:
+        for row in rows["count_sms_deliveries"]:
             self.sms_delivery.labels(row["provider"], row["delivery"]).set(row["n"])
-        for row in rows["metrics_on_duty"]:
+        for row in rows["count_on_duty"]:
             self.on_duty.labels(row["region"], row["kind"]).set(row["n"])
-        buttons = rows["metrics_buttons"][0]
+        buttons = rows["count_buttons"][0]
         self.buttons.labels("all").set(buttons["total"])
         self.buttons.labels("silent").set(buttons["silent"])
-        for row in rows["metrics_replication"]:
+        for row in rows["measure_replication_lag"]:
             self.replication_lag.labels(row["standby"]).set(row["lag_s"])
         self.engine_cycle.set(engine_cycle_at or 0)
         for module, down in (stood_down or {}).items():

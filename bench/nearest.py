@@ -1,4 +1,4 @@
-"""Benchmark 2: the nearest-responder query (queries.nearest_responder) at 1k, 100k and 1M responders.
+"""Benchmark 2: the nearest-responder query (queries.find_nearest_responders) at 1k, 100k and 1M responders.
 
 Each size is bulk-loaded with generate_series (indexes dropped during the load and rebuilt exactly as the
 migrations define them, then ANALYZE). For random points of the region the query is timed as a client round
@@ -113,8 +113,8 @@ async def server_ms(conn, n: int, seed: int) -> list[float]:
     """The server's own execution time (EXPLAIN ANALYZE) of the all-kinds query for n random points: the query's
     cost without the client, the socket and the scheduling that a busy machine adds to a round trip."""
     rng = random.Random(seed)
-    sql = f"EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) {queries.nearest_responder}"
-    extra = len((await conn.prepare(queries.nearest_responder)).get_parameters()) - 4
+    sql = f"EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) {queries.find_nearest_responders}"
+    extra = len((await conn.prepare(queries.find_nearest_responders)).get_parameters()) - 4
     out = []
     for _ in range(n):
         lines = await conn.fetch(sql, list(KINDS), [CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON)],
@@ -125,8 +125,8 @@ async def server_ms(conn, n: int, seed: int) -> list[float]:
 
 async def plan(conn, kind: str) -> str:
     """The scans the server ran for one query of this kind, and its server-side execution time."""
-    sql = f"EXPLAIN (ANALYZE, COSTS OFF) {queries.nearest_responder}"
-    extra = len((await conn.prepare(queries.nearest_responder)).get_parameters()) - 4  # optional filters: unset
+    sql = f"EXPLAIN (ANALYZE, COSTS OFF) {queries.find_nearest_responders}"
+    extra = len((await conn.prepare(queries.find_nearest_responders)).get_parameters()) - 4  # optional filters: unset
     lines = await conn.fetch(sql, [kind], [CENTRE_LON + 0.1], [CENTRE_LAT - 0.1], [], *[None] * extra)
     text = [r[0] for r in lines]
     scans = [t.strip().removeprefix("->  ").split("  (")[0] for t in text

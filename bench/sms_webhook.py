@@ -22,6 +22,7 @@ import secrets
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import benchlib
@@ -32,7 +33,9 @@ from alertd.local.services import free_port
 from alertd.service.responders import ResponderRecord, upsert_responders
 from alertd.settings import Settings
 from alertd.store.db import connect
-from alertd.store.queries import queries
+from alertd.store.queries import Queries, queries
+
+BENCH_QUERIES = Queries(Path(__file__).with_name("sql"))  # the benchmarks' own, never alertd's
 
 TOKEN = "bench-auth-token-" + "x" * 16
 DEVICES = 100
@@ -202,7 +205,7 @@ async def drained(dsn: str, limit_s: float = 60.0) -> None:
     conn = await connect(dsn)
     try:
         deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline and await conn.fetchval(queries.bench_outbox_backlog):
+        while time.monotonic() < deadline and await conn.fetchval(BENCH_QUERIES.count_outbox_backlog):
             await asyncio.sleep(0.2)
     finally:
         await conn.close()

@@ -54,7 +54,7 @@ async def _seed(settings: Settings) -> dict:
         await upsert_responders(conn, responders())
         now = SystemClock().now()
         await places.import_dump(conn, gazetteer_lines(), now)  # invented villages: the dispatches name them
-        person = await conn.fetchrow(queries.first_phone_person)
+        person = await conn.fetchrow(queries.get_first_phone_person)
         if person is None:
             enrolled = await enrol_person(
                 conn, now, phones=["+77000000001"], pin="1234", duress_pin="9999", code_phrase="buy bread",
@@ -172,7 +172,7 @@ async def _run_demo(args, settings: Settings, data_dir: Path, folder: DemoFolder
     folder.record_mosquitto(broker.process.pid)
     try:
         admin = await connect(pg.dsn())
-        if not await admin.fetchval(queries.database_exists, "alertd"):
+        if not await admin.fetchval(queries.check_database_exists, "alertd"):
             await admin.execute("CREATE DATABASE alertd")
         await admin.close()
         folder.record_ports(postgres=pg.port, mqtt=broker.port, http=http_port)

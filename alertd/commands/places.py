@@ -74,7 +74,7 @@ async def cmd_places_import(args, settings: Settings) -> dict:
         with open_dump(args.file) as lines:
             result = await places.import_dump(conn, lines, SystemClock().now(), classes=args.classes,
                                               skip_bad=args.skip_bad)
-        result["places"] = await conn.fetchval(queries.places_count)
+        result["places"] = await conn.fetchval(queries.count_places)
     except places.DumpError as exc:
         raise CommandError(exc.message, problems=exc.problems) from None
     finally:

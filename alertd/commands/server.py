@@ -185,7 +185,7 @@ async def cmd_tokens_issue(args, settings: Settings) -> dict:
         settings.require("database_url")
         conn = await connect(settings.database_url)
         try:
-            row = await conn.fetchrow(queries.responder_exists, args.responder)
+            row = await conn.fetchrow(queries.check_responder, args.responder)
         finally:
             await conn.close()
         if row is None:

@@ -45,4 +45,4 @@ class Deadlines:
 
     async def next_due(self, pool: asyncpg.Pool) -> datetime | None:
         async with pool.acquire() as conn:
-            return await conn.fetchval(queries.next_deadline)
+            return await conn.fetchval(queries.get_next_deadline)

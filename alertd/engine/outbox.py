@@ -76,7 +76,7 @@ class Outbox:
         done_at = self.ctx.clock.now()
         async with pool.acquire() as conn:
             if sent:
-                await conn.execute(queries.outbox_sent, [i for i, _ in sent], done_at, [r for _, r in sent])
+                await conn.execute(queries.mark_outbox_sent, [i for i, _ in sent], done_at, [r for _, r in sent])
             for message, error, retryable in failed:
                 await self._failed(conn, message, error, retryable, done_at)
         return len(rows)
@@ -97,12 +97,12 @@ class Outbox:
     async def _failed(self, conn: asyncpg.Connection, message: Message, error: str, retryable: bool,
                       now: datetime) -> None:
         if not retryable or message.attempts >= self.ctx.settings.outbox_max_attempts:
-            await conn.execute(queries.outbox_failed, message.id, error)
+            await conn.execute(queries.fail_outbox, message.id, error)
             log.warning("message failed", extra={"fields": {"id": message.id, "channel": message.channel}})
             return
         backoff = min(300.0, 2.0 ** message.attempts)
-        await conn.execute(queries.outbox_retry, message.id, now + timedelta(seconds=backoff), error)
+        await conn.execute(queries.retry_outbox, message.id, now + timedelta(seconds=backoff), error)
 
     async def next_due(self, pool: asyncpg.Pool) -> datetime | None:
         async with pool.acquire() as conn:
-            return await conn.fetchval(queries.outbox_next_due)
+            return await conn.fetchval(queries.get_outbox_next_due)

@@ -21,9 +21,9 @@ async def purge_batch(conn: asyncpg.Connection, settings: Settings, now: datetim
     precise = now - timedelta(days=settings.retention_precise_days)
     audit = now - timedelta(days=settings.retention_audit_days)
     counts: dict[str, int] = {}
-    for query, args in ((queries.retention_purge_alerts, (precise, batch, now)),
-                        (queries.retention_purge_sms, (precise, batch)),
-                        (queries.retention_purge_audit, (audit, batch))):
+    for query, args in ((queries.purge_alerts, (precise, batch, now)),
+                        (queries.purge_sms, (precise, batch)),
+                        (queries.purge_audit, (audit, batch))):
         counts.update(dict(await conn.fetchrow(query, *args)))
     return counts
 
@@ -52,7 +52,7 @@ async def _batches(conn: asyncpg.Connection, settings: Settings, now: datetime, 
         async with conn.transaction():
             counts = await purge_batch(conn, settings, now, batch)
             if actor is not None and any(counts.values()):
-                await conn.execute(queries.retention_record, now, actor, counts)
+                await conn.execute(queries.record_purge, now, actor, counts)
         for kind, n in counts.items():
             total[kind] = total.get(kind, 0) + n
         if max(counts.values()) < batch:
@@ -81,9 +81,9 @@ class Retention:
                 await versions.hold(conn, self)
                 counts = await purge_batch(conn, settings, now, self.batch)
                 if any(counts.values()):
-                    await conn.execute(queries.retention_record, now, "engine", counts)
+                    await conn.execute(queries.record_purge, now, "engine", counts)
             if max(counts.values()) < self.batch:  # a full batch may have more behind it: sweep again at once
-                due = await conn.fetchval(queries.retention_next_due,
+                due = await conn.fetchval(queries.get_retention_next_due,
                                           timedelta(days=settings.retention_precise_days),
                                           timedelta(days=settings.retention_audit_days))
                 self._next_at = now + self.sweep if due is None or due <= now else min(now + self.sweep, due)

@@ -53,7 +53,7 @@ class Supervision:
 
     async def next_due(self, pool: asyncpg.Pool) -> datetime | None:
         async with pool.acquire() as conn:
-            oldest = await conn.fetchval(queries.next_silence)
+            oldest = await conn.fetchval(queries.get_next_silence)
         if oldest is None:
             return None
         due = oldest + self.silence

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from alertd.http.openapi import SPEC
 from alertd.service.timeline import security_event
-from alertd.store import queries
+from alertd.store.db import ping
 from alertd.web.errors import ApiError
 from alertd.web.keys import BROKER, CTX, ENGINE, METRICS, POOL
 from alertd.web.security import bearer, client_address
@@ -31,7 +31,7 @@ async def checks(app: web.Application) -> dict[str, bool]:
     try:
         async with asyncio.timeout(2):
             async with app[POOL].acquire() as conn:
-                result["database"] = await conn.fetchval(queries.ping) == 1
+                result["database"] = await ping(conn)
     except (OSError, TimeoutError, Exception):
         result["database"] = False
     for name, ok in result.items():

@@ -45,7 +45,7 @@ async def unit_terminals(settings: Settings, data_dir: Path) -> list[dict]:
             now = SystemClock().now()
             # Database rows only here: `sync_broker` gives the broker all the accounts in one batch next.
             terminals = [(await provisioning.provision_unit(conn, NoBroker(), now, row["id"])).as_json()
-                         for row in await conn.fetch(queries.mobile_units)]
+                         for row in await conn.fetch(queries.list_mobile_units)]
         finally:
             await conn.close()
         _write_private(path, terminals)

@@ -105,7 +105,7 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
         else:
             receipts[i] = await _refuse(conn, now, raw.device_id, raw.refused or MALFORMED, via=raw.via)
     devices = sorted({m.device_id for m in messages.values()})
-    buttons = {r["device_id"]: dict(r) for r in await conn.fetch(queries.buttons_for_update, devices)}
+    buttons = {r["device_id"]: dict(r) for r in await conn.fetch(queries.lock_buttons, devices)}
     heard: dict[str, tuple[int, float | None]] = {}
     presses: list[int] = []
     repeats: list[int] = []
@@ -137,7 +137,7 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
         else:
             presses.append(i)
     if heard:
-        await conn.execute(queries.buttons_heard, now, ctx.settings.button_low_battery, list(heard),
+        await conn.execute(queries.record_buttons_heard, now, ctx.settings.button_low_battery, list(heard),
                            [seq for seq, _ in heard.values()], [battery for _, battery in heard.values()])
         if any(b is not None and b < ctx.settings.button_low_battery for _, b in heard.values()):
             await conn.execute(queries.notify_wake, "supervision")
@@ -171,7 +171,7 @@ async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: dict[i
                        repeats: list[int], receipts: list[Receipt | None], vias: list[str]) -> None:
     """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more;
     a press at or below the last seq that raised nothing is a replay."""
-    rows = await conn.fetch(queries.alerts_by_client_ids, [messages[i].device_id for i in repeats],
+    rows = await conn.fetch(queries.find_alerts_by_client_ids, [messages[i].device_id for i in repeats],
                             [f"seq:{messages[i].seq}" for i in repeats])
     raised = {(r["device_id"], r["client_alert_id"]): r["id"] for r in rows}
     for i, via in zip(repeats, vias, strict=True):
@@ -210,13 +210,13 @@ async def _locate(conn: asyncpg.Connection, now: datetime,
             lat, lon, acc = message.gps
             where[i] = Location(lat, lon, acc, "gps", message.sent_at)
     if without := [i for i in range(len(presses)) if where[i] is None]:
-        rows = await conn.fetch(queries.phones_last_fixes, list({presses[i][1]["person_id"] for i in without}),
+        rows = await conn.fetch(queries.find_phones_last_fixes, list({presses[i][1]["person_id"] for i in without}),
                                 now - PHONE_FIX_MAX_AGE)
         phones = {r["person_id"]: Location.from_row(r) for r in rows}
         for i in without:
             where[i] = phones.get(presses[i][1]["person_id"])
     if cells := [i for i in range(len(presses)) if where[i] is None and presses[i][0].cell is not None]:
-        rows = await conn.fetch(queries.cell_towers_at, *map(list, zip(*(presses[i][0].cell for i in cells),
+        rows = await conn.fetch(queries.find_cell_towers, *map(list, zip(*(presses[i][0].cell for i in cells),
                                                                         strict=True)))
         towers = {(r["mcc"], r["mnc"], r["lac"], r["cid"]): r for r in rows}
         for i in cells:

@@ -38,7 +38,7 @@ async def cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: 
 async def _cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str, pin: str, source: str,
                   device_id: str | None, stale_token: bool) -> dict:
     async with pool.acquire() as conn:
-        pins = await conn.fetchrow(queries.person_pins, person_id)
+        pins = await conn.fetchrow(queries.get_person_pins, person_id)
     verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
                                      pins["duress_pin_hash"] if pins else None, pin)
     async with pool.acquire() as conn:
@@ -47,7 +47,7 @@ async def _cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id:
             alert = await open_alert_of(conn, alert_id, person_id)
             stale = stale_token and not await stale_token_may_act(conn, alert, device_id)
             if not stale:
-                guard = await conn.fetchrow(queries.alert_cancel_guard, alert["id"])
+                guard = await conn.fetchrow(queries.get_cancel_guard, alert["id"])
                 if verdict == "cancel" and guard["cancel_guarded_at"] is not None:
                     return await _cancel_or_duress(conn, now, alert, "duress", reason="guarded_after_wrong_pins")
                 if verdict != "wrong":
@@ -62,12 +62,12 @@ async def _cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id:
 
 async def _wrong_pin(conn: asyncpg.Connection, ctx: Context, now: datetime, alert, guard) -> int:
     """Count a wrong PIN; the one that reaches the limit guards a live alert and tells its responders."""
-    counted = await conn.fetchrow(queries.alert_count_wrong_pin, alert["id"], now, ctx.settings.cancel_max_wrong_pins)
+    counted = await conn.fetchrow(queries.count_wrong_pin, alert["id"], now, ctx.settings.cancel_max_wrong_pins)
     just_guarded = guard["cancel_guarded_at"] is None and counted["cancel_guarded_at"] is not None
     if just_guarded and alert["status"] in ("open", "unanswered"):
         await conn.execute(queries.raise_alert_priority, alert["id"])
         await event(conn, alert["id"], now, "cancel_guarded", wrong_pins=counted["wrong_pins"], priority="high")
-        for d in await conn.fetch(queries.alert_dispatches, alert["id"]):
+        for d in await conn.fetch(queries.list_alert_dispatches, alert["id"]):
             if d["status"] in ACTIVE_DISPATCH:
                 await tell_responder(conn, now, d["responder_id"], "pin_guessing", {"code": d["code"]},
                                      alert_id=alert["id"], dispatch_id=d["id"])
@@ -83,7 +83,7 @@ async def _cancel_or_duress(conn: asyncpg.Connection, now: datetime, alert, verd
         return answer
     if alert["status"] not in ("open", "unanswered"):
         raise Conflict(f"alert is {alert['status']}")
-    dispatches = await conn.fetch(queries.alert_dispatches, alert["id"])
+    dispatches = await conn.fetch(queries.list_alert_dispatches, alert["id"])
     active = [d for d in dispatches if d["status"] in ACTIVE_DISPATCH]
     if verdict == "duress":
         await conn.execute(queries.set_alert_duress, alert["id"])

@@ -40,7 +40,7 @@ def _uuid(value: str, what: str):
 
 async def list_dispatches(pool: asyncpg.Pool, responder_id: str, status: str | None, limit: int = 200) -> list[dict]:
     async with pool.acquire() as conn:
-        rows = await conn.fetch(queries.responder_dispatches, responder_id, status, limit)
+        rows = await conn.fetch(queries.list_responder_dispatches, responder_id, status, limit)
     items = []
     for row in rows:
         dispatch = Dispatch.from_row(row)
@@ -55,11 +55,11 @@ async def list_dispatches(pool: asyncpg.Pool, responder_id: str, status: str | N
 async def _lock(conn: asyncpg.Connection, dispatch_id: str, responder_id: str | None):
     """Lock the alert, then the dispatch (the one lock order every writer uses)."""
     key = _uuid(dispatch_id, "dispatch")
-    alert_id = await conn.fetchval(queries.dispatch_alert_id, key)
+    alert_id = await conn.fetchval(queries.get_dispatch_alert_id, key)
     if alert_id is None:
         raise NotFound("no such dispatch")
-    alert = await conn.fetchrow(queries.alert_for_update, alert_id)
-    dispatch = await conn.fetchrow(queries.dispatch_for_update, key, responder_id)
+    alert = await conn.fetchrow(queries.lock_alert, alert_id)
+    dispatch = await conn.fetchrow(queries.lock_dispatch, key, responder_id)
     if dispatch is None:
         raise NotFound("no such dispatch")
     return alert, dispatch
@@ -108,7 +108,7 @@ async def set_status(pool: asyncpg.Pool, ctx: Context, dispatch_id: str, status:
 
 async def _resolve_alert_if_done(conn: asyncpg.Connection, now, alert_id, actor: str) -> None:
     """The alert is resolved once a responder resolved it and nobody is still on the way or waiting to answer."""
-    dispatches = await conn.fetch(queries.alert_dispatches, alert_id)
+    dispatches = await conn.fetch(queries.list_alert_dispatches, alert_id)
     if any(d["status"] in ACTIVE_DISPATCH for d in dispatches):
         return
     await conn.execute(queries.set_alert_status, alert_id, "resolved", now)
@@ -116,8 +116,8 @@ async def _resolve_alert_if_done(conn: asyncpg.Connection, now, alert_id, actor:
 
 
 async def _dispatch_json(conn: asyncpg.Connection, dispatch_id) -> dict:
-    alert_id = await conn.fetchval(queries.dispatch_alert_id, dispatch_id)
-    for row in await conn.fetch(queries.alert_dispatches, alert_id):
+    alert_id = await conn.fetchval(queries.get_dispatch_alert_id, dispatch_id)
+    for row in await conn.fetch(queries.list_alert_dispatches, alert_id):
         if row["id"] == dispatch_id:
             return Dispatch.from_row(row).as_json()
     raise NotFound("no such dispatch")
@@ -143,7 +143,7 @@ async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: s
     async with pool.acquire() as conn:
         async with conn.transaction():
             now = ctx.clock.now()
-            alert = await conn.fetchrow(queries.alert_get_visible, key or _NO_ALERT, responder_id, region)
+            alert = await conn.fetchrow(queries.get_visible_alert, key or _NO_ALERT, responder_id, region)
             if alert is None:
                 # Escaped: a NUL or a lone surrogate in the path cannot be stored as JSON text.
                 requested = alert_id[:100].encode("unicode_escape").decode("ascii")
@@ -151,9 +151,9 @@ async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: s
                                    {"requested": requested})
                 await security_event(conn, now, "alert_not_found", source, actor=actor)
             else:
-                dispatches = await conn.fetch(queries.alert_dispatches, key)
-                fixes = await conn.fetch(queries.alert_fixes, key)
-                events = await conn.fetch(queries.alert_events, key)
+                dispatches = await conn.fetch(queries.list_alert_dispatches, key)
+                fixes = await conn.fetch(queries.list_alert_fixes, key)
+                events = await conn.fetch(queries.list_alert_events, key)
                 await conn.execute(queries.insert_audit, now, actor, "read_alert", key, {})
     if alert is None:
         raise NotFound("no such alert")

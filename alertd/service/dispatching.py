@@ -42,7 +42,7 @@ async def nearest_at(conn: asyncpg.Connection, ctx: Context, now: datetime, kind
     found: list[dict[str, Responder]] = [{} for _ in locs]
     if not locs:
         return found
-    rows = await conn.fetch(queries.nearest_responder, list(kinds), [loc.lon for loc in locs],
+    rows = await conn.fetch(queries.find_nearest_responders, list(kinds), [loc.lon for loc in locs],
                             [loc.lat for loc in locs], exclude or [], units_seen_since(ctx, now))
     for row in rows:
         found[row["n"] - 1][row["kind"]] = Responder.from_row(row)
@@ -201,7 +201,7 @@ async def redispatch_if_nearer(conn: asyncpg.Connection, ctx: Context, batch: Ba
                                loc: Location) -> list[str]:
     """After the alert moved: a kind whose dispatch is still unacknowledged goes to whoever is nearest now."""
     now = batch.now
-    dispatches = await conn.fetch(queries.alert_dispatches, alert["id"])
+    dispatches = await conn.fetch(queries.list_alert_dispatches, alert["id"])
     current = {}
     for kind in KINDS:
         of_kind = [d for d in dispatches if d["kind"] == kind]
@@ -219,7 +219,7 @@ async def redispatch_if_nearer(conn: asyncpg.Connection, ctx: Context, batch: Ba
         await conn.execute(queries.set_dispatch_status, old["id"], "cancelled", "re-dispatched: alert moved", now)
         batch.event(alert["id"], "withdrawn", dispatch_id=old["id"], responder_id=old["responder_id"],
                     reason="alert moved; another responder is nearer")
-        contacts = await conn.fetchrow(queries.responder_contacts, old["responder_id"])
+        contacts = await conn.fetchrow(queries.get_responder_contacts, old["responder_id"])
         batch.tell(contacts, "withdrawn", {"code": old["code"]}, alert_id=alert["id"], dispatch_id=old["id"])
         moved += await dispatch_to(conn, ctx, batch, alert, [responder], loc, attempt=old["attempt"],
                                    cause="redispatched")
@@ -229,7 +229,7 @@ async def redispatch_if_nearer(conn: asyncpg.Connection, ctx: Context, batch: Ba
 async def escalate(conn: asyncpg.Connection, ctx: Context, batch: Batch, expired) -> None:
     """Carry out the escalation policy for one dispatch the engine just expired (alert row already locked)."""
     now = batch.now
-    alert = await conn.fetchrow(queries.alert_get, expired["alert_id"])
+    alert = await conn.fetchrow(queries.get_alert, expired["alert_id"])
     lateness = (now - expired["ack_deadline"]).total_seconds()
     batch.event(alert["id"], "expired", dispatch_id=expired["id"], responder_id=expired["responder_id"],
                 kind=expired["kind"], lateness_s=round(lateness, 3))
@@ -239,7 +239,7 @@ async def escalate(conn: asyncpg.Connection, ctx: Context, batch: Batch, expired
     if alert["status"] not in ("open", "unanswered") or alert["loc_lat"] is None:
         return
     loc = Location.of_row(alert, "loc_")
-    of_kind = [d for d in await conn.fetch(queries.alert_dispatches, alert["id"]) if d["kind"] == expired["kind"]]
+    of_kind = [d for d in await conn.fetch(queries.list_alert_dispatches, alert["id"]) if d["kind"] == expired["kind"]]
     decision = policy.after_miss(
         misses=sum(1 for d in of_kind if d["expired_at"] is not None),
         max_misses=ctx.settings.max_misses,
@@ -269,7 +269,7 @@ async def broadcast_region(conn: asyncpg.Connection, ctx: Context, batch: Batch,
     batch.event(alert["id"], "unanswered", kind=expired["kind"], reason=reason)
     busy = [d["responder_id"] for d in of_kind if d["status"] == "pending"]
     region = alert["region"] or "unknown"
-    rows = await conn.fetch(queries.region_responders, expired["kind"], region, busy, loc.lon, loc.lat,
+    rows = await conn.fetch(queries.find_region_responders, expired["kind"], region, busy, loc.lon, loc.lat,
                             ctx.settings.broadcast_radius_m, ctx.settings.broadcast_max_responders)
     await dispatch_to(conn, ctx, batch, alert, [Responder.from_row(r) for r in rows], loc,
                       attempt=expired["attempt"] + 1, broadcast=True, cause="broadcast_dispatched")

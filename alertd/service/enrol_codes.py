@@ -52,7 +52,7 @@ async def issue_code(conn: asyncpg.Connection, settings: Settings, now: datetime
         raise ValueError("the code's lifetime must be positive")
     async with conn.transaction():
         if device_id is None:
-            device_id = await conn.fetchval(queries.phone_device_of_person, person_id)
+            device_id = await conn.fetchval(queries.get_phone_device_of_person, person_id)
             if device_id is None:
                 raise NotFound("that person has no enrolled phone app device")
         raw = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))

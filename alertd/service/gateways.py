@@ -46,7 +46,7 @@ def _row(row) -> dict:
 async def authenticate(conn: asyncpg.Connection, token: str) -> Gateway | None:
     """The gateway this bearer token belongs to (revoked ones included, flagged), or None."""
     digest = token_hash(token)
-    row = await conn.fetchrow(queries.gateway_by_token, digest)
+    row = await conn.fetchrow(queries.get_gateway_by_token, digest)
     if row is None or not hmac.compare_digest(bytes(row["token_sha256"]), digest):
         return None
     return Gateway(id=row["id"], name=row["name"], revoked=row["revoked_at"] is not None)
@@ -57,7 +57,7 @@ async def add(conn: asyncpg.Connection, now: datetime, name: str) -> dict:
     if not NAME.match(name):
         raise Invalid("a gateway name is 1 to 63 lowercase letters, digits, '.', '_' or '-'")
     token = new_token()
-    row = await conn.fetchrow(queries.gateway_insert, name, token_hash(token), now)
+    row = await conn.fetchrow(queries.insert_gateway, name, token_hash(token), now)
     if row is None:
         raise Conflict(f"a gateway named {name} exists already")
     return {**_row(row), "token": token,
@@ -65,13 +65,13 @@ async def add(conn: asyncpg.Connection, now: datetime, name: str) -> dict:
 
 
 async def list_all(conn: asyncpg.Connection) -> list[dict]:
-    return [{**_row(r), "trackers": r["trackers"]} for r in await conn.fetch(queries.gateways_list)]
+    return [{**_row(r), "trackers": r["trackers"]} for r in await conn.fetch(queries.list_gateways)]
 
 
 async def revoke(conn: asyncpg.Connection, now: datetime, name: str) -> dict:
-    row = await conn.fetchrow(queries.gateway_revoke, name, now)
+    row = await conn.fetchrow(queries.revoke_gateway, name, now)
     if row is None:
-        if await conn.fetchrow(queries.gateway_by_name, name) is None:
+        if await conn.fetchrow(queries.get_gateway_by_name, name) is None:
             raise NotFound(f"no gateway named {name}")
         raise Conflict(f"gateway {name} is revoked already")
     return _row(row)
@@ -82,15 +82,15 @@ async def add_tracker(conn: asyncpg.Connection, now: datetime, *, person_id: str
     """Map a tracker (Traccar's uniqueId) to a person; bound to one gateway when `gateway` is named."""
     if not UNIQUE_ID.match(unique_id):
         raise Invalid("a tracker's unique id is 1 to 128 printable ASCII characters, as Traccar shows it")
-    if await conn.fetchval(queries.person_exists, person_id) is None:
+    if await conn.fetchval(queries.get_person, person_id) is None:
         raise NotFound(f"no person {person_id}")
     gateway_id = None
     if gateway is not None:
-        row = await conn.fetchrow(queries.gateway_by_name, gateway)
+        row = await conn.fetchrow(queries.get_gateway_by_name, gateway)
         if row is None:
             raise NotFound(f"no gateway named {gateway}")
         gateway_id = row["id"]
-    row = await conn.fetchrow(queries.tracker_upsert, unique_id, person_id, gateway_id, now)
+    row = await conn.fetchrow(queries.upsert_tracker, unique_id, person_id, gateway_id, now)
     return {"unique_id": row["unique_id"], "person_id": row["person_id"], "gateway": gateway,
             "added_at": row["added_at"].isoformat(), "new": row["inserted"]}
 
@@ -99,11 +99,11 @@ async def list_trackers(conn: asyncpg.Connection, *, removed: bool = False) -> l
     return [{"unique_id": r["unique_id"], "person_id": r["person_id"], "gateway": r["gateway"],
              "added_at": r["added_at"].isoformat(),
              "removed_at": r["removed_at"].isoformat() if r["removed_at"] else None}
-            for r in await conn.fetch(queries.trackers_list, removed)]
+            for r in await conn.fetch(queries.list_trackers, removed)]
 
 
 async def remove_tracker(conn: asyncpg.Connection, now: datetime, unique_id: str) -> dict:
-    row = await conn.fetchrow(queries.tracker_remove, unique_id, now)
+    row = await conn.fetchrow(queries.remove_tracker, unique_id, now)
     if row is None:
         raise NotFound(f"no tracker {unique_id} in use")
     return {"unique_id": row["unique_id"], "person_id": row["person_id"], "removed": True}

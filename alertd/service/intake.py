@@ -91,9 +91,9 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     await conn.execute(queries.lock_people, people)
     sent = {}
     if keys := [n.key for n in news if n.key is not None]:
-        rows = await conn.fetch(queries.alerts_by_client_ids, [d for d, _ in keys], [c for _, c in keys])
+        rows = await conn.fetch(queries.find_alerts_by_client_ids, [d for d, _ in keys], [c for _, c in keys])
         sent = {(r["device_id"], r["client_alert_id"]): (r["id"], r["status"]) for r in rows}
-    open_now = {r["person_id"]: (r["id"], r["status"]) for r in await conn.fetch(queries.open_alerts_of, people)}
+    open_now = {r["person_id"]: (r["id"], r["status"]) for r in await conn.fetch(queries.find_open_alerts_of_people, people)}
     outcomes: list[tuple[uuid.UUID, str, str]] = []
     for new in news:
         if new.key in sent:
@@ -122,7 +122,7 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
         return
     homes = {}
     if homeless := [n.person_id for n in news if n.location is None]:  # a home is read only when there is no fix
-        homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.people_homes, homeless)}
+        homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.find_people_homes, homeless)}
     bests = [best_location([n.location] if n.location else [], homes.get(n.person_id), ctx.settings.accurate_fix_m)
              for n in news]
     located = {i: best for i, best in enumerate(bests) if best is not None}
@@ -173,7 +173,7 @@ async def _best(conn: asyncpg.Connection, ctx: Context, person_id: str, fixes: l
     """The best of her fixes; her registered home only when there is no fix at all (read only then)."""
     home = None
     if not fixes:
-        homes = await conn.fetch(queries.people_homes, [person_id])
+        homes = await conn.fetch(queries.find_people_homes, [person_id])
         home = Location.from_row(homes[0]) if homes else None
     return best_location(fixes, home, ctx.settings.accurate_fix_m)
 
@@ -184,7 +184,7 @@ async def open_alert_of(conn: asyncpg.Connection, alert_id: str, person_id: str)
         key = uuid.UUID(alert_id)
     except ValueError:
         raise NotFound("no such alert") from None
-    alert = await conn.fetchrow(queries.alert_for_update, key)
+    alert = await conn.fetchrow(queries.lock_alert, key)
     if alert is None or alert["person_id"] != person_id:
         raise NotFound("no such alert")
     return alert
@@ -193,7 +193,7 @@ async def open_alert_of(conn: asyncpg.Connection, alert_id: str, person_id: str)
 async def stale_token_may_act(conn: asyncpg.Connection, alert, device_id: str | None) -> bool:
     """An expired device token may finish what it started: act on the alert its own device raised (or joined as a
     repeat), nothing else."""
-    return device_id is not None and await conn.fetchval(queries.device_sent_alert, alert["id"], device_id)
+    return device_id is not None and await conn.fetchval(queries.check_device_sent_alert, alert["id"], device_id)
 
 
 async def refuse_stale_token(conn: asyncpg.Connection, now: datetime, alert, device_id: str | None,
@@ -225,7 +225,7 @@ async def _add_locations(conn: asyncpg.Connection, ctx: Context, now: datetime, 
         raise Conflict(f"alert is {alert['status']}")
     await conn.execute(queries.insert_fixes, now, *_fix_columns([(alert["id"], fix) for fix in fixes]))
     old = Location.from_row(alert, "loc_")
-    trail = [Location.of_row(r) for r in await conn.fetch(queries.alert_fixes, alert["id"])]
+    trail = [Location.of_row(r) for r in await conn.fetch(queries.list_alert_fixes, alert["id"])]
     best = await _best(conn, ctx, person_id, trail)
     batch = Batch(now)
     if stale_token:

@@ -114,13 +114,13 @@ async def add(conn: asyncpg.Connection, now: datetime, *, username: str, passwor
     """Create a console account for a responder; 409 when the username is taken."""
     username = username.strip().lower()
     check_account(username, password, role, language)
-    if await conn.fetchrow(queries.responder_exists, responder_id) is None:
+    if await conn.fetchrow(queries.check_responder, responder_id) is None:
         raise Conflict(f"no responder {responder_id}")
     password_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
-    if await conn.fetchval(queries.officer_insert, username, password_hash, responder_id, role, language,
+    if await conn.fetchval(queries.insert_officer, username, password_hash, responder_id, role, language,
                            now) is None:
         raise Conflict(f"username {username} is taken")
-    return profile(await conn.fetchrow(queries.officer_get, username))
+    return profile(await conn.fetchrow(queries.get_officer, username))
 
 
 async def update(conn: asyncpg.Connection, now: datetime, username: str, *, password: str | None = None,
@@ -128,22 +128,22 @@ async def update(conn: asyncpg.Connection, now: datetime, username: str, *, pass
                  disabled: bool | None = None) -> dict:
     """Change an account; a new password, responder or role, or disabling it, ends its open sessions."""
     check_account(username, password, role, language)
-    if responder_id is not None and await conn.fetchrow(queries.responder_exists, responder_id) is None:
+    if responder_id is not None and await conn.fetchrow(queries.check_responder, responder_id) is None:
         raise Conflict(f"no responder {responder_id}")
     password_hash = None
     if password is not None:
         password_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
     async with conn.transaction():
-        if await conn.fetchval(queries.officer_update, username, password_hash, responder_id, role, language,
+        if await conn.fetchval(queries.update_officer, username, password_hash, responder_id, role, language,
                                now, disabled) is None:
             raise NotFound("no such officer")
         if password is not None or responder_id is not None or role is not None or disabled:
-            await conn.execute(queries.officer_sessions_end_all, username, now)
-    return profile(await conn.fetchrow(queries.officer_get, username))
+            await conn.execute(queries.end_officer_sessions, username, now)
+    return profile(await conn.fetchrow(queries.get_officer, username))
 
 
 async def list_all(conn: asyncpg.Connection) -> list[dict]:
-    return [profile(row) for row in await conn.fetch(queries.officer_list)]
+    return [profile(row) for row in await conn.fetch(queries.list_officers)]
 
 
 def _token(ctx: Context, row, session_id: uuid.UUID, now: datetime, session_ends: datetime) -> tuple[str, datetime]:
@@ -169,9 +169,9 @@ async def _claim_attempt(conn: asyncpg.Connection, now: datetime, username: str,
     """Count this attempt as failed before its password is checked (parallel guesses cannot slip past the limit),
     unless the source must still wait: then how long, and nothing is counted."""
     async with conn.transaction():
-        await conn.execute(queries.sign_in_source_lock, source)
-        await conn.execute(queries.sign_in_failures_forget, source, now - FAILURE_WINDOW)
-        counts = await conn.fetchrow(queries.sign_in_failure_counts, username, source)
+        await conn.execute(queries.lock_sign_in_source, source)
+        await conn.execute(queries.forget_sign_in_failures, source, now - FAILURE_WINDOW)
+        counts = await conn.fetchrow(queries.count_sign_in_failures, username, source)
         waits = [timedelta(0)]
         if counts["by_account"]:
             waits.append(counts["last_by_account"] + throttle_delay(counts["by_account"], FREE_PER_ACCOUNT) - now)
@@ -179,7 +179,7 @@ async def _claim_attempt(conn: asyncpg.Connection, now: datetime, username: str,
             waits.append(counts["last_by_source"] + throttle_delay(counts["by_source"], FREE_PER_SOURCE) - now)
         if (wait := max(waits)) > timedelta(0):
             return wait
-        await conn.execute(queries.sign_in_failure_insert, now, username, source)
+        await conn.execute(queries.insert_sign_in_failure, now, username, source)
     return timedelta(0)
 
 
@@ -195,7 +195,7 @@ async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str
             await security_event(conn, now, "sign_in_throttled", f"console:{source}", username=username,
                                  retry_after_s=retry_after_s)
             raise TooManyAttempts(retry_after_s)
-        row = await conn.fetchrow(queries.officer_get, username)
+        row = await conn.fetchrow(queries.get_officer, username)
     stored = row["password_hash"] if row is not None else None
     ok = await asyncio.get_running_loop().run_in_executor(None, _password_matches, stored, password)
     if not ok or row["disabled_at"] is not None:
@@ -204,9 +204,9 @@ async def sign_in(pool: asyncpg.Pool, ctx: Context, username: str, password: str
         raise SignInRefused()
     async with pool.acquire() as conn, conn.transaction():
         session_id = uuid.uuid4()
-        await conn.execute(queries.officer_session_insert, session_id, username, now, now + SESSION_TTL)
-        await conn.execute(queries.officer_signed_in, username, now)
-        await conn.execute(queries.sign_in_failures_clear, username, source)
+        await conn.execute(queries.insert_officer_session, session_id, username, now, now + SESSION_TTL)
+        await conn.execute(queries.stamp_officer_sign_in, username, now)
+        await conn.execute(queries.clear_sign_in_failures, username, source)
     token, expires_at = _token(ctx, row, session_id, now, now + SESSION_TTL)
     return SignedIn(token, expires_at, now + SESSION_TTL, profile(row))
 
@@ -219,10 +219,10 @@ async def renew(pool: asyncpg.Pool, ctx: Context, session_id: str | None) -> Sig
     except ValueError:
         raise SignInRefused() from None
     async with pool.acquire() as conn:
-        session = await conn.fetchrow(queries.officer_session_live, key, now)
+        session = await conn.fetchrow(queries.get_live_officer_session, key, now)
         if session is None:
             raise SignInRefused()
-        row = await conn.fetchrow(queries.officer_get, session["username"])
+        row = await conn.fetchrow(queries.get_officer, session["username"])
     token, expires_at = _token(ctx, row, key, now, session["expires_at"])
     return SignedIn(token, expires_at, session["expires_at"], profile(row))
 
@@ -233,7 +233,7 @@ async def sign_out(pool: asyncpg.Pool, ctx: Context, session_id: str | None) -> 
     except ValueError:
         return
     async with pool.acquire() as conn:
-        await conn.execute(queries.officer_session_end, key, ctx.clock.now())
+        await conn.execute(queries.end_officer_session, key, ctx.clock.now())
 
 
 async def session_is_live(pool: asyncpg.Pool, ctx: Context, session_id: str | None) -> bool:
@@ -242,7 +242,7 @@ async def session_is_live(pool: asyncpg.Pool, ctx: Context, session_id: str | No
     except ValueError:
         return False
     async with pool.acquire() as conn:
-        return await conn.fetchrow(queries.officer_session_live, key, ctx.clock.now()) is not None
+        return await conn.fetchrow(queries.get_live_officer_session, key, ctx.clock.now()) is not None
 
 
 def _row(row) -> dict:
@@ -265,11 +265,11 @@ async def region_view(pool: asyncpg.Pool, now: datetime, region: str) -> dict:
     """What a supervisor of a region must watch: open alerts, deadlines, escalations, triage, failures, notices."""
     since = now - RECENT
     async with pool.acquire() as conn:
-        alerts = [_row(r) for r in await conn.fetch(queries.console_region_alerts, region)]
-        deadlines = [_row(r) for r in await conn.fetch(queries.console_region_deadlines, region, now + NEAR_DEADLINE)]
-        escalations = [_row(r) for r in await conn.fetch(queries.console_region_escalations, region, since)]
-        notices = [_row(r) for r in await conn.fetch(queries.console_region_notices, region, since)]
-        failures = [_row(r) for r in await conn.fetch(queries.console_region_outbox_failures, region)]
+        alerts = [_row(r) for r in await conn.fetch(queries.list_region_alerts, region)]
+        deadlines = [_row(r) for r in await conn.fetch(queries.list_region_deadlines, region, now + NEAR_DEADLINE)]
+        escalations = [_row(r) for r in await conn.fetch(queries.list_region_escalations, region, since)]
+        notices = [_row(r) for r in await conn.fetch(queries.list_region_notices, region, since)]
+        failures = [_row(r) for r in await conn.fetch(queries.list_region_outbox_failures, region)]
     for failure in failures:
         failure["last_error"] = mask_numbers(failure["last_error"])
     return {
@@ -286,14 +286,14 @@ async def region_view(pool: asyncpg.Pool, now: datetime, region: str) -> dict:
 async def responder_notices(pool: asyncpg.Pool, now: datetime, responder_id: str) -> list[dict]:
     """Button supervision notices addressed to a responder (a caseworker) in the last day."""
     async with pool.acquire() as conn:
-        rows = await conn.fetch(queries.console_responder_notices, responder_id, now - RECENT,
+        rows = await conn.fetch(queries.list_responder_notices, responder_id, now - RECENT,
                                 list(SUPERVISION_TEMPLATES))
     return [_row(r) for r in rows]
 
 
 async def dispatched_responders(pool: asyncpg.Pool, alert_id: str) -> list[dict]:
     async with pool.acquire() as conn:
-        return [_row(r) for r in await conn.fetch(queries.console_responders_of_alert, uuid.UUID(alert_id))]
+        return [_row(r) for r in await conn.fetch(queries.list_alert_responders, uuid.UUID(alert_id))]
 
 
 async def reveal_contact(pool: asyncpg.Pool, now: datetime, *, actor: str, alert_id: str, reason: str) -> dict:
@@ -303,11 +303,11 @@ async def reveal_contact(pool: asyncpg.Pool, now: datetime, *, actor: str, alert
     except ValueError:
         raise NotFound("no such alert") from None
     async with pool.acquire() as conn, conn.transaction():
-        alert = await conn.fetchrow(queries.alert_get, key)
+        alert = await conn.fetchrow(queries.get_alert, key)
         if alert is None:
             raise NotFound("no such alert")
         person_id = alert["person_id"]
         await conn.execute(queries.insert_audit, now, actor, "reveal_contact", key,
                            {"person_id": person_id, "reason": reason})
-        phones = [r["phone"] for r in await conn.fetch(queries.console_person_phones, person_id)]
+        phones = [r["phone"] for r in await conn.fetch(queries.list_person_phones, person_id)]
     return {"alert_id": alert_id, "person_id": person_id, "phones": phones}

@@ -41,12 +41,12 @@ async def import_dump(conn: asyncpg.Connection, lines: Iterable[bytes | str], no
     unless skip_bad: then they are left out and listed."""
     tally = geonames.Tally()
     async with conn.transaction():
-        await conn.execute(queries.places_stage)
+        await conn.execute(queries.create_places_stage)
         await conn.copy_records_to_table("places_import", records=_records(geonames.read(lines, tally, classes)),
                                          columns=list(_STAGED))
         if tally.bad_lines and not skip_bad:
             raise DumpError(tally)  # the transaction rolls back: nothing staged or merged
-        merged = await conn.fetchrow(queries.places_merge, now)
+        merged = await conn.fetchrow(queries.merge_places, now)
     result = {"lines": tally.lines, "imported": tally.kept, "inserted": merged["inserted"],
               "updated": merged["updated"], "left_out": tally.left_out, "classes": classes}
     if tally.bad_lines:
@@ -59,7 +59,7 @@ async def nearest_to(conn: asyncpg.Connection, locs: list[Location]) -> list[Rel
     found: list[Relation | None] = [None] * len(locs)
     if not locs:
         return found
-    for row in await conn.fetch(queries.nearest_places, [loc.lon for loc in locs], [loc.lat for loc in locs]):
+    for row in await conn.fetch(queries.find_nearest_places, [loc.lon for loc in locs], [loc.lat for loc in locs]):
         i = row["n"] - 1
         found[i] = relate(Place.from_row(row), locs[i].lat, locs[i].lon)
     return found
@@ -68,7 +68,7 @@ async def nearest_to(conn: asyncpg.Connection, locs: list[Location]) -> list[Rel
 async def within(conn: asyncpg.Connection, west: float, south: float, east: float, north: float,
                  limit: int = 200) -> list[dict]:
     """The places to label on a map showing this box, the most populous first."""
-    rows = await conn.fetch(queries.places_within, west, south, east, north, limit)
+    rows = await conn.fetch(queries.list_places_within, west, south, east, north, limit)
     return [{"geonameid": r["geonameid"], "name": r["name"], "asciiname": r["asciiname"], "name_ru": r["name_ru"],
              "name_kk": r["name_kk"], "population": r["population"], "feature_code": r["feature_code"],
              "lat": round(r["lat"], 5), "lon": round(r["lon"], 5)} for r in rows]

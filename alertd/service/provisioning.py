@@ -55,9 +55,9 @@ def _button_credentials(broker: BrokerAccounts, device_id: str, person_id: str, 
 async def provision_button(conn: asyncpg.Connection, broker: BrokerAccounts, now: datetime, *, person_id: str,
                            caseworker_id: str | None = None) -> Credentials:
     """A new button for a person: device row, broker account, HMAC secret."""
-    if await conn.fetchrow(queries.person_exists, person_id) is None:
+    if await conn.fetchrow(queries.get_person, person_id) is None:
         raise NotFound("no such person")
-    if caseworker_id is not None and await conn.fetchrow(queries.responder_exists, caseworker_id) is None:
+    if caseworker_id is not None and await conn.fetchrow(queries.check_responder, caseworker_id) is None:
         raise NotFound("no such caseworker responder")
     device_id = new_id("B-", 10)
     password, salt, hashed = _new_password()
@@ -73,7 +73,7 @@ async def provision_button(conn: asyncpg.Connection, broker: BrokerAccounts, now
 async def rotate_button(conn: asyncpg.Connection, broker: BrokerAccounts, now: datetime,
                         device_id: str) -> Credentials:
     """New MQTT password and HMAC secret for a button; the old ones stop working at once."""
-    account = await conn.fetchrow(queries.mqtt_account, device_id)
+    account = await conn.fetchrow(queries.get_mqtt_account, device_id)
     if account is None or account["kind"] != "button" or account["revoked_at"] is not None:
         raise NotFound("no such button")
     password, salt, hashed = _new_password()
@@ -82,7 +82,7 @@ async def rotate_button(conn: asyncpg.Connection, broker: BrokerAccounts, now: d
         await conn.execute(queries.set_mqtt_password, device_id, hashed, salt, now)
         await conn.execute(queries.set_button_secret, device_id, secret)
         await broker.set_password(device_id, password)
-    person_id = (await conn.fetchrow(queries.device_for_token, device_id))["person_id"]
+    person_id = (await conn.fetchrow(queries.get_device_for_token, device_id))["person_id"]
     return _button_credentials(broker, device_id, person_id, password, secret)
 
 
@@ -101,7 +101,7 @@ async def revoke(conn: asyncpg.Connection, broker: BrokerAccounts, now: datetime
 async def provision_unit(conn: asyncpg.Connection, broker: BrokerAccounts, now: datetime,
                          unit_id: str) -> Credentials:
     """Terminal credentials for a mobile unit (again: new ones, the old stop working)."""
-    if await conn.fetchrow(queries.mobile_unit, unit_id) is None:
+    if await conn.fetchrow(queries.get_mobile_unit, unit_id) is None:
         raise NotFound("no such mobile unit")
     password, salt, hashed = _new_password()
     async with conn.transaction():

@@ -30,7 +30,7 @@ async def join(conn: asyncpg.Connection, ctx: Context, now: datetime,
                joins: list[tuple[NewAlert, uuid.UUID]]) -> None:
     """In the caller's transaction (which holds her person lock): each (alert sent in, open alert) as a repeat."""
     alert_ids = sorted({alert_id for _, alert_id in joins})
-    alerts = {r["id"]: r for r in await conn.fetch(queries.alerts_for_update, alert_ids)}
+    alerts = {r["id"]: r for r in await conn.fetch(queries.lock_alerts, alert_ids)}
     if keyed := [(n, a) for n, a in joins if n.device_id is not None and n.client_alert_id is not None]:
         await conn.execute(queries.insert_repeats, now, [n.device_id for n, _ in keyed],
                            [n.client_alert_id for n, _ in keyed], [a for _, a in keyed], [n.channel for n, _ in keyed])

@@ -83,7 +83,7 @@ async def event(conn: asyncpg.Connection, alert_id, at: datetime, type_: str, *,
 async def tell_responder(conn: asyncpg.Connection, now: datetime, responder_id: str, template: str,
                          payload: dict[str, Any], *, alert_id=None, dispatch_id=None) -> None:
     """Queue a message to a responder on each channel it can be reached by."""
-    contacts = await conn.fetchrow(queries.responder_contacts, responder_id)
+    contacts = await conn.fetchrow(queries.get_responder_contacts, responder_id)
     if contacts is None:
         return
     batch = Batch(now)
@@ -106,7 +106,7 @@ async def security_event(conn: asyncpg.Connection, at: datetime, kind: str, sour
     At most one event per source and kind per minute (an episode): the first refusal is an event with its
     detail, the next ones in that minute only count on it (`refusals`, `last_at`), so a flood of refusals is
     one row, not one per request. Returns the event's id (None only if that event was purged meanwhile)."""
-    episode = await conn.fetchrow(queries.refusal_episode, at, kind, source)
+    episode = await conn.fetchrow(queries.open_refusal_episode, at, kind, source)
     # A statement of its own, after the episode's row lock: it sees the event a concurrent refusal just committed.
     if episode["new"]:
         await conn.execute(queries.insert_refusal_event, episode["event_id"], at, kind, source, detail)

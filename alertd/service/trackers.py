@@ -47,7 +47,7 @@ def _source(gateway: Gateway) -> str:
 
 async def _tracker(conn: asyncpg.Connection, gateway: Gateway, unique_id: str):
     """The tracker's row if this gateway may speak for it and it is in use; otherwise None, with why."""
-    row = await conn.fetchrow(queries.tracker_for_event, unique_id, gateway.id)
+    row = await conn.fetchrow(queries.get_tracker_for_event, unique_id, gateway.id)
     if row is None:
         return None, "unknown"
     if row["removed_at"] is not None:
@@ -72,8 +72,8 @@ async def receive_sos(pool: asyncpg.Pool, ctx: Context, gateway: Gateway, sos: S
         async with conn.transaction():
             # The claim comes first: a second copy of this event waits here for the first one's commit.
             if sos.event_id is not None and await conn.fetchval(
-                    queries.traccar_event_claim, gateway.id, sos.event_id, sos.unique_id, now) is None:
-                row = await conn.fetchrow(queries.traccar_event_alert, gateway.id, sos.event_id)
+                    queries.claim_traccar_event, gateway.id, sos.event_id, sos.unique_id, now) is None:
+                row = await conn.fetchrow(queries.get_traccar_event_alert, gateway.id, sos.event_id)
                 return Outcome("duplicate", str(row["alert_id"]))
             details: dict[str, Any] = {"gateway": gateway.name, **sos.details}
             if sos.event_id is not None:
@@ -82,7 +82,7 @@ async def receive_sos(pool: asyncpg.Pool, ctx: Context, gateway: Gateway, sos: S
                 person_id=tracker["person_id"], device_id=None, channel=CHANNEL, client_alert_id=None,
                 triggered_at=sos.triggered_at, location=sos.location, details=details)]))[0]
             if sos.event_id is not None:
-                await conn.execute(queries.traccar_event_set_alert, gateway.id, sos.event_id,
+                await conn.execute(queries.set_traccar_event_alert, gateway.id, sos.event_id,
                                    uuid.UUID(raised.alert_id))
         return Outcome(raised.made, raised.alert_id)
 

@@ -46,9 +46,9 @@ async def _refuse(pool: asyncpg.Pool, ctx: Context, unit_id: str, kind: str, rea
 async def _check_terminal(conn: asyncpg.Connection, unit_id: str) -> None:
     """A mobile unit with live terminal credentials (the broker should have refused any other; if its state and
     the database ever differ, the database decides)."""
-    if await conn.fetchrow(queries.mobile_unit, unit_id) is None:
+    if await conn.fetchrow(queries.get_mobile_unit, unit_id) is None:
         raise Refused("unknown_unit", "no such mobile unit")
-    account = await conn.fetchrow(queries.mqtt_account, unit_id)
+    account = await conn.fetchrow(queries.get_mqtt_account, unit_id)
     if account is None or account["kind"] != "unit":
         raise Refused("unknown_unit", "this unit has no terminal")
     if account["revoked_at"] is not None:

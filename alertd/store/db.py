@@ -80,8 +80,13 @@ def vacuum_advice(autovacuum_on: bool, naptime_s: int) -> str | None:
     return None
 
 
+async def ping(conn: asyncpg.Connection) -> bool:
+    """Does the database answer on this connection?"""
+    return bool(await conn.fetchval(queries.ping) == 1)
+
+
 async def check_vacuum(conn: asyncpg.Connection) -> str | None:
-    row = await conn.fetchrow(queries.vacuum_settings)
+    row = await conn.fetchrow(queries.get_vacuum_settings)
     return vacuum_advice(row["autovacuum"] == "on", int(row["naptime_s"]))
 
 

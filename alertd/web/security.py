@@ -84,12 +84,12 @@ async def principal(request: web.Request, *roles: str, allow_expired_device: boo
         raise await _refuse(request, "wrong_role", 403, "forbidden", "this token may not do that", role=who.role)
     if who.session_id is not None:
         async with request.app[POOL].acquire() as conn:
-            live = await conn.fetchrow(queries.officer_session_live, _uuid_or_none(who.session_id), ctx.clock.now())
+            live = await conn.fetchrow(queries.get_live_officer_session, _uuid_or_none(who.session_id), ctx.clock.now())
         if live is None:
             raise await _refuse(request, "ended_session", 401, "unauthorized", "the session has ended; sign in again")
     if who.role == "device":
         async with request.app[POOL].acquire() as conn:
-            device = await conn.fetchrow(queries.device_for_token, who.device)
+            device = await conn.fetchrow(queries.get_device_for_token, who.device)
         if device is None or device["revoked_at"] is not None or device["person_id"] != who.person_id:
             raise await _refuse(request, "revoked_device", 401, "unauthorized", "device is not enrolled",
                                 device_id=who.device_id)

@@ -111,7 +111,7 @@ async def test_a_zip_as_downloaded_and_the_near_command(cli_env, capsys, db, tmp
 async def test_nearest_is_one_indexed_knn_probe(db, clock):
     with SAMPLE.open("rb") as lines:
         await places.import_dump(db, lines, clock.now())
-    plan = await db.fetchval("EXPLAIN (FORMAT JSON) " + places.queries.nearest_places, [70.0], [50.0])
+    plan = await db.fetchval("EXPLAIN (FORMAT JSON) " + places.queries.find_nearest_places, [70.0], [50.0])
     assert "places_geog" in json.dumps(plan)
 
 

@@ -47,7 +47,7 @@ async def _raise(client, settings, clock, db, km: float, moves: int = 2):
                                  headers=bearer(token))
         assert resp.status in (200, 201, 202), await resp.text()
     # her SMS on the timeline, as the SMS channel records it
-    await db.fetchval(queries.sms_record_with_note, f"SM{uuid.uuid4().hex}", clock.now(), "added",
+    await db.fetchval(queries.record_inbound_sms_with_note, f"SM{uuid.uuid4().hex}", clock.now(), "added",
                       uuid.UUID(alert_id), {"note": "help, I am at the school on Abay street", "flags": []})
     return alert_id, token
 
@@ -189,15 +189,15 @@ async def test_sms_texts_triage_and_unknown_numbers_go_after_the_precise_period(
     start = clock.now()
     # what an SMS to a responder said about the closed alert, as the SMS notifier records it
     outbox_id = await db.fetchval("SELECT id FROM outbox WHERE alert_id = $1 AND payload ? 'lat' LIMIT 1", closed)
-    await db.execute(queries.sms_begin_send, outbox_id, "twilio", "Dispatch K7Q2: 50.005,70.002 by 12:01", start)
+    await db.execute(queries.begin_sms_send, outbox_id, "twilio", "Dispatch K7Q2: 50.005,70.002 by 12:01", start)
     # the duty desk's triage: one message resolved, one not; numbers of senders nobody enrolled
     for sid, phone in (("SMold", "+77015550001"), ("SMopen", "+77015550002")):
-        await db.fetchval(queries.sms_insert_triage, sid, phone, "he took my phone, Abay street 12", start)
+        await db.fetchval(queries.insert_sms_triage, sid, phone, "he took my phone, Abay street 12", start)
     await db.execute("UPDATE sms_triage SET resolved_at = $1 WHERE message_sid = 'SMold'", start)
     closed_person = await db.fetchval("SELECT person_id FROM alerts WHERE id = $1", closed)
     open_person = await db.fetchval("SELECT person_id FROM alerts WHERE id = $1", still_open)
-    await db.execute(queries.sms_insert_contact, "+77015550003", closed_person, start)
-    await db.execute(queries.sms_insert_contact, "+77015550004", open_person, start)
+    await db.execute(queries.insert_sms_contact, "+77015550003", closed_person, start)
+    await db.execute(queries.insert_sms_contact, "+77015550004", open_person, start)
 
     clock.set(start + timedelta(days=settings.retention_precise_days) - timedelta(seconds=1))
     await _retention(app_client, clock)

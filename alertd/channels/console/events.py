@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from alertd.auth import Principal
 from alertd.store import queries
-from alertd.store.db import CONNECTION_LOST, connect_primary
+from alertd.store.db import CONNECTION_LOST, connect_primary, ping
 from alertd.web.keys import HUB, POOL
 from alertd.web.security import principal
 
@@ -90,7 +90,7 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lost.wait(), self.PROBE_EVERY_S)
                 return
-            await asyncio.wait_for(conn.fetchval(queries.ping), self.PROBE_TIMEOUT_S)
+            await asyncio.wait_for(ping(conn), self.PROBE_TIMEOUT_S)
 
     def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
         self._inbox.put_nowait(json.loads(payload))
@@ -116,7 +116,7 @@ class Hub:
             return
         # A statement's new events, named by id range: read them once, for every console of this instance.
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(queries.events_in_range, message["first_id"], message["last_id"])
+            rows = await conn.fetch(queries.list_events_in_range, message["first_id"], message["last_id"])
         for row in rows:
             if row["id"] in self._routed:  # ranges of concurrent transactions can overlap
                 continue
@@ -155,7 +155,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         if since is not None and since.isascii() and since.isdigit() and len(since) < 19:
             scope = None if who.role == "admin" else who.responder_id
             async with request.app[POOL].acquire() as conn:
-                missed = await conn.fetch(queries.events_since, int(since), scope)
+                missed = await conn.fetch(queries.list_events_since, int(since), scope)
             for row in missed:
                 await ws.send_json({"type": "event", "replay": True, "event": {
                     "id": row["id"], "alert_id": str(row["alert_id"]), "type": row["type"],

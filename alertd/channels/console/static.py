@@ -159,7 +159,7 @@ async def me(request: web.Request) -> web.Response:
     who = await principal(request, *officer_accounts.ROLES, "admin")
     ctx = request.app[CTX]
     async with request.app[POOL].acquire() as conn:
-        row = await conn.fetchrow(queries.officer_get, who.sub)
+        row = await conn.fetchrow(queries.get_officer, who.sub)
     account = officer_accounts.profile(row) if row is not None else {
         "username": who.sub, "role": who.role, "responder_id": who.responder_id, "region": who.region,
         "language": "ru"}

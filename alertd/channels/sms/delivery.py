@@ -33,13 +33,13 @@ async def record_status(pool: asyncpg.Pool, ctx: Context, sid: str, status: str,
     """Record one status callback; returns what was done (for the log and tests)."""
     async with pool.acquire() as conn, conn.transaction():
         now = ctx.clock.now()
-        row = await conn.fetchrow(queries.sms_message_by_sid, sid)
+        row = await conn.fetchrow(queries.lock_sms_by_sid, sid)
         if row is None:
             log.info("status for an unknown message", extra={"fields": {"status": status}})
             return "unknown"
         if not supersedes(status, row["delivery"]):
             return "stale"
-        await conn.execute(queries.sms_set_delivery, row["outbox_id"], status, error_code, now)
+        await conn.execute(queries.set_sms_delivery, row["outbox_id"], status, error_code, now)
         if row["dispatch_id"] is None or row["template"] != "dispatch":
             return "recorded"
         if status == "delivered":
@@ -48,13 +48,13 @@ async def record_status(pool: asyncpg.Pool, ctx: Context, sid: str, status: str,
             return "delivered"
         if status not in FAILED:
             return "recorded"
-        alert = await conn.fetchrow(queries.alert_for_update, row["alert_id"])  # lock order: alert, then dispatch
+        alert = await conn.fetchrow(queries.lock_alert, row["alert_id"])  # lock order: alert, then dispatch
         await event(conn, row["alert_id"], now, "sms_undelivered", dispatch_id=row["dispatch_id"],
                     responder_id=row["recipient"], status=status, error_code=error_code)
         await tell_supervisor(conn, now, alert["region"], "sms_undelivered",
                               {"code": row["code"], "responder_id": row["recipient"], "error_code": error_code},
                               alert_id=row["alert_id"], dispatch_id=row["dispatch_id"])
-        if await conn.fetchval(queries.sms_deadline_now, row["dispatch_id"], now) is not None:
+        if await conn.fetchval(queries.set_deadline_now, row["dispatch_id"], now) is not None:
             await conn.execute(queries.notify_wake, "deadlines")
             return "escalating"
         return "undelivered"

@@ -55,7 +55,7 @@ class HttpGatewaySms:
         if s.sms_gateway_auth:
             headers["Authorization"] = s.sms_gateway_auth
         async with self.pool.acquire() as conn:
-            await conn.execute(queries.sms_begin_send, message.id, self.name, text, self.ctx.clock.now())
+            await conn.execute(queries.begin_sms_send, message.id, self.name, text, self.ctx.clock.now())
         try:
             async with self.session().post(s.sms_gateway_url, data=body.encode(), headers=headers) as resp:
                 answer = await resp.text()
@@ -76,7 +76,7 @@ class HttpGatewaySms:
 
     async def _outcome(self, outbox_id: int, state: str, *, sid: str | None = None, error: str | None = None) -> None:
         async with self.pool.acquire() as conn:
-            await conn.execute(queries.sms_send_outcome, outbox_id, state, sid, None, error, self.ctx.clock.now())
+            await conn.execute(queries.record_sms_send_outcome, outbox_id, state, sid, None, error, self.ctx.clock.now())
 
 
 def _id_in(answer: str) -> str | None:

@@ -141,7 +141,7 @@ async def triage_queue(request: web.Request) -> web.Response:
     who = await principal(request, "supervisor", "admin")
     ctx = request.app[CTX]
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        rows = await conn.fetch(queries.sms_triage_open, TRIAGE_PAGE)
+        rows = await conn.fetch(queries.list_open_sms_triage, TRIAGE_PAGE)
         await conn.execute(queries.insert_audit, ctx.clock.now(), who.actor, "read_sms_triage", None,
                            {"items": len(rows)})
     return web.json_response({"items": [
@@ -157,7 +157,7 @@ async def triage_resolve(request: web.Request) -> web.Response:
     if triage_id is None:
         raise ApiError(404, "not_found", "no such triage message")
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        if await conn.fetchval(queries.sms_triage_resolve, triage_id, ctx.clock.now()) is None:
+        if await conn.fetchval(queries.resolve_sms_triage, triage_id, ctx.clock.now()) is None:
             raise ApiError(404, "not_found", "no such open triage message")
         await conn.execute(queries.insert_audit, ctx.clock.now(), who.actor, "resolve_sms_triage", None,
                            {"triage_id": triage_id})

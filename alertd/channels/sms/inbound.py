@@ -65,12 +65,12 @@ async def handle(pool: asyncpg.Pool, ctx: Context, sms: InboundSms) -> Outcome:
     found = locate_text(sms.body, ctx.clock.now())
     code = parse_ack(sms.body)
     async with pool.acquire() as conn:
-        sender = Sender.from_row(await conn.fetchrow(queries.sms_sender, sms.sid, sms.sender))
+        sender = Sender.from_row(await conn.fetchrow(queries.get_sms_sender, sms.sid, sms.sender))
         if sender.seen:
             return Outcome("duplicate")
         if sender.open_alert_id is not None and found.location is None and not (sender.responder_ids and code):
             # The common case while an alert is open: one more message with no location, only a note to add.
-            recorded = await conn.fetchval(queries.sms_record_with_note, sms.sid, ctx.clock.now(), "added",
+            recorded = await conn.fetchval(queries.record_inbound_sms_with_note, sms.sid, ctx.clock.now(), "added",
                                            sender.open_alert_id, _note(sms, found))
             return Outcome("added" if recorded else "duplicate", alert_id=str(sender.open_alert_id))
     if sender.responder_ids and code:
@@ -88,9 +88,9 @@ async def handle(pool: asyncpg.Pool, ctx: Context, sms: InboundSms) -> Outcome:
 async def _acknowledge(pool, ctx: Context, sms: InboundSms, code: str, sender: Sender) -> Outcome:
     """A code from a responder's registered phone acknowledges that responder's dispatch, and nothing else."""
     async with pool.acquire() as conn:
-        dispatch = await conn.fetchrow(queries.sms_dispatch_by_code, code)
+        dispatch = await conn.fetchrow(queries.get_dispatch_by_code, code)
         mine = dispatch is not None and dispatch["responder_id"] in sender.responder_ids
-        language = await conn.fetchval(queries.responder_language, dispatch["responder_id"]) if mine else None
+        language = await conn.fetchval(queries.get_responder_language, dispatch["responder_id"]) if mine else None
     if not mine:
         await _record(pool, ctx, sms, "responder")
         return Outcome("responder", render("ack_unknown", {"code": code}, sender.responder_language))
@@ -108,7 +108,7 @@ async def _acknowledge(pool, ctx: Context, sms: InboundSms, code: str, sender: S
 async def _code_from_stranger(pool, ctx: Context, code: str) -> None:
     """A real dispatch code from a number no responder registered: acknowledge nothing, record it."""
     async with pool.acquire() as conn:
-        dispatch = await conn.fetchrow(queries.sms_dispatch_by_code, code)
+        dispatch = await conn.fetchrow(queries.get_dispatch_by_code, code)
         if dispatch is not None:
             await security_event(conn, ctx.clock.now(), "sms_ack_unregistered", SOURCE,
                                  dispatch_id=str(dispatch["id"]))
@@ -140,12 +140,12 @@ async def _from_stranger(pool, ctx: Context, sms: InboundSms, sender: Sender, fo
 async def _stranger(pool, ctx: Context, phone: str) -> str:
     """The pseudonymous person of a number that is not enrolled, created on its first alert."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(queries.sms_lock_contact, phone)
-        person_id = await conn.fetchval(queries.sms_contact_person, phone)
+        await conn.execute(queries.lock_sms_contact, phone)
+        person_id = await conn.fetchval(queries.get_sms_contact_person, phone)
         if person_id is None:
             person_id = new_id("P-")
-            await conn.execute(queries.sms_insert_stranger, person_id)
-            await conn.execute(queries.sms_insert_contact, phone, person_id, ctx.clock.now())
+            await conn.execute(queries.insert_sms_stranger, person_id)
+            await conn.execute(queries.insert_sms_contact, phone, person_id, ctx.clock.now())
         return person_id
 
 
@@ -162,7 +162,7 @@ async def _alert_or_add(pool, ctx: Context, sms: InboundSms, person_id: str, ope
                 return Outcome("duplicate")
             # another SMS of hers raised an alert a moment ago: add to that one
             async with pool.acquire() as conn:
-                open_alert_id = await conn.fetchval(queries.sms_open_alert, person_id)
+                open_alert_id = await conn.fetchval(queries.get_open_alert_of_person, person_id)
             continue
         return Outcome(outcome, alert_id=alert_id)
     raise RuntimeError("could not raise or find the open SMS alert")
@@ -181,7 +181,7 @@ async def _raise(pool, ctx: Context, sms: InboundSms, person_id: str, found: Sms
                                            client_alert_id=sms.sid, triggered_at=now, location=found.location,
                                            verified=verified)
         outcome = "raised" if raised.created else "added"
-        await conn.fetchval(queries.sms_record_with_note, sms.sid, now, outcome, uuid.UUID(raised.alert_id),
+        await conn.fetchval(queries.record_inbound_sms_with_note, sms.sid, now, outcome, uuid.UUID(raised.alert_id),
                             _note(sms, found))
     return raised.alert_id, outcome
 
@@ -206,7 +206,7 @@ def _note(sms: InboundSms, found: SmsLocation) -> dict:
 async def _record_note(pool, ctx: Context, sms: InboundSms, outcome: str, alert_id, found: SmsLocation) -> bool:
     """Record the MessageSid and her message as a note on the alert, together; False if already recorded."""
     async with pool.acquire() as conn:
-        return await conn.fetchval(queries.sms_record_with_note, sms.sid, ctx.clock.now(), outcome,
+        return await conn.fetchval(queries.record_inbound_sms_with_note, sms.sid, ctx.clock.now(), outcome,
                                    uuid.UUID(str(alert_id)), _note(sms, found)) is not None
 
 
@@ -214,13 +214,13 @@ async def _triage(pool, ctx: Context, sms: InboundSms) -> Outcome:
     """Nothing to dispatch on from a number nobody enrolled: the duty desk reads it and decides."""
     now = ctx.clock.now()
     async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval(queries.sms_record_inbound, sms.sid, now, "triage", None, None) is None:
+        if await conn.fetchval(queries.record_inbound_sms, sms.sid, now, "triage", None, None) is None:
             return Outcome("duplicate")
-        triage_id = await conn.fetchval(queries.sms_insert_triage, sms.sid, sms.sender, sms.body, now)
+        triage_id = await conn.fetchval(queries.insert_sms_triage, sms.sid, sms.sender, sms.body, now)
         await tell_supervisor(conn, now, None, "sms_triage", {"triage_id": triage_id})
     return Outcome("triage")
 
 
 async def _record(pool, ctx: Context, sms: InboundSms, outcome: str, *, dispatch_id=None) -> None:
     async with pool.acquire() as conn:
-        await conn.fetchval(queries.sms_record_inbound, sms.sid, ctx.clock.now(), outcome, None, dispatch_id)
+        await conn.fetchval(queries.record_inbound_sms, sms.sid, ctx.clock.now(), outcome, None, dispatch_id)

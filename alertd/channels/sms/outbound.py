@@ -50,7 +50,7 @@ class SmsNotifier:
 
     async def send(self, message: Message) -> str | None:
         async with self.pool.acquire() as conn:
-            contact = await conn.fetchrow(queries.responder_contacts, message.recipient)
+            contact = await conn.fetchrow(queries.get_responder_contacts, message.recipient)
         if contact is None or not contact["phone"]:
             raise SendError("recipient has no phone number", retryable=False)
         provider = self.provider_for(contact["phone"])

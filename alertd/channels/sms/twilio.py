@@ -58,7 +58,7 @@ class TwilioSms:
     async def send_sms(self, message: Message, to: str, text: str) -> str:
         s = self.ctx.settings
         async with self.pool.acquire() as conn:
-            previous = await conn.fetchrow(queries.sms_outbound, message.id)
+            previous = await conn.fetchrow(queries.get_sms_send, message.id)
         if previous is not None and previous["provider"] == self.name:
             if previous["state"] == "accepted" and previous["sid"]:
                 return previous["sid"]  # accepted before a crash kept the outbox from hearing it
@@ -69,7 +69,7 @@ class TwilioSms:
                     await self._outcome(message.id, "accepted", sid=sid)
                     return sid
         async with self.pool.acquire() as conn:
-            await conn.execute(queries.sms_begin_send, message.id, self.name, text, self.ctx.clock.now())
+            await conn.execute(queries.begin_sms_send, message.id, self.name, text, self.ctx.clock.now())
         try:
             async with asyncio.timeout(s.sms_send_timeout_s):
                 sent = await self.client().messages.create_async(
@@ -107,5 +107,5 @@ class TwilioSms:
     async def _outcome(self, outbox_id: int, state: str, *, sid: str | None = None, delivery: str | None = None,
                        error: str | None = None) -> None:
         async with self.pool.acquire() as conn:
-            await conn.execute(queries.sms_send_outcome, outbox_id, state, sid, delivery, error,
+            await conn.execute(queries.record_sms_send_outcome, outbox_id, state, sid, delivery, error,
                                self.ctx.clock.now())

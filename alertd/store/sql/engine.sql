@@ -1,3 +1,195 @@
+-- The engine's modules: deadlines, outbox, supervision, retention, and their versions.
+
+-- name: claim_due_dispatches
+-- Expire up to $2 pending dispatches whose deadline has passed, locking them so no other instance fires them.
+-- The alert is locked too, without waiting: every other writer locks the alert first, then its dispatches, so
+-- the engine never holds a dispatch while waiting for its alert (no deadlock with a cancel or an ack).
+WITH due AS (
+    SELECT d.id FROM dispatches d JOIN alerts a ON a.id = d.alert_id
+     WHERE d.status = 'pending' AND d.ack_deadline <= $1
+     ORDER BY d.ack_deadline
+     LIMIT $2
+     FOR UPDATE OF d, a SKIP LOCKED
+)
+UPDATE dispatches d SET status = 'expired', expired_at = $1, updated_at = $1
+  FROM due WHERE d.id = due.id
+RETURNING d.id, d.alert_id, d.kind, d.responder_id, d.code, d.ack_deadline, d.attempt, d.broadcast;
+
+-- name: get_next_deadline
+-- The earliest pending deadline, to know how long the engine may sleep.
+SELECT min(ack_deadline) FROM dispatches WHERE status = 'pending';
+
+-- name: claim_outbox
+-- Lease up to $2 due messages for $3 seconds so no other instance takes them meanwhile (a crashed instance's lease runs out).
+WITH due AS (
+    SELECT id FROM outbox
+     WHERE status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1)
+     ORDER BY next_attempt_at, id
+     LIMIT $2
+     FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox o SET leased_until = $1 + make_interval(secs => $3), attempts = o.attempts + 1
+  FROM due WHERE o.id = due.id AND o.status = 'pending'
+RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dispatch_id, o.attempts,
+          o.created_at, o.provider_ref;
+
+-- name: mark_outbox_sent
+-- Mark messages $1 sent at $2, each with its provider reference in $3.
+UPDATE outbox o SET status = 'sent', sent_at = $2, provider_ref = u.ref, last_error = NULL
+  FROM unnest($1::bigint[], $3::text[]) AS u(id, ref)
+ WHERE o.id = u.id AND o.status = 'pending';
+
+-- name: retry_outbox
+-- Schedule another attempt after a failure (and give up the lease).
+UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_until = NULL WHERE id = $1 AND status = 'pending';
+
+-- name: fail_outbox
+-- Give up on a message.
+UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending';
+
+-- name: get_outbox_next_due
+-- When the next pending message is due (a leased one: when its lease runs out).
+SELECT min(greatest(next_attempt_at, leased_until)) FROM outbox WHERE status = 'pending';
+
+-- name: claim_silent_buttons
+-- Buttons not heard from since $1 with no notice yet for this silence: mark them, at most $3, SKIP LOCKED.
+WITH due AS (
+    SELECT b.device_id FROM buttons b JOIN devices d ON d.id = b.device_id
+     WHERE b.silent_notice_at IS NULL AND d.revoked_at IS NULL AND coalesce(b.last_seen_at, b.created_at) < $1
+     ORDER BY coalesce(b.last_seen_at, b.created_at)
+     LIMIT $3
+     FOR UPDATE OF b SKIP LOCKED
+)
+UPDATE buttons b SET silent_notice_at = $2
+  FROM due, devices d, people p
+ WHERE b.device_id = due.device_id AND d.id = b.device_id AND p.id = d.person_id
+RETURNING b.device_id, d.person_id, b.caseworker_id, b.last_seen_at, b.battery, p.region;
+
+-- name: claim_low_battery_buttons
+-- Buttons whose battery fell below $1 with no notice yet: mark them, at most $3, SKIP LOCKED.
+WITH due AS (
+    SELECT b.device_id FROM buttons b JOIN devices d ON d.id = b.device_id
+     WHERE b.low_battery_notice_at IS NULL AND d.revoked_at IS NULL AND b.battery < $1
+     LIMIT $3
+     FOR UPDATE OF b SKIP LOCKED
+)
+UPDATE buttons b SET low_battery_notice_at = $2
+  FROM due, devices d, people p
+ WHERE b.device_id = due.device_id AND d.id = b.device_id AND p.id = d.person_id
+RETURNING b.device_id, d.person_id, b.caseworker_id, b.last_seen_at, b.battery, p.region;
+
+-- name: get_next_silence
+-- The oldest last-seen of a button not yet reported silent (the engine sleeps until it plus the period).
+SELECT min(coalesce(b.last_seen_at, b.created_at)) FROM buttons b JOIN devices d ON d.id = b.device_id
+ WHERE b.silent_notice_at IS NULL AND d.revoked_at IS NULL;
+
+-- name: purge_alerts
+-- One batch of closed alerts past the precise period ($1 cutoff, $2 batch, $3 now): trail deleted, best location
+-- coarsened to a 0.01-degree grid (about 1 km), her words and officers' notes removed, places in messages coarsened
+-- (and their named place's distance and direction dropped).
+WITH due AS (
+    SELECT id FROM alerts
+     WHERE purged_at IS NULL AND closed_at IS NOT NULL AND closed_at <= $1
+       AND status NOT IN ('open', 'unanswered')
+     ORDER BY closed_at
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+), coarsened AS (
+    UPDATE alerts a
+       SET location = ST_SnapToGrid(a.location::geometry, 0.01)::geography,
+           location_accuracy_m = CASE WHEN a.location IS NULL THEN a.location_accuracy_m
+                                      ELSE greatest(coalesce(a.location_accuracy_m, 0), 1000) END,
+           purged_at = $3
+      FROM due WHERE a.id = due.id
+    RETURNING a.id
+), fixes AS (
+    DELETE FROM location_fixes f USING due WHERE f.alert_id = due.id
+    RETURNING f.id
+), notes AS (
+    UPDATE alert_events e SET data = (e.data - 'note') || '{"note_purged": true}'::jsonb
+      FROM due WHERE e.alert_id = due.id AND e.data ? 'note'
+    RETURNING e.id
+), dispatch_notes AS (
+    UPDATE dispatches d SET note = NULL FROM due WHERE d.alert_id = due.id AND d.note IS NOT NULL
+    RETURNING d.id
+), messages AS (
+    UPDATE outbox o
+       SET payload = o.payload - 'note'
+                     || CASE WHEN jsonb_typeof(o.payload -> 'lat') = 'number'
+                              AND jsonb_typeof(o.payload -> 'lon') = 'number'
+                             THEN jsonb_build_object('lat', round((o.payload ->> 'lat')::numeric, 2),
+                                                     'lon', round((o.payload ->> 'lon')::numeric, 2))
+                             ELSE '{}'::jsonb END
+                     -- "800 m N of X" is finer than 0.01 degree: only the place's names stay
+                     || CASE WHEN jsonb_typeof(o.payload -> 'place') = 'object'
+                             THEN jsonb_build_object('place', (o.payload -> 'place') - 'distance_m' - 'bearing')
+                             ELSE '{}'::jsonb END
+      FROM due WHERE o.alert_id = due.id AND (o.payload ? 'lat' OR o.payload ? 'note')
+    RETURNING o.id
+), sms_bodies AS (
+    UPDATE sms_messages m SET body = ''
+      FROM outbox o, due WHERE o.alert_id = due.id AND m.outbox_id = o.id AND m.body <> ''
+    RETURNING m.outbox_id
+)
+SELECT (SELECT count(*) FROM coarsened) AS alerts_coarsened,
+       (SELECT count(*) FROM fixes) AS location_fixes_deleted,
+       (SELECT count(*) FROM notes) AS sms_notes_removed,
+       (SELECT count(*) FROM dispatch_notes) AS dispatch_notes_removed,
+       (SELECT count(*) FROM messages) AS message_places_coarsened,
+       (SELECT count(*) FROM sms_bodies) AS sms_bodies_removed;
+
+-- name: purge_sms
+-- Inbound SMS nobody needs any more ($1 cutoff, $2 batch): resolved triage messages lose body and number; numbers
+-- of senders nobody enrolled are forgotten once none of their alerts is open or closed after the cutoff.
+WITH triage AS (
+    UPDATE sms_triage SET body = '', phone = ''
+     WHERE id IN (SELECT id FROM sms_triage WHERE resolved_at <= $1 AND (body <> '' OR phone <> '')
+                   ORDER BY resolved_at LIMIT $2)
+    RETURNING id
+), contacts AS (
+    DELETE FROM sms_contacts c
+     WHERE c.phone IN (SELECT s.phone FROM sms_contacts s
+                        WHERE s.created_at <= $1
+                          AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.person_id = s.person_id
+                                             AND (a.closed_at IS NULL OR a.closed_at > $1))
+                        LIMIT $2)
+    RETURNING c.phone
+)
+SELECT (SELECT count(*) FROM triage) AS sms_triage_removed,
+       (SELECT count(*) FROM contacts) AS sms_contacts_removed;
+
+-- name: purge_audit
+-- Security events, sign-in failures and audit log entries older than the audit period ($1 cutoff, $2 batch).
+WITH security AS (
+    DELETE FROM security_events
+     WHERE id IN (SELECT id FROM security_events WHERE at <= $1 ORDER BY at LIMIT $2)
+    RETURNING id
+), sign_ins AS (
+    DELETE FROM sign_in_failures
+     WHERE id IN (SELECT id FROM sign_in_failures WHERE at <= $1 ORDER BY at LIMIT $2)
+    RETURNING id
+), audit AS (
+    DELETE FROM audit_log
+     WHERE id IN (SELECT id FROM audit_log WHERE at <= $1 ORDER BY at LIMIT $2)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM security) AS security_events_deleted,
+       (SELECT count(*) FROM sign_ins) AS sign_in_failures_deleted,
+       (SELECT count(*) FROM audit) AS audit_log_deleted;
+
+-- name: record_purge
+-- Record one purge: who ran it and how much of each kind went (numbers only, never content).
+INSERT INTO retention_purges (at, actor, counts) VALUES ($1, $2, $3);
+
+-- name: get_retention_next_due
+-- The earliest moment something becomes due ($1 precise period, $2 audit period); NULL when nothing ever will.
+SELECT least(
+    (SELECT min(closed_at) FROM alerts WHERE purged_at IS NULL AND closed_at IS NOT NULL) + $1::interval,
+    (SELECT min(resolved_at) FROM sms_triage WHERE body <> '' OR phone <> '') + $1::interval,
+    (SELECT min(at) FROM security_events) + $2::interval,
+    (SELECT min(at) FROM sign_in_failures) + $2::interval,
+    (SELECT min(at) FROM audit_log) + $2::interval);
+
 -- name: hold_engine_version
 -- Open a module's engine transaction: hold its version lock shared until commit, and read the recorded version ($1 module; NULL: never recorded).
 SELECT engine_version_shared($1);

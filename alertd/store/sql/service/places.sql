@@ -1,14 +1,17 @@
 -- The gazetteer: named places responders are told an alert is near (migration 0015).
 
--- name: places_stage
--- A staging table for one import, gone at commit: the dump is COPYed here, then merged into places.
-CREATE TEMP TABLE places_import (
-    geonameid bigint, name text, asciiname text, name_ru text, name_kk text, feature_class text,
-    feature_code text, country text, admin1 text, population bigint, lat double precision,
-    lon double precision, modified date
-) ON COMMIT DROP;
+-- name: find_nearest_places
+-- The nearest place to each of the points ($1 lons, $2 lats), one KNN probe of the GiST index per point; n is the
+-- point's position (1-based); a point with no place at all has no row.
+SELECT pt.n, p.geonameid, p.name, p.asciiname, p.name_ru, p.name_kk, p.population,
+       ST_Y(p.geog::geometry) AS lat, ST_X(p.geog::geometry) AS lon
+  FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS pt(lon, lat, n)
+  CROSS JOIN LATERAL (
+      SELECT * FROM places
+       ORDER BY geog <-> ST_SetSRID(ST_MakePoint(pt.lon, pt.lat), 4326)::geography
+       LIMIT 1) p;
 
--- name: places_merge
+-- name: merge_places
 -- Merge the staged places into the gazetteer by geonameid ($1 now); how many were new and how many updated. A
 -- geonameid twice in one file keeps its last line.
 WITH staged AS (
@@ -31,22 +34,15 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT 
        (SELECT count(*) FROM places_import) AS staged
   FROM merged;
 
--- name: places_count
--- How many places the gazetteer holds.
-SELECT count(*) FROM places;
+-- name: create_places_stage
+-- A staging table for one import, gone at commit: the dump is COPYed here, then merged into places.
+CREATE TEMP TABLE places_import (
+    geonameid bigint, name text, asciiname text, name_ru text, name_kk text, feature_class text,
+    feature_code text, country text, admin1 text, population bigint, lat double precision,
+    lon double precision, modified date
+) ON COMMIT DROP;
 
--- name: nearest_places
--- The nearest place to each of the points ($1 lons, $2 lats), one KNN probe of the GiST index per point; n is the
--- point's position (1-based); a point with no place at all has no row.
-SELECT pt.n, p.geonameid, p.name, p.asciiname, p.name_ru, p.name_kk, p.population,
-       ST_Y(p.geog::geometry) AS lat, ST_X(p.geog::geometry) AS lon
-  FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS pt(lon, lat, n)
-  CROSS JOIN LATERAL (
-      SELECT * FROM places
-       ORDER BY geog <-> ST_SetSRID(ST_MakePoint(pt.lon, pt.lat), 4326)::geography
-       LIMIT 1) p;
-
--- name: places_within
+-- name: list_places_within
 -- Places inside a box ($1 west, $2 south, $3 east, $4 north), the most populous first, at most $5 (map labels).
 SELECT geonameid, name, asciiname, name_ru, name_kk, population, feature_code,
        ST_Y(geog::geometry) AS lat, ST_X(geog::geometry) AS lon

@@ -1,25 +1,27 @@
--- name: officer_insert
+-- Console accounts, sign-in, sessions and the supervisors' views.
+
+-- name: insert_officer
 -- Create a console account; nothing is returned when the username is taken.
 INSERT INTO officers (username, password_hash, responder_id, role, language, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $6)
 ON CONFLICT (username) DO NOTHING
 RETURNING username;
 
--- name: officer_get
+-- name: get_officer
 -- One console account with its responder's kind and region.
 SELECT o.username, o.password_hash, o.responder_id, o.role, o.language, o.disabled_at, o.created_at,
        o.last_sign_in_at, r.kind AS responder_kind, r.region, r.name AS responder_name
   FROM officers o JOIN responders r ON r.id = o.responder_id
  WHERE o.username = $1;
 
--- name: officer_list
+-- name: list_officers
 -- Every console account, by username.
 SELECT o.username, o.responder_id, o.role, o.language, o.disabled_at, o.created_at, o.last_sign_in_at,
        r.kind AS responder_kind, r.region, r.name AS responder_name
   FROM officers o JOIN responders r ON r.id = o.responder_id
  ORDER BY o.username;
 
--- name: officer_update
+-- name: update_officer
 -- Change an account; a null argument keeps the field ($7 true disables, false enables, null keeps).
 UPDATE officers SET password_hash = coalesce($2, password_hash), responder_id = coalesce($3, responder_id),
        role = coalesce($4, role), language = coalesce($5, language),
@@ -28,57 +30,57 @@ UPDATE officers SET password_hash = coalesce($2, password_hash), responder_id = 
  WHERE username = $1
 RETURNING username;
 
--- name: officer_signed_in
+-- name: stamp_officer_sign_in
 -- Stamp a successful sign-in.
 UPDATE officers SET last_sign_in_at = $2 WHERE username = $1;
 
--- name: sign_in_source_lock
+-- name: lock_sign_in_source
 -- Take sign-in attempts from source $1 one at a time until the transaction ends, so parallel guesses count in turn.
 SELECT pg_advisory_xact_lock(hashtextextended('alertd.sign_in:' || $1, 0));
 
--- name: sign_in_failures_forget
+-- name: forget_sign_in_failures
 -- Drop source $1's failures from before $2: they no longer count.
 DELETE FROM sign_in_failures WHERE source = $1 AND at <= $2;
 
--- name: sign_in_failure_insert
+-- name: insert_sign_in_failure
 -- Remember a sign-in attempt as failed until its password is found right (for the limiter).
 INSERT INTO sign_in_failures (at, username, source) VALUES ($1, $2, $3) RETURNING id;
 
--- name: sign_in_failure_counts
+-- name: count_sign_in_failures
 -- Failed sign-ins from source $2: for username $1, and for any username, with the latest of each.
 SELECT count(*) FILTER (WHERE username = $1) AS by_account, max(at) FILTER (WHERE username = $1) AS last_by_account,
        count(*) AS by_source, max(at) AS last_by_source
   FROM sign_in_failures WHERE source = $2;
 
--- name: sign_in_failures_clear
+-- name: clear_sign_in_failures
 -- A successful sign-in forgives the username's failures from that source, never another source's.
 DELETE FROM sign_in_failures WHERE username = $1 AND source = $2;
 
--- name: officer_session_insert
+-- name: insert_officer_session
 -- Open a console session.
 INSERT INTO officer_sessions (id, username, created_at, expires_at) VALUES ($1, $2, $3, $4);
 
--- name: officer_session_live
+-- name: get_live_officer_session
 -- A session that is neither ended nor past its end, with its account (when still enabled).
 SELECT s.id, s.expires_at, o.username, o.responder_id, o.role, o.language, r.region
   FROM officer_sessions s JOIN officers o ON o.username = s.username JOIN responders r ON r.id = o.responder_id
  WHERE s.id = $1 AND s.ended_at IS NULL AND s.expires_at > $2 AND o.disabled_at IS NULL;
 
--- name: officer_session_end
+-- name: end_officer_session
 -- Sign out: end one session.
 UPDATE officer_sessions SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL;
 
--- name: officer_sessions_end_all
+-- name: end_officer_sessions
 -- End every session of an account (its password, role or responder changed, or it was disabled).
 UPDATE officer_sessions SET ended_at = $2 WHERE username = $1 AND ended_at IS NULL;
 
--- name: console_responders_of_alert
+-- name: list_alert_responders
 -- Where the responders dispatched to an alert are, for the alert map (names are of posts, not people).
 SELECT DISTINCT r.id, r.kind, r.name, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon
   FROM dispatches d JOIN responders r ON r.id = d.responder_id
  WHERE d.alert_id = $1;
 
--- name: console_region_alerts
+-- name: list_region_alerts
 -- Open and unanswered alerts of region $1, plus the triage queue (no usable location, so maybe no region yet).
 SELECT a.id, a.person_id, a.channel, a.status, a.priority, a.duress, a.triage, a.created_at,
        coalesce(a.region, p.region) AS region, a.location_source, a.location_accuracy_m,
@@ -90,7 +92,7 @@ SELECT a.id, a.person_id, a.channel, a.status, a.priority, a.duress, a.triage, a
  ORDER BY a.duress DESC, (a.status = 'unanswered') DESC, a.created_at
  LIMIT 500;
 
--- name: console_region_deadlines
+-- name: list_region_deadlines
 -- Dispatches of region $1 whose deadline passes before $2 (pending) or passed unanswered (expired, alert still open).
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.attempt, d.broadcast,
        d.created_at, a.duress, a.status AS alert_status
@@ -100,7 +102,7 @@ SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadlin
  ORDER BY d.ack_deadline
  LIMIT 500;
 
--- name: console_region_escalations
+-- name: list_region_escalations
 -- Escalations, broadcasts and unanswered marks of region $1 since $2, newest first.
 SELECT e.id, e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.data
   FROM alert_events e JOIN alerts a ON a.id = e.alert_id
@@ -109,7 +111,7 @@ SELECT e.id, e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.data
  ORDER BY e.id DESC
  LIMIT 200;
 
--- name: console_region_notices
+-- name: list_region_notices
 -- What was sent to the supervisors of region $1 since $2 (missed deadlines, unanswered, button supervision...).
 SELECT o.id, o.template, o.payload, o.alert_id, o.dispatch_id, o.created_at, o.status
   FROM outbox o
@@ -117,7 +119,7 @@ SELECT o.id, o.template, o.payload, o.alert_id, o.dispatch_id, o.created_at, o.s
  ORDER BY o.id DESC
  LIMIT 200;
 
--- name: console_region_outbox_failures
+-- name: list_region_outbox_failures
 -- Messages to region $1's responders or supervisors that failed, or are being retried after an error.
 SELECT o.id, o.channel, o.recipient, o.template, o.alert_id, o.dispatch_id, o.status, o.attempts,
        o.last_error, o.created_at, o.next_attempt_at
@@ -129,11 +131,11 @@ SELECT o.id, o.channel, o.recipient, o.template, o.alert_id, o.dispatch_id, o.st
  ORDER BY o.id DESC
  LIMIT 200;
 
--- name: console_person_phones
+-- name: list_person_phones
 -- A person's phone numbers: only for the admin's audited reveal.
 SELECT phone FROM person_phones WHERE person_id = $1 ORDER BY phone;
 
--- name: console_responder_notices
+-- name: list_responder_notices
 -- Console notices of templates $3 sent to responder $1 since $2 (a caseworker's button supervision notices).
 SELECT o.id, o.template, o.payload, o.alert_id, o.created_at
   FROM outbox o

@@ -1,10 +1,4 @@
--- name: warm_postgis
--- Touch PostGIS once so a pooled connection has loaded it before the first alert.
-SELECT ST_Distance(ST_MakePoint(0, 0)::geography, ST_MakePoint(1, 1)::geography);
-
--- name: device_for_token
--- The device a token names, with its person (revoked devices are returned so callers can refuse them).
-SELECT d.id, d.person_id, d.kind, d.revoked_at FROM devices d WHERE d.id = $1;
+-- Alerts: intake, repeats, state changes, location trails, cancelling, reading.
 
 -- name: insert_alerts
 -- Create a group of alerts at $1, each with its best location ($11..$15, NULL: none, so triage) and region, its fixes ($16..$21) and its first dispatches ($22..$28), in one statement. An alert whose device already sent its client_alert_id is skipped with its fixes and dispatches; a dispatch whose code is taken is skipped. Returns what was made: ('alert', id) and ('dispatch', id) rows.
@@ -45,7 +39,7 @@ SELECT 'alert' AS made, id FROM created
 UNION ALL
 SELECT 'dispatch', id FROM dispatched;
 
--- name: alerts_by_client_ids
+-- name: find_alerts_by_client_ids
 -- The alerts devices already sent these (device_id, client_alert_id) pairs to: raised, or joined as a repeat.
 SELECT a.device_id, a.client_alert_id, a.id, a.status
   FROM unnest($1::text[], $2::text[]) AS u(device_id, client_alert_id)
@@ -60,7 +54,7 @@ SELECT r.device_id, r.client_alert_id, a.id, a.status
 -- Lock these people (in id order, so two groups cannot deadlock): one person's alerts are raised one group at a time.
 SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE;
 
--- name: open_alerts_of
+-- name: find_open_alerts_of_people
 -- The open alert of each of these people (the newest, should there be several), with what a repeat needs.
 SELECT DISTINCT ON (a.person_id) a.person_id, a.id, a.status
   FROM alerts a
@@ -74,7 +68,7 @@ SELECT u.device_id, u.client_alert_id, u.alert_id, u.channel, $1
   FROM unnest($2::text[], $3::text[], $4::uuid[], $5::text[]) AS u(device_id, client_alert_id, alert_id, channel)
 ON CONFLICT DO NOTHING;
 
--- name: alerts_for_update
+-- name: lock_alerts
 -- Lock alerts (in id order) that repeats are about to join, with their best location.
 SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage, a.repeats,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
@@ -88,7 +82,7 @@ UPDATE alerts a SET repeats = u.repeats, priority = u.priority
   FROM unnest($1::uuid[], $2::int[], $3::text[]) AS u(id, repeats, priority)
  WHERE a.id = u.id;
 
--- name: alert_for_update
+-- name: lock_alert
 -- Lock one alert for a state change.
 SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
@@ -96,7 +90,7 @@ SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region,
        a.location_fix_time AS loc_fix_time
   FROM alerts a WHERE a.id = $1 FOR UPDATE;
 
--- name: alert_get
+-- name: get_alert
 -- One alert with its best location.
 SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress, a.stale_token,
        a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at,
@@ -104,6 +98,29 @@ SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
        a.location_fix_time AS loc_fix_time
   FROM alerts a WHERE a.id = $1;
+
+-- name: get_visible_alert
+-- Alert $1 with its best location and the nearest named place to it, if the caller may read it: an admin ($2 and
+-- $3 null) any; otherwise one dispatched to responder $2, or (a supervisor) one of region $3 (its own region, else
+-- its person's).
+SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress, a.stale_token,
+       a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at,
+       ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
+       a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
+       a.location_fix_time AS loc_fix_time,
+       pl.geonameid AS place_geonameid, pl.name AS place_name, pl.asciiname AS place_asciiname,
+       pl.name_ru AS place_name_ru, pl.name_kk AS place_name_kk, pl.population AS place_population,
+       pl.lat AS place_lat, pl.lon AS place_lon
+  FROM alerts a JOIN people p ON p.id = a.person_id
+  LEFT JOIN LATERAL (
+      SELECT pl.geonameid, pl.name, pl.asciiname, pl.name_ru, pl.name_kk, pl.population,
+             ST_Y(pl.geog::geometry) AS lat, ST_X(pl.geog::geometry) AS lon
+        FROM places pl WHERE a.location IS NOT NULL
+       ORDER BY pl.geog <-> a.location LIMIT 1) pl ON true
+ WHERE a.id = $1
+   AND (($2::text IS NULL AND $3::text IS NULL)
+        OR coalesce(a.region, p.region) = $3
+        OR EXISTS (SELECT 1 FROM dispatches d WHERE d.alert_id = a.id AND d.responder_id = $2));
 
 -- name: set_alert_location
 -- Record the alert's best location and where it came from; $7 is its region if it has none yet.
@@ -130,75 +147,42 @@ SELECT u.alert_id, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography, u.ac
        WITH ORDINALITY AS u(alert_id, lon, lat, accuracy_m, source, fix_time, n)
  ORDER BY u.n;
 
--- name: alert_fixes
+-- name: list_alert_fixes
 -- An alert's location trail, oldest first.
 SELECT ST_Y(location::geometry) AS lat, ST_X(location::geometry) AS lon, accuracy_m, source, fix_time
   FROM location_fixes WHERE alert_id = $1 ORDER BY fix_time, id;
 
--- name: people_homes
+-- name: find_people_homes
 -- The registered homes of these people (those who have one).
 SELECT id AS person_id, ST_Y(home::geometry) AS lat, ST_X(home::geometry) AS lon, home_accuracy_m AS accuracy_m,
        'home' AS source, created_at AS fix_time
   FROM people WHERE id = ANY($1::text[]) AND home IS NOT NULL;
 
--- name: person_pins
+-- name: get_person_pins
 -- A person's PIN hashes, for cancel.
 SELECT cancel_pin_hash, duress_pin_hash FROM people WHERE id = $1;
 
--- name: alert_events
+-- name: list_alert_events
 -- An alert's timeline, oldest first.
 SELECT id, at, type, dispatch_id, responder_id, actor, data FROM alert_events WHERE alert_id = $1 ORDER BY id;
 
--- name: refusal_episode
--- The episode of refusals of kind $2 from source $3 at $1: a new one (with a new event id) if none began in the last minute. Its row lock serialises refusals of one source and kind; `new` says whether to record the event.
-WITH fresh AS (
-    SELECT nextval(pg_get_serial_sequence('security_events', 'id')) AS id
-)
-INSERT INTO security_episodes AS e (kind, source, started_at, event_id)
-SELECT $2, $3, $1, fresh.id FROM fresh
-ON CONFLICT (kind, source) DO UPDATE
-   SET started_at = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN $1 ELSE e.started_at END,
-       event_id = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN EXCLUDED.event_id ELSE e.event_id END
-RETURNING e.event_id, e.event_id = (SELECT id FROM fresh) AS new;
+-- name: get_cancel_guard
+-- Alert $1's wrong cancel PINs, and since when that guards it against cancelling (lock the alert first).
+SELECT wrong_pins, cancel_guarded_at FROM alerts WHERE id = $1;
 
--- name: insert_refusal_event
--- Record the first refusal of an episode as security event $1 (kind $3, source $4, detail $5) at $2.
-INSERT INTO security_events (id, at, last_at, kind, source, detail) VALUES ($1, $2, $2, $3, $4, $5);
+-- name: count_wrong_pin
+-- One more wrong cancel PIN on alert $1; from $3 of them on it is guarded (since $2, the first time).
+UPDATE alerts SET wrong_pins = wrong_pins + 1,
+                  cancel_guarded_at = CASE WHEN wrong_pins + 1 >= $3 THEN coalesce(cancel_guarded_at, $2)
+                                           ELSE cancel_guarded_at END
+ WHERE id = $1
+RETURNING wrong_pins, cancel_guarded_at;
 
--- name: count_refusal
--- One more refusal of the episode whose event is $1, at $2.
-UPDATE security_events SET refusals = refusals + 1, last_at = greatest(last_at, $2) WHERE id = $1 RETURNING id;
+-- name: raise_alert_priority
+-- Raise alert $1's priority to high.
+UPDATE alerts SET priority = 'high' WHERE id = $1;
 
--- name: insert_audit
--- Record who read or revealed what.
-INSERT INTO audit_log (at, actor, action, alert_id, detail) VALUES ($1, $2, $3, $4, $5);
-
--- name: metrics_alerts
--- Alerts by status, for /metrics.
-SELECT status, count(*) AS n FROM alerts GROUP BY status;
-
--- name: metrics_dispatches
--- Dispatches by kind and status, for /metrics.
-SELECT kind, status, count(*) AS n FROM dispatches GROUP BY kind, status;
-
--- name: ping
--- Is the database answering?
-SELECT 1;
-
--- name: events_since
--- Timeline events after $1 on alerts dispatched to responder $2 (or any alert when $2 is null): a console catching up.
-SELECT e.id, e.alert_id, e.type, e.dispatch_id, e.responder_id, e.at
-  FROM alert_events e
- WHERE e.id > $1
-   AND ($2::text IS NULL OR e.alert_id IN (SELECT alert_id FROM dispatches WHERE responder_id = $2))
- ORDER BY e.id
- LIMIT 1000;
-
--- name: events_in_range
--- Timeline events with ids $1..$2 and who may see each (its alert's region and dispatched responders).
-SELECT e.id, e.alert_id, e.type, e.dispatch_id, e.responder_id, a.region,
-       (SELECT coalesce(array_agg(DISTINCT d.responder_id), '{}') FROM dispatches d WHERE d.alert_id = e.alert_id)
-           AS responders
-  FROM alert_events e JOIN alerts a ON a.id = e.alert_id
- WHERE e.id BETWEEN $1 AND $2
- ORDER BY e.id;
+-- name: check_device_sent_alert
+-- Whether device $2 raised alert $1, or sent an alert that joined it as a repeat.
+SELECT EXISTS (SELECT 1 FROM alerts WHERE id = $1 AND device_id = $2)
+    OR EXISTS (SELECT 1 FROM alert_repeats WHERE alert_id = $1 AND device_id = $2);

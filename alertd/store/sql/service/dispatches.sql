@@ -1,4 +1,6 @@
--- name: nearest_responder
+-- Dispatches: the nearest responders, dispatching, acknowledging, standing down.
+
+-- name: find_nearest_responders
 -- For each point n of ($2 lons, $3 lats) and each kind in $1: the nearest on-duty responder not in $4, with its contacts; for police a post whose jurisdiction covers the point wins; a unit whose terminal was last heard before $5 is off duty.
 -- One query for all three kinds and for a whole group of alerts: a group's dispatch costs one round trip.
 -- Each point reaches the LATERAL subqueries as a parameter, so `<->` walks the GiST index once per point and
@@ -26,7 +28,7 @@ SELECT p.n, n.*,
       LIMIT 1)
     LIMIT 1) AS n;
 
--- name: region_responders
+-- name: find_region_responders
 -- The $7 on-duty responders of kind $1 in region $2 not in $3 nearest to ($4 lon, $5 lat), within $6 metres, nearest first, with contacts.
 WITH here AS (SELECT ST_SetSRID(ST_MakePoint($4, $5), 4326)::geography AS g)
 SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
@@ -38,7 +40,7 @@ SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r
  ORDER BY r.location <-> here.g
  LIMIT $7;
 
--- name: responder_contacts
+-- name: get_responder_contacts
 -- How to reach a responder (has_terminal: a mobile unit with live MQTT terminal credentials).
 SELECT id, kind, name, region, phone, language,
        EXISTS (SELECT 1 FROM mqtt_accounts m WHERE m.responder_id = responders.id AND m.revoked_at IS NULL)
@@ -56,7 +58,7 @@ SELECT u.id, u.alert_id, u.kind, u.responder_id, u.code, $1, $2, u.distance_m, u
 ON CONFLICT (code) DO NOTHING
 RETURNING id;
 
--- name: alert_dispatches
+-- name: list_alert_dispatches
 -- Every dispatch of an alert, with the alert's best location and the delivery state of its SMS (if one was sent).
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
@@ -70,15 +72,7 @@ SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadlin
   FROM dispatches d JOIN alerts a ON a.id = d.alert_id
  WHERE d.alert_id = $1 ORDER BY d.created_at, d.kind, d.attempt;
 
--- name: tried_responders
--- Responders of a kind already dispatched for an alert.
-SELECT responder_id FROM dispatches WHERE alert_id = $1 AND kind = $2;
-
--- name: misses_of_kind
--- How many deadlines of a kind an alert has missed.
-SELECT count(*) FROM dispatches WHERE alert_id = $1 AND kind = $2 AND expired_at IS NOT NULL;
-
--- name: responder_dispatches
+-- name: list_responder_dispatches
 -- A responder's dispatches, newest first, optionally of one status, with the delivery state of each one's SMS,
 -- the alert's channel and pseudonymous person (so an officer sees two alerts of one person as hers), repeats, and
 -- the nearest named place to the best location of a live alert (one KNN probe, ~0.5 ms, per live alert only: the
@@ -107,7 +101,7 @@ SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadlin
  ORDER BY d.created_at DESC
  LIMIT $3;
 
--- name: dispatch_for_update
+-- name: lock_dispatch
 -- Lock one dispatch (of one responder, when $2 is given) for a state change.
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, a.status AS alert_status
@@ -124,26 +118,7 @@ UPDATE dispatches SET status = 'acknowledged', acknowledged_at = $2, late_ack = 
 -- Move a dispatch to en_route, on_scene, resolved or cancelled, with an optional note.
 UPDATE dispatches SET status = $2, note = coalesce($3, note), updated_at = $4 WHERE id = $1;
 
--- name: claim_due_dispatches
--- Expire up to $2 pending dispatches whose deadline has passed, locking them so no other instance fires them.
--- The alert is locked too, without waiting: every other writer locks the alert first, then its dispatches, so
--- the engine never holds a dispatch while waiting for its alert (no deadlock with a cancel or an ack).
-WITH due AS (
-    SELECT d.id FROM dispatches d JOIN alerts a ON a.id = d.alert_id
-     WHERE d.status = 'pending' AND d.ack_deadline <= $1
-     ORDER BY d.ack_deadline
-     LIMIT $2
-     FOR UPDATE OF d, a SKIP LOCKED
-)
-UPDATE dispatches d SET status = 'expired', expired_at = $1, updated_at = $1
-  FROM due WHERE d.id = due.id
-RETURNING d.id, d.alert_id, d.kind, d.responder_id, d.code, d.ack_deadline, d.attempt, d.broadcast;
-
--- name: next_deadline
--- The earliest pending deadline, to know how long the engine may sleep.
-SELECT min(ack_deadline) FROM dispatches WHERE status = 'pending';
-
--- name: dispatch_alert_id
+-- name: get_dispatch_alert_id
 -- The alert a dispatch belongs to (to lock the alert first: alert, then dispatch, everywhere).
 SELECT alert_id FROM dispatches WHERE id = $1;
 

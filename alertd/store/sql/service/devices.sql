@@ -1,6 +1,16 @@
--- name: person_exists
--- Is there a person with this id (and which region is hers)?
-SELECT id, region FROM people WHERE id = $1;
+-- Devices: tokens, broker accounts, buttons, unit terminals, cell towers.
+
+-- name: get_device_for_token
+-- The device a token names, with its person (revoked devices are returned so callers can refuse them).
+SELECT d.id, d.person_id, d.kind, d.revoked_at FROM devices d WHERE d.id = $1;
+
+-- name: insert_device
+-- Register a device of a person.
+INSERT INTO devices (id, person_id, kind, created_at) VALUES ($1, $2, $3, $4);
+
+-- name: revoke_device
+-- Revoke a device: its token and credentials stop working at once.
+UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id;
 
 -- name: insert_mqtt_account
 -- Give a button or a unit terminal broker credentials; a unit provisioned again gets new ones.
@@ -19,14 +29,10 @@ UPDATE mqtt_accounts SET password_hash = $2, salt = $3, rotated_at = $4
 -- Cut an account off: the broker refuses it from now on.
 UPDATE mqtt_accounts SET revoked_at = $2 WHERE username = $1 AND revoked_at IS NULL RETURNING username, kind;
 
--- name: mqtt_account
+-- name: get_mqtt_account
 -- One broker account (for EMQX's authenticator the same row: password_hash and salt by username).
 SELECT username, kind, device_id, responder_id, password_hash, salt, revoked_at FROM mqtt_accounts
  WHERE username = $1;
-
--- name: mqtt_account_acl
--- The topics an account may use (the view EMQX's PostgreSQL authorizer reads).
-SELECT permission, action, topic FROM mqtt_acl WHERE username = $1 ORDER BY action, topic;
 
 -- name: insert_button
 -- Register a button's HMAC secret and who hears its supervision notices.
@@ -36,7 +42,7 @@ INSERT INTO buttons (device_id, hmac_secret, caseworker_id, created_at) VALUES (
 -- Rotate a button's HMAC secret.
 UPDATE buttons SET hmac_secret = $2 WHERE device_id = $1 RETURNING device_id;
 
--- name: buttons_for_update
+-- name: lock_buttons
 -- Lock buttons (in id order) to check and advance their seq; revoked devices are returned so callers can refuse them.
 SELECT b.device_id, b.hmac_secret, b.last_seq, d.person_id, d.revoked_at, p.region
   FROM buttons b JOIN devices d ON d.id = b.device_id JOIN people p ON p.id = d.person_id
@@ -44,7 +50,7 @@ SELECT b.device_id, b.hmac_secret, b.last_seq, d.person_id, d.revoked_at, p.regi
  ORDER BY b.device_id
    FOR UPDATE OF b;
 
--- name: buttons_heard
+-- name: record_buttons_heard
 -- Accept messages at $1: advance each button's seq, stamp last-seen and battery, end a silence, forget a low battery that recovered (at or above $2).
 UPDATE buttons b SET last_seq = u.seq, last_seen_at = $1, battery = coalesce(u.battery, b.battery),
        silent_notice_at = NULL,
@@ -53,13 +59,7 @@ UPDATE buttons b SET last_seq = u.seq, last_seen_at = $1, battery = coalesce(u.b
   FROM unnest($3::text[], $4::bigint[], $5::real[]) AS u(device_id, seq, battery)
  WHERE b.device_id = u.device_id;
 
--- name: button_state
--- A button's supervision state (for the engineers and the tests).
-SELECT b.device_id, d.person_id, b.last_seq, b.last_seen_at, b.battery, b.caseworker_id, d.revoked_at,
-       b.silent_notice_at, b.low_battery_notice_at
-  FROM buttons b JOIN devices d ON d.id = b.device_id WHERE b.device_id = $1;
-
--- name: phones_last_fixes
+-- name: find_phones_last_fixes
 -- For each person in $1: the newest fix her phone app sent at or after $2 (her phone's last known position).
 SELECT DISTINCT ON (a.person_id) a.person_id, ST_Y(f.location::geometry) AS lat, ST_X(f.location::geometry) AS lon,
        f.accuracy_m, 'phone_last_fix' AS source, f.fix_time
@@ -67,7 +67,7 @@ SELECT DISTINCT ON (a.person_id) a.person_id, ST_Y(f.location::geometry) AS lat,
  WHERE a.person_id = ANY($1::text[]) AND a.channel = 'app' AND f.fix_time >= $2
  ORDER BY a.person_id, f.fix_time DESC;
 
--- name: cell_towers_at
+-- name: find_cell_towers
 -- Where each of these cell towers (mcc, mnc, lac, cid) stands and how far it reaches (those known).
 SELECT t.mcc, t.mnc, t.lac, t.cid, ST_Y(t.location::geometry) AS lat, ST_X(t.location::geometry) AS lon, t.range_m
   FROM unnest($1::int[], $2::int[], $3::int[], $4::bigint[]) AS u(mcc, mnc, lac, cid)
@@ -87,48 +87,12 @@ SELECT DISTINCT ON (mcc, mnc, lac, cid) mcc, mnc, lac, cid, radio,
 ON CONFLICT (mcc, mnc, lac, cid) DO UPDATE SET radio = EXCLUDED.radio, location = EXCLUDED.location,
     range_m = EXCLUDED.range_m, updated_at = EXCLUDED.updated_at;
 
--- name: mobile_unit
+-- name: get_mobile_unit
 -- A mobile unit by id (nothing for other kinds).
 SELECT id, region, on_duty, last_seen_at FROM responders WHERE id = $1 AND kind = 'mobile_unit';
-
--- name: mobile_units
--- Every mobile unit, by id (`alertd demo` gives each a terminal).
-SELECT id FROM responders WHERE kind = 'mobile_unit' ORDER BY id;
 
 -- name: move_unit
 -- A unit terminal reported where it is now.
 UPDATE responders SET location = ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography, last_seen_at = $4,
        updated_at = $4
  WHERE id = $1 AND kind = 'mobile_unit';
-
--- name: claim_silent_buttons
--- Buttons not heard from since $1 with no notice yet for this silence: mark them, at most $3, SKIP LOCKED.
-WITH due AS (
-    SELECT b.device_id FROM buttons b JOIN devices d ON d.id = b.device_id
-     WHERE b.silent_notice_at IS NULL AND d.revoked_at IS NULL AND coalesce(b.last_seen_at, b.created_at) < $1
-     ORDER BY coalesce(b.last_seen_at, b.created_at)
-     LIMIT $3
-     FOR UPDATE OF b SKIP LOCKED
-)
-UPDATE buttons b SET silent_notice_at = $2
-  FROM due, devices d, people p
- WHERE b.device_id = due.device_id AND d.id = b.device_id AND p.id = d.person_id
-RETURNING b.device_id, d.person_id, b.caseworker_id, b.last_seen_at, b.battery, p.region;
-
--- name: claim_low_battery_buttons
--- Buttons whose battery fell below $1 with no notice yet: mark them, at most $3, SKIP LOCKED.
-WITH due AS (
-    SELECT b.device_id FROM buttons b JOIN devices d ON d.id = b.device_id
-     WHERE b.low_battery_notice_at IS NULL AND d.revoked_at IS NULL AND b.battery < $1
-     LIMIT $3
-     FOR UPDATE OF b SKIP LOCKED
-)
-UPDATE buttons b SET low_battery_notice_at = $2
-  FROM due, devices d, people p
- WHERE b.device_id = due.device_id AND d.id = b.device_id AND p.id = d.person_id
-RETURNING b.device_id, d.person_id, b.caseworker_id, b.last_seen_at, b.battery, p.region;
-
--- name: next_silence
--- The oldest last-seen of a button not yet reported silent (the engine sleeps until it plus the period).
-SELECT min(coalesce(b.last_seen_at, b.created_at)) FROM buttons b JOIN devices d ON d.id = b.device_id
- WHERE b.silent_notice_at IS NULL AND d.revoked_at IS NULL;

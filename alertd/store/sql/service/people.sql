@@ -1,3 +1,9 @@
+-- People, responders and enrolment codes.
+
+-- name: get_person
+-- Is there a person with this id (and which region is hers)?
+SELECT id, region FROM people WHERE id = $1;
+
 -- name: insert_person
 -- Enrol a person under a pseudonymous id.
 INSERT INTO people (id, cancel_pin_hash, duress_pin_hash, home, home_accuracy_m, code_phrase, opt_in_sms, region)
@@ -8,14 +14,6 @@ VALUES ($1, $2, $3,
 -- name: insert_person_phone
 -- Register a phone number of a person.
 INSERT INTO person_phones (phone, person_id) VALUES ($1, $2);
-
--- name: insert_device
--- Register a device of a person.
-INSERT INTO devices (id, person_id, kind, created_at) VALUES ($1, $2, $3, $4);
-
--- name: revoke_device
--- Revoke a device: its token and credentials stop working at once.
-UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id;
 
 -- name: upsert_responder
 -- Create or update a responder by id (re-import updates).
@@ -29,20 +27,27 @@ ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, regio
     phone = EXCLUDED.phone, language = EXCLUDED.language, updated_at = now()
 RETURNING (xmax = 0) AS inserted;
 
--- name: set_on_duty
--- Put a responder on or off duty.
-UPDATE responders SET on_duty = $2, updated_at = now() WHERE id = $1 RETURNING id;
-
--- name: responder_exists
+-- name: check_responder
 -- Is there a responder with this id?
 SELECT kind, region FROM responders WHERE id = $1;
 
--- name: first_phone_person
--- The earliest enrolled person with a phone app device (the demo's sample person).
-SELECT p.id AS person_id, d.id AS device_id FROM people p
-  JOIN devices d ON d.person_id = p.id AND d.kind = 'phone' AND d.revoked_at IS NULL
- ORDER BY p.created_at LIMIT 1;
+-- name: insert_enrolment_code
+-- Store a new one-time enrolment code (its HMAC) for a person's phone device.
+INSERT INTO enrolment_codes (code_hash, person_id, device_id, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5);
 
--- name: database_exists
--- Does a database of this name exist (run against the maintenance database)?
-SELECT 1 FROM pg_database WHERE datname = $1;
+-- name: drop_unused_enrolment_codes
+-- Forget a device's codes that were never redeemed (a newer code replaces them).
+DELETE FROM enrolment_codes WHERE device_id = $1 AND used_at IS NULL;
+
+-- name: redeem_enrolment_code
+-- Mark a live, unused code of an enrolled device as used, in one statement (two racing redeems: one wins).
+UPDATE enrolment_codes c SET used_at = $2
+ WHERE c.code_hash = $1 AND c.used_at IS NULL AND c.expires_at > $2
+   AND EXISTS (SELECT 1 FROM devices d WHERE d.id = c.device_id AND d.revoked_at IS NULL)
+RETURNING c.person_id, c.device_id;
+
+-- name: get_phone_device_of_person
+-- The newest unrevoked phone app device of a person.
+SELECT id FROM devices WHERE person_id = $1 AND kind = 'phone' AND revoked_at IS NULL
+ ORDER BY created_at DESC LIMIT 1;

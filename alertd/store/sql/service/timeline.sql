@@ -1,0 +1,47 @@
+-- The timeline, the outbox's writes, refusals and the audit log.
+
+-- name: write_timeline_and_outbox
+-- A transaction's timeline events ($2..$8) and outbox messages ($9..$14, due at $1) in one statement, each in the order given; wakes the engines' outbox senders at commit if a message was queued (the events' own trigger tells the consoles).
+WITH events AS (
+    INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
+    SELECT e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.actor, e.data
+      FROM unnest($2::uuid[], $3::timestamptz[], $4::text[], $5::uuid[], $6::text[], $7::text[], $8::jsonb[])
+           WITH ORDINALITY AS e(alert_id, at, type, dispatch_id, responder_id, actor, data, n)
+     ORDER BY e.n
+), queued AS (
+    INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
+    SELECT m.channel, m.recipient, m.template, m.payload, m.alert_id, m.dispatch_id, $1, $1
+      FROM unnest($9::text[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[], $14::uuid[])
+           WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
+     ORDER BY m.n
+    RETURNING 1
+)
+SELECT pg_notify('alertd_wake', 'outbox') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued;
+
+-- name: open_refusal_episode
+-- The episode of refusals of kind $2 from source $3 at $1: a new one (with a new event id) if none began in the last minute. Its row lock serialises refusals of one source and kind; `new` says whether to record the event.
+WITH fresh AS (
+    SELECT nextval(pg_get_serial_sequence('security_events', 'id')) AS id
+)
+INSERT INTO security_episodes AS e (kind, source, started_at, event_id)
+SELECT $2, $3, $1, fresh.id FROM fresh
+ON CONFLICT (kind, source) DO UPDATE
+   SET started_at = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN $1 ELSE e.started_at END,
+       event_id = CASE WHEN e.started_at <= $1 - interval '1 minute' THEN EXCLUDED.event_id ELSE e.event_id END
+RETURNING e.event_id, e.event_id = (SELECT id FROM fresh) AS new;
+
+-- name: insert_refusal_event
+-- Record the first refusal of an episode as security event $1 (kind $3, source $4, detail $5) at $2.
+INSERT INTO security_events (id, at, last_at, kind, source, detail) VALUES ($1, $2, $2, $3, $4, $5);
+
+-- name: count_refusal
+-- One more refusal of the episode whose event is $1, at $2.
+UPDATE security_events SET refusals = refusals + 1, last_at = greatest(last_at, $2) WHERE id = $1 RETURNING id;
+
+-- name: insert_audit
+-- Record who read or revealed what.
+INSERT INTO audit_log (at, actor, action, alert_id, detail) VALUES ($1, $2, $3, $4, $5);
+
+-- name: notify_wake
+-- Wake every instance's engine now (the tables stay the truth; this only saves a poll interval).
+SELECT pg_notify('alertd_wake', $1);
