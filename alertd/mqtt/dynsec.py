@@ -28,7 +28,7 @@ CONTROL = "$CONTROL/dynamic-security/v1"
 def topics(kind: str, ident: str) -> dict[str, str]:
     """The topics a button or unit terminal is flashed with, by leaf."""
     if kind == "button":
-        return {leaf: button_topic(ident, leaf) for leaf in ("press", "heartbeat", "ack")}
+        return {leaf: button_topic(ident, leaf) for leaf in ("press", "heartbeat", "test", "ack")}
     return {leaf: unit_topic(ident, leaf) for leaf in ("location", "dispatch", "ack")}
 
 
@@ -65,6 +65,7 @@ def _acl(kind: str, topic: str) -> dict:
 def button_acls(device_id: str) -> list[dict]:
     return [_acl("publishClientSend", button_topic(device_id, "press")),
             _acl("publishClientSend", button_topic(device_id, "heartbeat")),
+            _acl("publishClientSend", button_topic(device_id, "test")),
             _acl("subscribeLiteral", button_topic(device_id, "ack"))]
 
 
@@ -77,8 +78,8 @@ def unit_acls(unit_id: str) -> list[dict]:
 def service_acls() -> list[dict]:
     """The service reads what buttons and units send and writes acks and dispatches only."""
     acls = [_acl("subscribePattern", f"$share/alertd/{PREFIX}/{family}/+/{leaf}")
-            for family, leaf in (("buttons", "press"), ("buttons", "heartbeat"), ("units", "location"),
-                                 ("units", "ack"))]
+            for family, leaf in (("buttons", "press"), ("buttons", "heartbeat"), ("buttons", "test"),
+                                 ("units", "location"), ("units", "ack"))]
     acls += [_acl("subscribePattern", f"{PREFIX}/+/+/+"),
              _acl("publishClientSend", f"{PREFIX}/buttons/+/ack"),
              _acl("publishClientSend", f"{PREFIX}/units/+/dispatch")]

@@ -1,11 +1,13 @@
-"""Button presses and heartbeats: check, dedupe, locate, raise the alert; a group of messages in one transaction
-(one message alone, or several together under load: the statements are the same)."""
+"""Button presses, tests and heartbeats: check, dedupe, locate, raise the alert (a press) or record the proof (a
+test: nothing is dispatched); a group of messages in one transaction (one message alone, or several together under
+load: the statements are the same)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,9 +16,9 @@ import asyncpg
 from alertd.context import Context
 from alertd.core import validate
 from alertd.core.model import Location, Refused
-from alertd.service import intake
+from alertd.service import intake, proofs
 from alertd.service.group_commit import GroupCommit
-from alertd.service.timeline import security_event
+from alertd.service.timeline import Batch, security_event
 from alertd.store import queries
 
 log = logging.getLogger("alertd.buttons")
@@ -31,7 +33,7 @@ def hmac_hex(secret_hex: str, text: str) -> str:
 
 @dataclass(frozen=True)
 class ButtonMessage:
-    """A press or heartbeat as its channel read it; `signed` is the text its `mac` covers."""
+    """A press, test or heartbeat as its channel read it; `signed` is the text its `mac` covers."""
 
     device_id: str
     event: str
@@ -62,12 +64,14 @@ class ButtonMessage:
 
 @dataclass(frozen=True)
 class Receipt:
-    """What the ingest does next: acknowledge `ack_seq` on the button's ack topic, or nothing."""
+    """What the ingest does next: acknowledge `ack_seq` on the button's ack topic (as a test's when `test`), or
+    nothing."""
 
     ack_seq: int | None = None
     alert_id: str | None = None
     refused: str | None = None
     duplicate: bool = False
+    test: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,9 @@ def group_committer(pool: asyncpg.Pool, ctx: Context, **options) -> GroupCommit[
 
 
 async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[Inbound]) -> list[Receipt]:
-    """In the caller's transaction: check each message, advance its button, raise an alert for each press; a
-    refusal is recorded as a security event and changes nothing else. One receipt per message, in order; a
-    device's messages are taken in the order given."""
+    """In the caller's transaction: check each message, advance its button, raise an alert for each press, record
+    each test (and tell her caseworker; no alert); a refusal is recorded as a security event and changes nothing
+    else. One receipt per message, in order; a device's messages are taken in the order given."""
     now = ctx.clock.now()
     receipts: list[Receipt | None] = [None] * len(inbound)
     messages: dict[int, ButtonMessage] = {}  # by position, the ones their channel could read
@@ -109,6 +113,8 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
     heard: dict[str, tuple[int, float | None]] = {}
     presses: list[int] = []
     repeats: list[int] = []
+    tests: list[int] = []
+    test_repeats: list[int] = []
     for i, message in messages.items():
         button = buttons.get(message.device_id)
         try:
@@ -119,6 +125,8 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
         if message.seq <= button["last_seq"]:
             if message.event == "press":
                 repeats.append(i)  # looked up once this group's own presses are in
+            elif message.event == "test":
+                test_repeats.append(i)  # likewise, once this group's own tests are in
             elif message.seq == button["last_seq"]:
                 receipts[i] = Receipt(duplicate=True)
             else:
@@ -134,6 +142,8 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
         heard[message.device_id] = (message.seq, battery)
         if message.event == "heartbeat":
             receipts[i] = Receipt()
+        elif message.event == "test":
+            tests.append(i)
         else:
             presses.append(i)
     if heard:
@@ -146,8 +156,14 @@ async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[In
                               [inbound[i].via for i in presses])
         for i, outcome in zip(presses, raised, strict=True):
             receipts[i] = Receipt(ack_seq=messages[i].seq, alert_id=outcome.alert_id)
+    if tests:
+        await _record_tests(conn, now, [(messages[i], buttons[messages[i].device_id]) for i in tests])
+        for i in tests:
+            receipts[i] = Receipt(ack_seq=messages[i].seq, test=True)
     if repeats:
         await _seen_before(conn, now, messages, repeats, receipts, [inbound[i].via for i in repeats])
+    if test_repeats:
+        await _tested_before(conn, now, messages, test_repeats, receipts, [inbound[i].via for i in test_repeats])
     done = [r for r in receipts if r is not None]
     assert len(done) == len(inbound), "every message gets its receipt"
     return done
@@ -181,6 +197,33 @@ async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: dict[i
             receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, via=via, seq=message.seq)
         else:
             receipts[i] = Receipt(ack_seq=message.seq, alert_id=str(alert_id), duplicate=True)
+
+
+async def _record_tests(conn: asyncpg.Connection, now: datetime, tests: list[tuple[ButtonMessage, dict]]) -> None:
+    """Each test press proves its button works: recorded, and her caseworker told (no alert, no dispatch)."""
+    await conn.execute(queries.record_button_tests, [uuid.uuid4() for _ in tests],
+                       [button["person_id"] for _, button in tests], [m.device_id for m, _ in tests],
+                       [m.seq for m, _ in tests], now)
+    batch = Batch(now)
+    for message, button in tests:
+        proofs.tell_caseworker(batch, caseworker_id=button["caseworker_id"], region=button["region"],
+                               person_id=button["person_id"], channel="button", device_id=message.device_id)
+    await batch.flush(conn)
+
+
+async def _tested_before(conn: asyncpg.Connection, now: datetime, messages: dict[int, ButtonMessage],
+                         repeats: list[int], receipts: list[Receipt | None], vias: list[str]) -> None:
+    """A test already recorded (redelivered) is acknowledged again; one at or below the last seq that was never
+    recorded as a test (a press's seq, or an old one) is a replay."""
+    rows = await conn.fetch(queries.button_tests_by_seq, [messages[i].device_id for i in repeats],
+                            [f"seq:{messages[i].seq}" for i in repeats])
+    recorded = {(r["device_id"], r["client_test_id"]) for r in rows}
+    for i, via in zip(repeats, vias, strict=True):
+        message = messages[i]
+        if (message.device_id, f"seq:{message.seq}") in recorded:
+            receipts[i] = Receipt(ack_seq=message.seq, duplicate=True, test=True)
+        else:
+            receipts[i] = await _refuse(conn, now, message.device_id, REPLAYED, via=via, seq=message.seq)
 
 
 async def _raise(conn: asyncpg.Connection, ctx: Context, now: datetime, presses: list[tuple[ButtonMessage, dict]],

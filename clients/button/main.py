@@ -1,12 +1,14 @@
 """alertd wearable button firmware (MicroPython on an ESP32).
 
-Wakes from deep sleep on the button (press) or on a timer (heartbeat), joins Wi-Fi, sends one signed message
+Wakes from deep sleep on the button (press, or her test gesture: a long press of 2 s or more, or a double press) or
+on a timer (heartbeat), joins Wi-Fi, sends one signed message
 with umqtt.simple (1.4+: TLS with the broker's CA pinned) at QoS 1, and for a press keeps retrying with backoff
 until alertd's app-level ack arrives, then gives one discreet haptic pulse and sleeps again. Two paths (alertd
 docs/buttons.md): a second broker address (`mqtt_host2`) when the first does not answer, and, when a press is not
 acknowledged within `ack_timeout` seconds (default 20), the same press by SMS to `sms_number` through the GSM
 modem, as one compact signed message; MQTT goes on meanwhile, and alertd makes one alert of whichever copy arrives
-first. The protocol logic is in protocol.py (tested under CPython); this file is only the hardware around it.
+first. A test is sent and retried like a press (never by SMS) until alertd acknowledges it as a test; the LED then
+blinks "all good" (three short blinks), or "failed" (one long) if no ack came. The protocol logic is in protocol.py (tested under CPython); this file is only the hardware around it.
 Flash config.json (from `alertd buttons provision`) and the broker's CA as ca.der.
 """
 
@@ -20,9 +22,10 @@ import protocol
 import ujson
 from umqtt.simple import MQTTClient
 
-BUTTON_PIN, HAPTIC_PIN, BATTERY_PIN = 0, 13, 35
+BUTTON_PIN, HAPTIC_PIN, BATTERY_PIN, LED_PIN = 0, 13, 35, 2
 HEARTBEAT_S = 3600
 GIVE_UP_S = 15 * 60  # after this the press is abandoned (the ts would be too old to be accepted)
+TEST_GIVE_UP_S = 60  # a test not acknowledged by then blinks "failed"
 
 
 class NvsStore:
@@ -77,6 +80,40 @@ def pulse(ms=120):
     motor.value(0)
 
 
+def blink(pattern):
+    led = machine.Pin(LED_PIN, machine.Pin.OUT)
+    for on_ms, off_ms in pattern:
+        led.value(1)
+        time.sleep_ms(on_ms)
+        led.value(0)
+        time.sleep_ms(off_ms)
+
+
+def read_gesture(cfg):
+    """What her finger did since the button woke the board: "press" or "test" (protocol.gesture decides). Counts
+    presses that follow one another within DOUBLE_PRESS_MS and how long the longest was held; a press still held
+    at LONG_PRESS_MS is decided at once (she is not kept waiting)."""
+    allowed = protocol.TEST_GESTURES.get(cfg.get("test_gesture", "both"), ())
+    if not allowed:
+        return "press"
+    pin = machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
+    presses, held = 0, 0
+    while True:
+        presses += 1
+        down = time.ticks_ms()
+        while pin.value() == 0 and time.ticks_diff(time.ticks_ms(), down) < protocol.LONG_PRESS_MS + 50:
+            time.sleep_ms(10)
+        held = max(held, time.ticks_diff(time.ticks_ms(), down))
+        if presses > 2 or held >= protocol.LONG_PRESS_MS:
+            break
+        up = time.ticks_ms()
+        while pin.value() == 1 and time.ticks_diff(time.ticks_ms(), up) < protocol.DOUBLE_PRESS_MS:
+            time.sleep_ms(10)
+        if pin.value() == 1:
+            break  # no further press: the gesture is over
+    return protocol.gesture(presses, held, allowed)
+
+
 def wifi(cfg):
     sta = network.WLAN(network.STA_IF)
     sta.active(True)
@@ -120,8 +157,9 @@ class Press:
         self.loc = gps_fix() if event == "press" and cfg.get("gps") else None
         self.topic, self.payload = protocol.message(cfg["device_id"], cfg["secret"], event, seq, self.ts,
                                                     bat=battery_fraction(), loc=self.loc)
-        self.pending = protocol.PendingPress(seq, self.topic, self.payload, time.time(),
-                                             cfg.get("ack_timeout", protocol.ACK_TIMEOUT_S))
+        pending = protocol.PendingTest if event == "test" else protocol.PendingPress
+        self.pending = pending(seq, self.topic, self.payload, time.time(),
+                               cfg.get("ack_timeout", protocol.ACK_TIMEOUT_S))
 
     def sms_if_due(self):
         """The second path: once, when no MQTT ack came within ack_timeout (however MQTT is doing)."""
@@ -134,8 +172,8 @@ class Press:
 
 
 def send(cfg, press, host):
-    """Connect to `host`, publish (QoS 1), and for a press wait for the app-level ack with backoff, sending the
-    SMS copy when it is due; True once acked."""
+    """Connect to `host`, publish (QoS 1), and for a press or test wait for the app-level ack with backoff (a press
+    sends its SMS copy when it is due); True once acked."""
     acked = []
     client = MQTTClient(cfg["device_id"], host, port=cfg.get("mqtt_port", 8883),
                         user=cfg["username"], password=cfg["password"], keepalive=60, ssl=broker_tls(cfg))
@@ -144,12 +182,13 @@ def send(cfg, press, host):
     topic_ack = protocol.topic(cfg["device_id"], "ack")
     client.subscribe(topic_ack, qos=1)
     client.publish(press.topic, press.payload, qos=1)
-    if press.event != "press":
+    if press.event == "heartbeat":
         client.disconnect()
         return True
     pending = press.pending
     started = time.time()
-    while time.time() - started < GIVE_UP_S:
+    give_up = TEST_GIVE_UP_S if press.event == "test" else GIVE_UP_S
+    while time.time() - started < give_up:
         client.check_msg()
         if any(pending.settled_by(m) for m in acked):
             client.disconnect()
@@ -168,13 +207,15 @@ def run():
         cfg = ujson.load(f)
     seqs = protocol.Sequence(NvsStore())
     pressed = machine.wake_reason() == machine.EXT0_WAKE
-    event = "press" if pressed else "heartbeat"
+    event = read_gesture(cfg) if pressed else "heartbeat"
     press = Press(cfg, event, seqs.next())
     hosts = [cfg["mqtt_host"]] + ([cfg["mqtt_host2"]] if cfg.get("mqtt_host2") else [])
+    acked = False
     for attempt in range(10):
         try:
             if wifi(cfg) and send(cfg, press, hosts[attempt % len(hosts)]):
-                if pressed:
+                acked = True
+                if event == "press":
                     pulse()
                 break
         except OSError:
@@ -182,6 +223,10 @@ def run():
             press.sms_if_due()
             time.sleep(min(2 ** attempt, 30))
         press.sms_if_due()
+        if event == "test" and attempt >= 1:
+            break  # she is looking at the button: two tries, then "failed"
+    if event == "test":
+        blink(protocol.ALL_GOOD if acked else protocol.FAILED)
     button = machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP)
     esp32.wake_on_ext0(pin=button, level=esp32.WAKEUP_ALL_LOW)
     machine.deepsleep(HEARTBEAT_S * 1000)

@@ -15,6 +15,14 @@ PREFIX = "alertd/v1/buttons/"
 BACKOFF_S = (1, 2, 4, 8, 15, 30, 60)  # between retries of an unacknowledged press, then every 60 s
 ACK_TIMEOUT_S = 20  # a press not acknowledged over MQTT by then also goes by SMS (config "ack_timeout")
 SMS_TAG = "AB1"
+# Her test gestures (config "test_gesture": "long", "double", "both" or "off"). Anything else her finger does is a
+# press: when in doubt, the button raises her alert.
+LONG_PRESS_MS = 2000    # held at least this long, alone: a test
+DOUBLE_PRESS_MS = 600   # two short presses, the second starting within this of the first release: a test
+TEST_GESTURES = {"both": ("long", "double"), "long": ("long",), "double": ("double",), "off": ()}
+# LED patterns, (on ms, off ms) pairs: a test acknowledged blinks "all good"; one not acknowledged, "failed".
+ALL_GOOD = ((100, 100), (100, 100), (100, 100))
+FAILED = ((1500, 200),)
 
 
 def hmac_sha256_hex(key, message):
@@ -41,7 +49,8 @@ def sign(secret_hex, device_id, event, seq, ts):
 
 
 def message(device_id, secret_hex, event, seq, ts, bat=None, loc=None, cell=None):
-    """(topic, payload bytes) of a press or heartbeat; loc = (lat, lon, acc), cell = (mcc, mnc, lac, cid)."""
+    """(topic, payload bytes) of a press, test or heartbeat; loc = (lat, lon, acc), cell = (mcc, mnc, lac, cid).
+    A test is signed with the event name "test", so it can never pass for a press, nor a press for a test."""
     body = {"seq": seq, "ts": ts, "mac": sign(secret_hex, device_id, event, seq, ts)}
     if bat is not None:
         body["bat"] = round(bat, 3)
@@ -71,6 +80,30 @@ def acked_seq(payload):
     except (ValueError, AttributeError):
         return None
     return seq if isinstance(seq, int) else None
+
+
+def acked_test(payload):
+    """The seq of a test's ack (`{"seq": n, "test": true}`), or None for anything else (a press's ack too)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("test") is not True:
+        return None
+    seq = body.get("seq")
+    return seq if isinstance(seq, int) else None
+
+
+def gesture(presses, held_ms, allowed=TEST_GESTURES["both"]):
+    """"test" or "press" for what her finger did: `presses` how many presses followed one another within
+    DOUBLE_PRESS_MS, `held_ms` how long the longest was held. Only a clean test gesture is a test: one press held
+    LONG_PRESS_MS or more, or exactly two short presses. Three or more (pressing again and again), or two where
+    one was held, are a press."""
+    if presses == 1 and held_ms >= LONG_PRESS_MS and "long" in allowed:
+        return "test"
+    if presses == 2 and held_ms < LONG_PRESS_MS and "double" in allowed:
+        return "test"
+    return "press"
 
 
 def tls_context(ssl_module, ca_der):
@@ -118,3 +151,14 @@ class PendingPress:
     def settled_by(self, ack_payload):
         seq = acked_seq(ack_payload)
         return seq is not None and seq >= self.seq
+
+
+class PendingTest(PendingPress):
+    """A test sent and not yet acknowledged as a test: only `{"seq": its seq, "test": true}` settles it. A test
+    never goes by SMS (the SMS path carries presses only)."""
+
+    def sms_due(self, now):
+        return False
+
+    def settled_by(self, ack_payload):
+        return acked_test(ack_payload) == self.seq

@@ -3,6 +3,7 @@
     python -m clients.simulator press --url mqtt://B-X:PASS@127.0.0.1:1883 --device B-X --secret HEX [--lat 50 --lon 70]
     python -m clients.simulator --ca-file ca.pem press --url mqtts://B-X:PASS@broker.example.org:8883 ...
     python -m clients.simulator heartbeat --url ... --device B-X --secret HEX --bat 0.15
+    python -m clients.simulator test --url ... --device B-X --secret HEX    (her test gesture: nothing dispatched)
     python -m clients.simulator swarm --url mqtt://127.0.0.1:1883 --buttons buttons.json --presses 1000 --rate 200
     python -m clients.simulator unit-move --url mqtt://mu-1:PASS@127.0.0.1:1883 --unit mu-1 --lat 50.1 --lon 70.2
     python -m clients.simulator unit-listen --url ... --unit mu-1        (prints dispatches as they arrive)
@@ -68,6 +69,18 @@ def cmd_press(args) -> dict:
         started = time.monotonic()
         seq = button.press(loc=loc, cell=cell, bat=args.bat, wait_s=args.wait)
         return {"device_id": args.device, "seq": seq, "acked_after_ms": round((time.monotonic() - started) * 1000, 1)}
+    finally:
+        _save_seq(args, button)
+        button.close()
+
+
+def cmd_test(args) -> dict:
+    button = _button(args)
+    try:
+        started = time.monotonic()
+        seq = button.test(bat=args.bat, wait_s=args.wait)
+        return {"device_id": args.device, "seq": seq, "test": True,
+                "acked_after_ms": round((time.monotonic() - started) * 1000, 1)}
     finally:
         _save_seq(args, button)
         button.close()
@@ -154,6 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--wait", type=float, default=30.0,
                    help="seconds to keep retrying an unacknowledged press before giving up (default 30)")
     p.set_defaults(handler=cmd_press)
+    p = sub.add_parser("test", help="her test gesture: a test, retried until alertd acknowledges it as a test; "
+                                    "nothing is dispatched")
+    button_args(p)
+    p.add_argument("--bat", type=float, help="battery level 0..1")
+    p.add_argument("--wait", type=float, default=30.0, help="seconds to keep retrying (default 30)")
+    p.set_defaults(handler=cmd_test)
     p = sub.add_parser("heartbeat")
     button_args(p)
     p.add_argument("--bat", type=float, required=True)

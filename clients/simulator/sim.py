@@ -117,6 +117,7 @@ class Button:
         self.on_unanswered = on_unanswered
         self.sms, self.ack_timeout_s = sms, ack_timeout_s
         self.acked: dict[int, float] = {}
+        self.tests_acked: set[int] = set()  # seqs alertd acknowledged as tests ({"seq": n, "test": true})
         self._ack = threading.Condition()
         self.conn = _Connection(url, client_id=device_id, ca_file=ca_file)
         self.conn.subscriptions.append(protocol.topic(device_id, "ack"))
@@ -127,6 +128,8 @@ class Button:
         if seq is not None:
             with self._ack:
                 self.acked.setdefault(seq, time.monotonic())
+                if protocol.acked_test(payload) == seq:
+                    self.tests_acked.add(seq)
                 self._ack.notify_all()
 
     def connect(self) -> Button:
@@ -150,6 +153,15 @@ class Button:
             ts = json.loads(payload)["ts"]
             sms_text = protocol.sms_text(self.device_id, self.secret, seq, ts, loc=loc, cell=cell)
         self.send_until_acked(seq, topic, payload, wait_s, sms_text=sms_text)
+        return seq
+
+    def test(self, *, bat: float | None = None, wait_s: float = 30.0) -> int:
+        """Her test gesture: a test, retried until alertd acknowledges it as a test (or TimeoutError). Nothing is
+        dispatched; the firmware blinks "all good"."""
+        seq, topic, payload = self.next_message("test", bat=bat)
+        self.send_until_acked(seq, topic, payload, wait_s)
+        if seq not in self.tests_acked:
+            raise TimeoutError(f"test {seq} of {self.device_id} was acknowledged, but not as a test")
         return seq
 
     def send_until_acked(self, seq: int, topic: str, payload: bytes, wait_s: float,

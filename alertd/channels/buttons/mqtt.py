@@ -1,4 +1,5 @@
-"""Buttons over MQTT: a press or heartbeat in, its `{seq}` ack out once it is committed."""
+"""Buttons over MQTT: a press, test or heartbeat in; a press's `{seq}` ack, or a test's `{seq, test: true}`, out
+once it is committed."""
 
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ class ButtonsIn:
     async def handle(self, device_id: str, leaf: str, payload: bytes, publish: Publish) -> None:
         receipt = await self.committer.submit(protocol.inbound(device_id, leaf, payload))
         if receipt.ack_seq is not None:
-            publish(protocol.button_topic(device_id, "ack"), json.dumps({"seq": receipt.ack_seq}))
+            ack = {"seq": receipt.ack_seq, "test": True} if receipt.test else {"seq": receipt.ack_seq}
+            publish(protocol.button_topic(device_id, "ack"), json.dumps(ack))
             if not receipt.duplicate:
-                log.info("button press committed", extra={"fields": {
+                log.info("button test recorded" if receipt.test else "button press committed", extra={"fields": {
                     "device_id": device_id, "seq": receipt.ack_seq, "alert_id": receipt.alert_id}})
 
     def start(self) -> None:

@@ -10,7 +10,7 @@ from alertd.core.model import Refused
 from alertd.core.validate import Integer, Malformed, Number, Obj, Text
 from alertd.service.buttons import ButtonMessage, Inbound, hmac_hex
 
-BUTTON_EVENTS = ("press", "heartbeat")
+BUTTON_EVENTS = ("press", "heartbeat", "test")  # a test proves the button works and dispatches nothing
 # Shared subscriptions: several `alertd serve` split the messages; leaves are named so the service never
 # receives its own acks back.
 SUBSCRIPTIONS = tuple(f"$share/alertd/{PREFIX}/buttons/+/{e}" for e in BUTTON_EVENTS)
@@ -21,7 +21,8 @@ def button_topic(device_id: str, leaf: str) -> str:
 
 
 def signed(device_id: str, event: str, seq: int, ts: int) -> str:
-    """What a message's MAC covers: the event name is in it, so a press can never pass for a heartbeat."""
+    """What a message's MAC covers: the event name is in it, so a press can never pass for a heartbeat or a test,
+    nor a test for a press."""
     return f"{device_id}|{event}|{seq}|{ts}"
 
 
@@ -40,7 +41,7 @@ CELL = Obj({"mcc": Integer(0, 999), "mnc": Integer(0, 999), "lac": Integer(0, 2*
 
 
 def parse_button(device_id: str, event: str, payload: bytes) -> ButtonMessage:
-    """Check the shape of a press or heartbeat (not yet its MAC, time or seq).
+    """Check the shape of a press, test or heartbeat (not yet its MAC, time or seq).
 
     seq, ts and mac decide whether the message is authentic, so a message without them is refused. The other
     fields only help: one that is out of range or malformed (`"bat": 90`, a percentage) is left out and named in

@@ -44,7 +44,7 @@ UPDATE buttons SET hmac_secret = $2 WHERE device_id = $1 RETURNING device_id;
 
 -- name: lock_buttons
 -- Lock buttons (in id order) to check and advance their seq; revoked devices are returned so callers can refuse them.
-SELECT b.device_id, b.hmac_secret, b.last_seq, d.person_id, d.revoked_at, p.region
+SELECT b.device_id, b.hmac_secret, b.last_seq, b.caseworker_id, d.person_id, d.revoked_at, p.region
   FROM buttons b JOIN devices d ON d.id = b.device_id JOIN people p ON p.id = d.person_id
  WHERE b.device_id = ANY($1::text[])
  ORDER BY b.device_id
