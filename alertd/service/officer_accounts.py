@@ -35,8 +35,9 @@ FIRST_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(minutes=15)
 NEAR_DEADLINE = timedelta(seconds=30)
 RECENT = timedelta(hours=24)
-# Notices about a survivor's button (silent, battery low) rather than about an alert.
-SUPERVISION_TEMPLATES = ("supervision", "button_silent", "button_low_battery")
+# Notices about a survivor's button (silent, battery low) or her channels (one proved it works by a test) rather
+# than about an alert.
+SUPERVISION_TEMPLATES = ("supervision", "button_silent", "button_low_battery", "channel_proven")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
 # Digit runs that could be a phone number are masked in provider errors shown on the console.
 _NUMBER = re.compile(r"\+?\d[\d\s().-]{5,}\d")

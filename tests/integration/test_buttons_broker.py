@@ -166,7 +166,8 @@ async def test_cli_provision_prints_secrets_once_with_a_qr_and_imports_cells(but
     assert [(r["action"], r["topic"]) for r in acl] == [
         ("subscribe", f"alertd/v1/buttons/{creds['device_id']}/ack"),
         ("publish", f"alertd/v1/buttons/{creds['device_id']}/heartbeat"),
-        ("publish", f"alertd/v1/buttons/{creds['device_id']}/press")]
+        ("publish", f"alertd/v1/buttons/{creds['device_id']}/press"),
+        ("publish", f"alertd/v1/buttons/{creds['device_id']}/test")]
     csv = tmp_path / "cells.csv"
     csv.write_text("GSM,401,1,1200,33001,0,70.0,50.0,900,12,1,1500000000,1700000000,0\n"
                    "GSM,401,1,1200,33002,0,70.1,50.1,1200,3,1,1500000000,1700000000,0\n")

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from alertd.core import validate
 from alertd.core.validate import Boolean, Choice, Obj, Text
-from alertd.service import dispatch_actions, officer_accounts, places
+from alertd.service import dispatch_actions, officer_accounts, places, proofs
 from alertd.store import queries
 from alertd.web import static
 from alertd.web.errors import ApiError, error_response, json_body
@@ -188,6 +188,8 @@ async def alert(request: web.Request) -> web.Response:
                                      region=who.region if who.role == "supervisor" else None,
                                      source=f"http:{client_address(request)}")
     result["responders"] = await officer_accounts.dispatched_responders(pool, result["alert_id"])
+    async with pool.acquire() as conn:
+        result["channels"] = await proofs.of_person(conn, result["person_id"])  # when each last worked
     result["now"] = ctx.clock.now().isoformat()
     return _json(result)
 
@@ -198,6 +200,13 @@ async def notices(request: web.Request) -> web.Response:
     who = await principal(request, *officer_accounts.ROLES)
     items = await officer_accounts.responder_notices(request.app[POOL], request.app[CTX].clock.now(), who.responder)
     return _json({"items": items})
+
+
+@routes.get("/console/api/caseload")
+async def caseload(request: web.Request) -> web.Response:
+    """The people whose buttons name the caller's responder as caseworker: when each of her channels last worked."""
+    who = await principal(request, *officer_accounts.ROLES)
+    return _json({"items": await proofs.caseload(request.app[POOL], who.responder)})
 
 
 @routes.get("/console/api/region")
