@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from alertd.channels.app import http as app_http
+from alertd.channels.app import selftest as app_selftest
 from alertd.channels.app import static as app_static
 from alertd.channels.buttons import http as buttons_http
 from alertd.channels.console import officer as officer_http
@@ -176,6 +177,10 @@ CONSOLE = {
                            roles=OFFICERS, body=console_static.LANGUAGE, errors=(404,))},
     "/console/api/notices": {"get": operation("Button supervision notices addressed to the caller's responder",
                                               ok("notices", ITEMS), roles=OFFICERS)},
+    "/console/api/caseload": {"get": operation(
+        "The people whose buttons name the caller's responder as caseworker, with when each of their channels "
+        "(each button, each phone app, SMS) last proved it works", ok("{items: [{person_id, channels}]}", ITEMS),
+        roles=OFFICERS)},
     "/console/api/alerts/{id}": {"get": operation(
         "An alert with the dispatched responders' positions (audited read): an officer sees alerts dispatched "
         "to them, a supervisor their region's, an admin any", ok("the alert", OBJECT), roles=ANY_CONSOLE_ROLE,
@@ -216,6 +221,17 @@ BUTTONS = {
     "/v1/buttons/{id}/revoke": {"post": operation(
         "Engineer: revoke a button (or unit terminal); the broker disconnects it at once", ok("revoked", OBJECT),
         roles=ENGINEERS, parameters=[BUTTON_ID], errors=(503,))},
+}
+
+# Tests: she proves a channel works; nothing is dispatched (docs/contract.md "Tests"; a button tests over MQTT).
+TEST_DONE = {"type": "object", "required": ["test_id", "status"], "properties": {
+    "test_id": UUID, "status": {"type": "string", "enum": ["ok"]}}}
+SELF_TESTS = {
+    "/v1/tests": {"post": operation(
+        "The phone app's self-test (phone device token): recorded, her caseworker told, nothing dispatched; a "
+        "neutral confirmation SMS only if she opted in (in `language`). Idempotent on client_test_id.",
+        {**ok("recorded", TEST_DONE, 201), **ok("the same client_test_id again: the same test", TEST_DONE)},
+        roles=("device",), body=app_selftest.NEW_TEST)},
 }
 
 READINESS = {"type": "object", "required": ["status"], "properties": {
@@ -303,6 +319,7 @@ PATHS = {
         roles=("gateway",), body=traccar.FORWARD)},
     **CONSOLE,
     **BUTTONS,
+    **SELF_TESTS,
     "/healthz": {"get": operation("Liveness", ok("alive", {"type": "object", "required": ["status"]}), roles=None)},
     "/readyz": {"get": operation(
         "Readiness: database and broker (which part is down is in the log and the metrics, not here)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from alertd.channels.app import http as app_http
+from alertd.channels.app import selftest as app_selftest
 from alertd.channels.app import static as app_static
 from alertd.channels.buttons import http as buttons_http
 from alertd.channels.console import events, officer
@@ -24,6 +25,7 @@ def application() -> web.Application:
     app = web.Application(middlewares=[error_middleware, budget_middleware], client_max_size=MAX_BODY)
     for module in (app_http, officer, events, ops, console_static, app_static, buttons_http, traccar_http):
         app.add_routes(module.routes)
+    app.add_routes(app_selftest.routes)  # the phone app's self-test (POST /v1/tests)
     sms_http.setup(app)
     static.setup(app, console_static.assets, console_static.index, app_static.assets)
     return app

@@ -13,6 +13,7 @@ import logging
 import asyncpg
 
 from alertd.context import Context
+from alertd.service import proofs
 from alertd.service.timeline import event, tell_supervisor
 from alertd.store import queries
 
@@ -40,6 +41,9 @@ async def record_status(pool: asyncpg.Pool, ctx: Context, sid: str, status: str,
         if not supersedes(status, row["delivery"]):
             return "stale"
         await conn.execute(queries.set_sms_delivery, row["outbox_id"], status, error_code, now)
+        if (status == "delivered" and row["template"] == proofs.SELF_TEST_SMS
+                and await proofs.sms_delivered(conn, now, recipient=row["recipient"], outbox_id=row["outbox_id"])):
+            return "proven"  # her confirmation arrived: SMS reaches her phone
         if row["dispatch_id"] is None or row["template"] != "dispatch":
             return "recorded"
         if status == "delivered":

@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from alertd.channels.sms.templates import render
+from alertd.channels.sms.templates import render, render_to_her
 from alertd.context import Context
 from alertd.notifiers.log import LogNotifier
 from alertd.service.ports import Message, Notifier, SendError
+from alertd.service.proofs import PERSON
 from alertd.store import queries
 
 log = logging.getLogger("alertd.notify.sms")
@@ -49,6 +50,8 @@ class SmsNotifier:
         return self.default
 
     async def send(self, message: Message) -> str | None:
+        if message.recipient.startswith(PERSON):
+            return await self._send_to_her(message)
         async with self.pool.acquire() as conn:
             contact = await conn.fetchrow(queries.get_responder_contacts, message.recipient)
         if contact is None or not contact["phone"]:
@@ -58,6 +61,20 @@ class SmsNotifier:
             raise SendError("no SMS provider serves this destination", retryable=False)
         text = render(message.template, message.payload, contact["language"], self.tz)
         return await provider.send_sms(message, contact["phone"], text)
+
+    async def _send_to_her(self, message: Message) -> str | None:
+        """A neutral text to her own phone, only while she is opted in (checked again at sending time)."""
+        text = render_to_her(message.template, message.payload)
+        if text is None:
+            raise SendError("no such message for her phone", retryable=False)
+        async with self.pool.acquire() as conn:
+            phone = await conn.fetchval(queries.person_sms_contact, message.recipient.removeprefix(PERSON))
+        if phone is None:
+            raise SendError("she has not opted in to SMS", retryable=False)
+        provider = self.provider_for(phone)
+        if provider is None:
+            raise SendError("no SMS provider serves this destination", retryable=False)
+        return await provider.send_sms(message, phone, text)
 
     async def aclose(self) -> None:
         for provider in {id(p): p for p in [self.default, *(p for _, p in self.routes)] if p}.values():

@@ -130,3 +130,20 @@ def render(template: str, payload: dict[str, Any], language: str | None = None, 
             zone=zone_label(when) if when else "UTC",
         )
     return texts[lang].format(**values)
+
+
+# What alertd may ever text her own phone, and only if she opted in (`people.opt_in_sms`). Someone else may read
+# her messages: each text is neutral, says nothing of alertd, alerts, help or where she is (docs/privacy.md).
+TO_HER = {
+    "self_test": {
+        "kk": "Тексеру орындалды. Бәрі дұрыс.",
+        "ru": "Проверка выполнена. Всё в порядке.",
+        "en": "Check complete. All is well.",
+    },
+}
+
+
+def render_to_her(template: str, payload: dict[str, Any]) -> str | None:
+    """Her own text for an outbox message to her phone, or None: nothing else is ever sent to her."""
+    texts = TO_HER.get(template)
+    return None if texts is None else texts[language_of(payload.get("language"))]
