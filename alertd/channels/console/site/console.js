@@ -133,6 +133,7 @@
 
   async function refresh() {
     if (!Live.session) return;
+    loadCaseload();
     try {
       const [list, me, notices] = await Promise.all([Live.call("GET", "/v1/dispatches"),
         Live.call("GET", "/console/api/me"), Live.call("GET", "/console/api/notices")]);
@@ -145,6 +146,17 @@
       renderList();
     } catch (err) {
       if (err.status !== 401) console.warn("refresh failed", err.message);
+    }
+  }
+
+  /* The people in the officer's care (as a caseworker): when each of their channels last proved it works. */
+  async function loadCaseload() {
+    try {
+      const caseload = await Live.call("GET", "/console/api/caseload");
+      $("people-list").replaceChildren(...caseload.items.map(Views.personChannels));
+      $("my-people").hidden = caseload.items.length === 0;
+    } catch (err) {
+      if (err.status !== 401) console.warn("caseload failed", err.message);
     }
   }
 

@@ -266,7 +266,8 @@
       el("dt", {}, t("person")), el("dd", { class: "mono" }, alert.person_id),
       el("dt", {}, t("channel")), el("dd", {}, channelName(alert.channel)),
       el("dt", {}, t("location")), el("dd", { class: "mono" }, locationText(alert.location)),
-      alert.place ? el("dt", {}, t("near")) : null, alert.place ? el("dd", { id: "alert-place" }, placeText(alert.place)) : null);
+      alert.place ? el("dt", {}, t("near")) : null, alert.place ? el("dd", { id: "alert-place" }, placeText(alert.place)) : null,
+      alert.channels ? el("dt", {}, t("channels_proven")) : null, alert.channels ? el("dd", { id: "alert-channels" }, channelsList(alert.channels)) : null);
     const list = document.getElementById("alert-dispatches");
     const typing = list.querySelector("form.resolve:not([hidden])");  // a note being typed survives a reload
     if (typing) return tick(document.getElementById("alert-view"));
@@ -325,6 +326,7 @@
     last_seen_at: (v) => t("last_seen", { t: clockTime(v) }),
     error_code: (v) => t("error_code", { c: v }),
     repeats: (v) => t("repeats_n", { n: v }),
+    channel: (v) => channelName(v),
   };
 
   /* What a notice's payload says, in words: known fields are translated, ids stay as they are, nothing raw. */
@@ -339,6 +341,26 @@
     return el("li", { class: `tpl-${n.template}` }, el("time", { datetime: n.created_at }, clockTime(n.created_at)), " ",
       el("strong", {}, templateName(n.template)), " ", n.alert_id ? el("a", { href: `#/alert/${n.alert_id}` }, shortId(n.alert_id)) : "",
       " ", details);
+  }
+
+  /* ---- when each of her channels last proved it works (a test press, the app's self-test, a confirmation SMS) ---- */
+  function provenText(iso) {
+    if (!iso) return t("never_proven");
+    const lang = window.I18N.language === "kk" ? "kk-KZ" : window.I18N.language;
+    return t("proven_at", { t: new Date(iso).toLocaleString(lang, { dateStyle: "short", timeStyle: "short", hour12: false }) });
+  }
+
+  function channelsList(channels) {
+    if (!channels || !channels.length) return el("span", { class: "empty" }, t("none"));
+    return el("ul", { class: "plain channels" }, channels.map((c) => el("li", {
+      class: c.last_proven_at ? "proven" : "never", dataset: { channel: c.channel, device: c.device_id || "" } },
+      channelName(c.channel), c.device_id ? [" ", el("span", { class: "mono" }, c.device_id)] : null, ": ",
+      el("time", c.last_proven_at ? { datetime: c.last_proven_at } : {}, provenText(c.last_proven_at)))));
+  }
+
+  function personChannels(p) {
+    return el("li", { class: "person-channels", dataset: { person: p.person_id } },
+      el("span", {}, `${t("person")} `, el("span", { class: "mono" }, p.person_id)), channelsList(p.channels));
   }
 
   function regionView(view) {
@@ -360,5 +382,5 @@
     tick(document.getElementById("region-view"));
   }
 
-  window.Views = { el, tick, dispatchCard, dispatchActions, noticeDetails, alertView, regionView, drawMap, notice, get map() { return map; } };
+  window.Views = { el, tick, personChannels, dispatchCard, dispatchActions, noticeDetails, alertView, regionView, drawMap, notice, get map() { return map; } };
 })();
