@@ -496,7 +496,8 @@ async def test_the_menu_of_a_calculator_before_enrolment_shows_languages_only(pa
     assert await page.is_hidden("#p-code")
     await enrol_phone(page, db, served)
     await page.click("#menu-btn")
-    assert await visible_texts(page, "#menu button") == ["Қазақша", "Русский", "English", "Сбросить"]
+    assert await visible_texts(page, "#menu button") == ["Қазақша", "Русский", "English", "Проверить связь",
+                                                         "Сбросить"]
     await page.click("#menu-btn")
     await tap(page, OPEN_ACTIVATION)  # once she is set up, only her secret opens anything
     assert await page.is_hidden("#p-code") and await page.is_hidden("#p-setup")

@@ -234,6 +234,7 @@
     document.documentElement.lang = lang;
     document.querySelectorAll('[data-t]').forEach(function (el) { el.textContent = t[el.dataset.t]; });
     $('reset').hidden = !enrolled;  // before enrolment nothing is stored, so there is nothing to wipe
+    $('check').hidden = !enrolled;  // the self-test (check.js) needs her device token
     var on = !!live && !live.cancelling && cfg && cfg.cue !== 'none';
     $('cue').hidden = !(on && cfg.cue === 'dot');
     $('display').classList.toggle('line', !!(on && cfg.cue === 'line'));

@@ -4,7 +4,7 @@
 importScripts('queue.js');
 
 var CACHE = 'calc-shell';
-var SHELL = ['./', 'app.css', 'queue.js', 'aml.js', 'app.js', 'manifest.webmanifest'];
+var SHELL = ['./', 'app.css', 'queue.js', 'aml.js', 'app.js', 'check.js', 'manifest.webmanifest'];
 var SCOPE = new URL(self.registration.scope).pathname;
 
 self.addEventListener('install', function (event) {
