@@ -11,6 +11,7 @@ from alertd.mqtt.dynsec import broker_accounts
 from alertd.service import cells, provisioning
 from alertd.service.ports import BrokerError
 from alertd.settings import Settings
+from alertd.store import queries
 from alertd.store.db import connect
 
 
@@ -29,6 +30,9 @@ def register(sub) -> None:
     rev = bsub.add_parser("revoke", help="cut a button off at once")
     rev.add_argument("device_id")
     rev.set_defaults(handler=cmd_revoke)
+    allow = bsub.add_parser("allow-tests", help="once after upgrading: let every button provisioned before test "
+                                                "presses existed publish its tests (its broker role gains the topic)")
+    allow.set_defaults(handler=cmd_allow_tests)
 
     p = sub.add_parser("units", help="mobile-unit terminals")
     usub = p.add_subparsers(dest="action", required=True)
@@ -114,6 +118,14 @@ async def cmd_provision(args, settings: Settings) -> dict:
 
 async def cmd_rotate(args, settings: Settings) -> dict:
     return _show(await _run(settings, provisioning.rotate_button, args.device_id), args)
+
+
+async def cmd_allow_tests(args, settings: Settings) -> dict:
+    async def allow(conn, broker, _now):
+        buttons = [r["username"] for r in await conn.fetch(queries.live_button_accounts)]
+        return {"buttons": len(buttons), "allowed": await broker.allow_tests(buttons)}
+
+    return await _run(settings, allow)
 
 
 async def cmd_revoke(args, settings: Settings) -> dict:

@@ -57,6 +57,9 @@ class NoBroker:
     async def remove(self, username: str) -> None:
         return None
 
+    async def allow_tests(self, device_ids: list[str]) -> int:
+        return 0
+
 
 def _acl(kind: str, topic: str) -> dict:
     return {"acltype": kind, "topic": topic, "priority": 0, "allow": True}
@@ -139,6 +142,19 @@ class Dynsec:
 
     async def set_password(self, username: str, password: str) -> None:
         await self.run([{"command": "setClientPassword", "username": username, "password": password}])
+
+    async def allow_tests(self, device_ids: list[str]) -> int:
+        """Add the test topic to each button's role (removed first, so running it twice changes nothing); a button
+        without a role on this broker is skipped."""
+        changed = 0
+        for device_id in device_ids:
+            role, topic = f"button-{device_id}", button_topic(device_id, "test")
+            await self.run([{"command": "removeRoleACL", "rolename": role, "acltype": "publishClientSend",
+                             "topic": topic}], missing_ok=True)
+            answer = await self.run([{"command": "addRoleACL", "rolename": role, **_acl("publishClientSend", topic)}],
+                                    missing_ok=True)
+            changed += not any(r.get("error") for r in answer)
+        return changed
 
     async def remove(self, username: str) -> None:
         """Delete the client (the broker disconnects it at once) and its role."""

@@ -120,3 +120,40 @@ async def test_forged_and_replayed_tests_are_refused_and_recorded_like_presses(
 
 async def _refused(db, kind, n):
     return await refusals(db, kind) >= n
+
+
+async def test_a_button_provisioned_before_tests_existed_may_test_after_allow_tests(
+        button_service, button_settings, secured_broker, clock, db):
+    from alertd.mqtt.dynsec import Account, Dynsec, button_acls
+    from tests.buttons_support import mqtt_client
+
+    await seed_responders(db)
+    person = await enrol(db, clock.now(), home=offset(1))
+    creds = await provision_button(db, button_settings, clock, person.person_id)
+    old_acls = [a for a in button_acls(creds.device_id) if not a["topic"].endswith("/test")]
+    await asyncio.to_thread(Dynsec(button_settings.mqtt_admin_url).replace_now, [
+        Account(creds.username, creds.password, f"button-{creds.device_id}", old_acls, creds.device_id)])
+    payload = firmware.message(creds.device_id, creds.hmac_secret, "test", 1, int(clock.now().timestamp()))[1]
+    url = secured_broker.user_url(creds.username, creds.password)
+    denied = await mqtt_client("mosquitto_pub", url, "-t", firmware.topic(creds.device_id, "test"), "-q", "1",
+                               "-m", payload.decode(), client_id=creds.device_id)
+    assert "not authori" in denied.stderr.lower(), denied
+    assert await _tests(db, creds.device_id) == []
+
+    for _ in range(2):  # run twice: the second changes nothing and fails nothing
+        out = await _command(button_settings, "buttons", "allow-tests")
+        assert out == {"buttons": 1, "allowed": 1}
+    button = await connected_button(secured_broker, creds, clock)
+    try:
+        assert await asyncio.to_thread(button.test) == 1
+        assert await _tests(db, creds.device_id) == ["seq:1"]
+    finally:
+        button.close()
+
+
+async def _command(settings, *argv):
+    from alertd.cli import build_parser
+
+    args = build_parser().parse_args(list(argv))
+    args.json = True
+    return await args.handler(args, settings)

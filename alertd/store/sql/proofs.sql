@@ -55,3 +55,7 @@ SELECT p.id, 'sms', NULL,
 SELECT DISTINCT d.person_id FROM buttons b JOIN devices d ON d.id = b.device_id
  WHERE b.caseworker_id = $1 AND d.revoked_at IS NULL
  ORDER BY d.person_id LIMIT $2;
+
+-- name: live_button_accounts
+-- Every button with live broker credentials (their roles gain the test topic after an upgrade).
+SELECT username FROM mqtt_accounts WHERE kind = 'button' AND revoked_at IS NULL ORDER BY username;
