@@ -122,7 +122,7 @@ async def cmd_rotate(args, settings: Settings) -> dict:
 
 async def cmd_allow_tests(args, settings: Settings) -> dict:
     async def allow(conn, broker, _now):
-        buttons = [r["username"] for r in await conn.fetch(queries.live_button_accounts)]
+        buttons = [r["username"] for r in await conn.fetch(queries.list_live_button_accounts)]
         return {"buttons": len(buttons), "allowed": await broker.allow_tests(buttons)}
 
     return await _run(settings, allow)

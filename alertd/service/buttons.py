@@ -215,7 +215,7 @@ async def _tested_before(conn: asyncpg.Connection, now: datetime, messages: dict
                          repeats: list[int], receipts: list[Receipt | None], vias: list[str]) -> None:
     """A test already recorded (redelivered) is acknowledged again; one at or below the last seq that was never
     recorded as a test (a press's seq, or an old one) is a replay."""
-    rows = await conn.fetch(queries.button_tests_by_seq, [messages[i].device_id for i in repeats],
+    rows = await conn.fetch(queries.find_button_tests, [messages[i].device_id for i in repeats],
                             [f"seq:{messages[i].seq}" for i in repeats])
     recorded = {(r["device_id"], r["client_test_id"]) for r in rows}
     for i, via in zip(repeats, vias, strict=True):

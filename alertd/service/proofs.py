@@ -58,11 +58,11 @@ async def app_self_test(pool: asyncpg.Pool, ctx: Context, *, person_id: str, dev
         proof = await record(conn, now, person_id=person_id, channel="app", device_id=device_id,
                              client_test_id=client_test_id)
         if proof.fresh:
-            who = await conn.fetchrow(queries.person_caseworker, person_id)
+            who = await conn.fetchrow(queries.get_person_caseworker, person_id)
             batch = Batch(now)
             tell_caseworker(batch, caseworker_id=who["caseworker_id"], region=who["region"], person_id=person_id,
                             channel="app", device_id=device_id)
-            if await conn.fetchval(queries.person_sms_contact, person_id) is not None:  # opted in, has a number
+            if await conn.fetchval(queries.get_person_sms_contact, person_id) is not None:  # opted in, has a number
                 batch.message(SMS, PERSON + person_id, SELF_TEST_SMS, {"language": language or "ru"})
             await batch.flush(conn)
     return proof
@@ -76,7 +76,7 @@ async def sms_delivered(conn: asyncpg.Connection, now: datetime, *, recipient: s
     proof = await record(conn, now, person_id=person_id, channel="sms", device_id=None,
                          client_test_id=f"outbox:{outbox_id}")
     if proof.fresh:
-        who = await conn.fetchrow(queries.person_caseworker, person_id)
+        who = await conn.fetchrow(queries.get_person_caseworker, person_id)
         if who is not None:
             batch = Batch(now)
             tell_caseworker(batch, caseworker_id=who["caseworker_id"], region=who["region"], person_id=person_id,
@@ -96,12 +96,12 @@ def _proofs(rows) -> dict[str, list[dict]]:
 
 async def of_person(conn: asyncpg.Connection, person_id: str) -> list[dict]:
     """Each of her channels (every live button and phone app, SMS if she has a number) and when it last worked."""
-    return _proofs(await conn.fetch(queries.channel_proofs, [person_id])).get(person_id, [])
+    return _proofs(await conn.fetch(queries.list_channel_proofs, [person_id])).get(person_id, [])
 
 
 async def caseload(pool: asyncpg.Pool, responder_id: str) -> list[dict]:
     """The people whose buttons name this responder as caseworker, each with her channels' last proofs."""
     async with pool.acquire() as conn:
-        people = [r["person_id"] for r in await conn.fetch(queries.caseworker_people, responder_id, CASELOAD_MAX)]
-        proofs = _proofs(await conn.fetch(queries.channel_proofs, people)) if people else {}
+        people = [r["person_id"] for r in await conn.fetch(queries.list_caseworker_people, responder_id, CASELOAD_MAX)]
+        proofs = _proofs(await conn.fetch(queries.list_channel_proofs, people)) if people else {}
     return [{"person_id": p, "channels": proofs.get(p, [])} for p in people]

@@ -68,7 +68,7 @@ class SmsNotifier:
         if text is None:
             raise SendError("no such message for her phone", retryable=False)
         async with self.pool.acquire() as conn:
-            phone = await conn.fetchval(queries.person_sms_contact, message.recipient.removeprefix(PERSON))
+            phone = await conn.fetchval(queries.get_person_sms_contact, message.recipient.removeprefix(PERSON))
         if phone is None:
             raise SendError("she has not opted in to SMS", retryable=False)
         provider = self.provider_for(phone)

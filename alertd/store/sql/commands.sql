@@ -17,3 +17,7 @@ SELECT 1 FROM pg_database WHERE datname = $1;
 -- name: count_places
 -- How many places the gazetteer holds.
 SELECT count(*) FROM places;
+
+-- name: list_live_button_accounts
+-- Every button with live broker credentials (their roles gain the test topic after an upgrade).
+SELECT username FROM mqtt_accounts WHERE kind = 'button' AND revoked_at IS NULL ORDER BY username;
