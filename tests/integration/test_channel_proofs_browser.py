@@ -46,6 +46,7 @@ async def test_a_caseworker_sees_when_each_of_her_channels_last_worked(live, con
     await expect(notices).to_have_count(2)
     await expect(notices.filter(has_text=button.device_id)).to_contain_text("Works: tested")
     await expect(notices.filter(has_text=button.device_id)).to_contain_text("Button")
+    await expect(notices.filter(has_text=person.device_id)).to_contain_text(f"Phone app · device {person.device_id}")
     for text in await notices.all_text_contents():
         assert "+7701" not in text and "channel" not in text, text
     await shot(page, "console-channels.png")

@@ -316,7 +316,7 @@
     code: (v) => `${t("code")} ${v}`,
     kind: (v) => t("kind_" + v),
     responder_id: (v) => `${t("responder")} ${v}`,
-    device_id: (v) => `${t("button")} ${v}`,
+    device_id: (v, p) => `${p.channel && p.channel !== "button" ? t("device") : t("button")} ${v}`,
     battery: (v) => t("battery", { p: Math.round(Number(v) * 100) }),
     issue: (v) => (window.I18N.has("issue_" + v) ? t("issue_" + v) : String(v)),
     sent_to: (v) => t("sent_to", { n: v }),
@@ -332,7 +332,7 @@
   /* What a notice's payload says, in words: known fields are translated, ids stay as they are, nothing raw. */
   function noticeDetails(payload) {
     return Object.entries(payload || {}).filter(([k, v]) => k !== "language" && v !== null && v !== undefined)
-      .map(([k, v]) => (NOTICE_FIELDS[k] ? NOTICE_FIELDS[k](v) : typeof v === "object" ? null : String(v)))
+      .map(([k, v]) => (NOTICE_FIELDS[k] ? NOTICE_FIELDS[k](v, payload) : typeof v === "object" ? null : String(v)))
       .filter(Boolean).join(" · ");
   }
 
