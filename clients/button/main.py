@@ -93,7 +93,7 @@ def read_gesture(cfg):
     """What her finger did since the button woke the board: "press" or "test" (protocol.gesture decides). Counts
     presses that follow one another within DOUBLE_PRESS_MS and how long the longest was held; a press still held
     at LONG_PRESS_MS is decided at once (she is not kept waiting)."""
-    allowed = protocol.TEST_GESTURES.get(cfg.get("test_gesture", "both"), ())
+    allowed = protocol.TEST_GESTURES.get(cfg.get("test_gesture", protocol.DEFAULT_GESTURE), ())
     if not allowed:
         return "press"
     pin = machine.Pin(BUTTON_PIN, machine.Pin.IN, machine.Pin.PULL_UP)

@@ -20,6 +20,8 @@ SMS_TAG = "AB1"
 LONG_PRESS_MS = 2000    # held at least this long, alone: a test
 DOUBLE_PRESS_MS = 600   # two short presses, the second starting within this of the first release: a test
 TEST_GESTURES = {"both": ("long", "double"), "long": ("long",), "double": ("double",), "off": ()}
+# Not "long" by default: holding the button down is what a frightened hand does, and it must raise her alert.
+DEFAULT_GESTURE = "double"
 # LED patterns, (on ms, off ms) pairs: a test acknowledged blinks "all good"; one not acknowledged, "failed".
 ALL_GOOD = ((100, 100), (100, 100), (100, 100))
 FAILED = ((1500, 200),)
@@ -94,7 +96,7 @@ def acked_test(payload):
     return seq if isinstance(seq, int) else None
 
 
-def gesture(presses, held_ms, allowed=TEST_GESTURES["both"]):
+def gesture(presses, held_ms, allowed=TEST_GESTURES[DEFAULT_GESTURE]):
     """"test" or "press" for what her finger did: `presses` how many presses followed one another within
     DOUBLE_PRESS_MS, `held_ms` how long the longest was held. Only a clean test gesture is a test: one press held
     LONG_PRESS_MS or more, or exactly two short presses. Three or more (pressing again and again), or two where
