@@ -91,7 +91,10 @@ async def _engine(app: web.Application):
     ctx, metrics = app[CTX], app[METRICS]
     app[NOTIFIERS] = build_registry(app)
 
-    def observe(lateness: float, kind: str) -> None:
+    def observe(lateness: float, kind: str, drill: bool) -> None:
+        if drill:  # a drill's misses are the drill report's, never a real alert's statistics
+            metrics.drill_escalations.labels(kind).inc()
+            return
         metrics.deadline_lateness.observe(max(0.0, lateness))
         metrics.escalations.labels(kind).inc()
 

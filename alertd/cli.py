@@ -10,14 +10,14 @@ import traceback
 
 import asyncpg
 
-from alertd.commands import CommandError, buttons, demo, keys, officers, places, retention, server, traccar
+from alertd.commands import CommandError, buttons, demo, drills, keys, officers, places, retention, server, traccar
 from alertd.core.model import DomainError
 from alertd.service.responders_file import FileError
 from alertd.settings import Settings, SettingsError, redact_url
 from alertd.store.db import DatabaseUnavailable
 
 # Each module adds its subcommands with register(subparsers); a command is an async fn(args, settings) -> dict.
-COMMAND_MODULES = [server, demo, officers, buttons, traccar, retention, keys, places]
+COMMAND_MODULES = [server, demo, officers, buttons, traccar, retention, keys, places, drills]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,8 +28,13 @@ class Metrics:
                                          "Tracker positions added to their person's open alert", registry=r)
         self.requests_refused = Counter("alertd_requests_refused", "Requests refused over their budget (429)",
                                         ["budget"], registry=r)
-        self.escalations = Counter("alertd_escalations", "Missed deadlines this instance escalated",
+        self.escalations = Counter("alertd_escalations", "Missed deadlines of real alerts this instance escalated",
                                    ["kind"], registry=r)
+        # Drills (docs/drills.md) are counted apart: never in a real alert's figures.
+        self.drills_started = Counter("alertd_drills_started", "Drills started through this instance", registry=r)
+        self.drill_escalations = Counter("alertd_drill_escalations", "Missed deadlines of drills this instance "
+                                         "escalated", ["kind"], registry=r)
+        self.drill_alerts = Gauge("alertd_drill_alerts", "Drill alerts by status", ["status"], registry=r)
         self.deadline_lateness = Histogram(
             "alertd_deadline_lateness_seconds", "How late after its deadline a missed dispatch was escalated",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
@@ -94,17 +99,19 @@ class Metrics:
                      engine_cycle_at: float | None = None, stood_down: dict[str, bool] | None = None) -> bytes:
         async with pool.acquire() as conn:
             rows = {name: await conn.fetch(getattr(queries, name), *args) for name, args in (
-                ("count_alerts", ()), ("count_dispatches", ()), ("count_outbox_unsent", ()),
+                ("count_alerts", ()), ("count_drill_alerts", ()), ("count_dispatches", ()), ("count_outbox_unsent", ()),
                 ("count_overdue_deadlines", (now,)), ("measure_outbox_oldest", (now,)),
                 ("count_sms_deliveries", (now - SMS_WINDOW,)),
                 ("count_on_duty", (now - timedelta(seconds=settings.unit_silence_s),)),
                 ("count_buttons", (now - timedelta(seconds=settings.button_silence_s),)),
                 ("measure_replication_lag", ()))}
-        for gauge in (self.alerts, self.dispatches, self.outbox_depth, self.overdue, self.overdue_oldest,
+        for gauge in (self.alerts, self.drill_alerts, self.dispatches, self.outbox_depth, self.overdue, self.overdue_oldest,
                       self.outbox_oldest, self.sms_delivery, self.on_duty, self.replication_lag):
             gauge.clear()
         for row in rows["count_alerts"]:
             self.alerts.labels(row["status"]).set(row["n"])
+        for row in rows["count_drill_alerts"]:
+            self.drill_alerts.labels(row["status"]).set(row["n"])
         for row in rows["count_dispatches"]:
             self.dispatches.labels(row["kind"], row["status"]).set(row["n"])
         for row in rows["count_outbox_unsent"]:

@@ -21,10 +21,12 @@ class Deadlines:
     name = "deadlines"
     version = 1
 
-    def __init__(self, ctx: Context, batch: int = 100, observe: Callable[[float, str], None] | None = None) -> None:
+    def __init__(self, ctx: Context, batch: int = 100,
+                 observe: Callable[[float, str, bool], None] | None = None) -> None:
         self.ctx = ctx
         self.batch = batch
-        self.observe = observe or (lambda _lateness, _kind: None)
+        # observe(lateness_s, kind, drill): a drill's misses are counted apart from real alerts'
+        self.observe = observe or (lambda _lateness, _kind, _drill: None)
 
     async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
         """Claim up to a batch of due dispatches (SKIP LOCKED: another instance takes the rest) and escalate each."""
@@ -37,10 +39,10 @@ class Deadlines:
             await writes.flush(conn)
         for row in expired:
             lateness = (now - row["ack_deadline"]).total_seconds()
-            self.observe(lateness, row["kind"])
+            self.observe(lateness, row["kind"], row["drill"])
             log.info("deadline missed", extra={"fields": {
                 "dispatch_id": str(row["id"]), "kind": row["kind"], "responder_id": row["responder_id"],
-                "lateness_s": round(lateness, 3)}})
+                "lateness_s": round(lateness, 3), "drill": row["drill"]}})
         return len(expired)
 
     async def next_due(self, pool: asyncpg.Pool) -> datetime | None:

@@ -13,6 +13,7 @@ from alertd.channels.app import http as app_http
 from alertd.channels.app import selftest as app_selftest
 from alertd.channels.app import static as app_static
 from alertd.channels.buttons import http as buttons_http
+from alertd.channels.console import drills as drills_http
 from alertd.channels.console import officer as officer_http
 from alertd.channels.console import static as console_static
 from alertd.channels.sms import http as sms_http
@@ -125,11 +126,12 @@ SCHEMAS = {
         "late_ack": {"type": "boolean"}, "attempt": {"type": "integer"},
         "sms_delivery": {"type": ["string", "null"], "description": "delivery state of the dispatch's SMS "
                          "(undelivered counts toward escalation); null when none was sent"},
-        "location": ref("Location")}},
+        "location": ref("Location"), "drill": {"type": "boolean", "description": "a drill's dispatch (DRILL)"}}},
     "Alert": {"type": "object", "required": ["alert_id", "status", "priority", "duress", "location", "locations",
                                              "dispatches", "events"], "properties": {
         "alert_id": UUID, "status": {"type": "string", "enum": ["open", "cancelled", "resolved", "unanswered"]},
         "priority": {"type": "string", "enum": ["normal", "high"]}, "duress": {"type": "boolean"},
+        "drill": {"type": "boolean", "description": "a drill's alert: it has no person (docs/drills.md)"},
         "location": ref("Location"), "locations": {"type": "array", "items": ref("Location")},
         "dispatches": {"type": "array", "items": ref("Dispatch")}, "events": {"type": "array", "items": OBJECT}}},
     "SignedIn": {"type": "object", "required": ["token", "expires_at", "session_expires_at", "now", "officer"],
@@ -206,6 +208,65 @@ CONSOLE = {
         "Admin: change or disable an account (ends its sessions)", ok("the account", OBJECT), roles=("admin",),
         body=console_static.ACCOUNT_CHANGE, errors=(409,),
         parameters=[path_param("username", {"type": "string", "pattern": "^[a-z0-9][a-z0-9._@-]{1,62}$"})])},
+}
+DRILL_TOTALS = {"type": "object", "required": [
+    "dispatched", "counted", "acknowledged", "within_deadline", "within_60s", "late", "missed", "escalated",
+    "share_within_deadline", "share_within_60s", "sms", "targets"], "properties": {
+    **{name: {"type": "integer", "minimum": 0} for name in (
+        "dispatched", "counted", "acknowledged", "within_deadline", "within_60s", "late", "missed", "escalated",
+        "stood_down", "waiting")},
+    "share_within_deadline": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    "share_within_60s": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    "median_seconds_to_acknowledge": {"type": ["number", "null"]}, "sms": OBJECT, "targets": OBJECT}}
+DRILL: dict[str, Any] = {"type": "object", "required": ["drill_id", "alert_id", "started_by", "started_at", "ended_at", "running",
+                                        "region", "target", "totals"], "properties": {
+    "drill_id": UUID, "alert_id": UUID, "started_by": {"type": "string"}, "started_at": TIME,
+    "ended_at": NULLABLE_TIME, "ended_by": {"type": ["string", "null"]}, "running": {"type": "boolean"},
+    "region": {"type": ["string", "null"]}, "target": {"type": "string", "enum": ["place", "person"]},
+    "person_id": {"type": ["string", "null"]}, "alert_status": {"type": "string"},
+    "location": {"type": ["object", "null"]}, "totals": DRILL_TOTALS}}
+DRILL_LINE = {"type": "object", "required": [
+    "dispatch_id", "responder_id", "kind", "attempt", "sent_at", "acknowledged_at", "seconds_to_acknowledge",
+    "deadline_seconds", "within_deadline", "escalated", "outcome", "sms"], "properties": {
+    "dispatch_id": UUID, "responder_id": {"type": "string"}, "kind": {"type": "string", "enum": list(KINDS)},
+    "attempt": {"type": "integer"}, "broadcast": {"type": "boolean"}, "status": {"type": "string"},
+    "sent_at": TIME, "acknowledged_at": NULLABLE_TIME, "seconds_to_acknowledge": {"type": ["number", "null"]},
+    "deadline_seconds": {"type": "number"}, "within_deadline": {"type": "boolean"},
+    "within_60s": {"type": "boolean"}, "escalated": {"type": "boolean"},
+    "outcome": {"type": "string", "enum": ["within_deadline", "late", "missed", "stood_down", "waiting"]},
+    "sms": {"type": ["string", "null"]}, "sms_sent_at": NULLABLE_TIME}}
+SCHEMAS["DrillReport"] = {**DRILL, "required": [*DRILL["required"], "responders"], "properties": {
+    **DRILL["properties"], "responders": {"type": "array", "items": DRILL_LINE}}}
+DRILL_ID = path_param("id", UUID)
+SUPERVISORS = ("supervisor", "admin")
+# Drills (docs/drills.md): a supervisor acts in their own region only (another region's drill is 404, starting one
+# there 403); an officer may not drill.
+DRILLS = {
+    "/v1/drills": {
+        "post": operation(
+            "Supervisor or admin: start a drill at {lat, lon} or at {person_id} (her last fix, else her home; she "
+            "is never contacted): a drill alert dispatched to real responders, every message marked DRILL. 404: "
+            "no such person; 409: nobody on duty near there, or she has no fix and no home",
+            ok("started", {"type": "object", "required": ["drill_id", "alert_id", "region"], "properties": {
+                "drill_id": UUID, "alert_id": UUID, "region": {"type": ["string", "null"]}}}, 201),
+            roles=SUPERVISORS, body=drills_http.NEW_DRILL, errors=(404, 409)),
+        "get": operation(
+            "Supervisor or admin: every drill started in [since, until) (default: the last 30 days) with its "
+            "figures, and the share acknowledged within the deadline and within 60 s over all of them",
+            ok("the period", {"type": "object", "required": ["since", "until", "drills", "totals", "items"],
+                              "properties": {"since": TIME, "until": TIME, "region": {"type": ["string", "null"]},
+                                             "drills": {"type": "integer"}, "totals": DRILL_TOTALS,
+                                             "items": {"type": "array", "items": DRILL}}}),
+            roles=SUPERVISORS, parameters=[query_param(name, field, field.description or "")
+                                           for name, field in drills_http.PERIOD.items()])},
+    "/v1/drills/{id}": {"get": operation(
+        "Supervisor or admin: a drill's report: per responder dispatched, time to acknowledge against the "
+        "deadline, escalation and SMS delivery; and its totals",
+        ok("the report", ref("DrillReport")), roles=SUPERVISORS, parameters=[DRILL_ID])},
+    "/v1/drills/{id}/end": {"post": operation(
+        "Supervisor or admin: end a drill: every dispatch not resolved is stood down with a drill-ended message "
+        "(an ended drill stays as it is); the report",
+        ok("the report", ref("DrillReport")), roles=SUPERVISORS, parameters=[DRILL_ID])},
 }
 ENGINEERS = buttons_http.ENGINEERS
 CREDENTIALS = ref("Credentials")
@@ -320,6 +381,7 @@ PATHS = {
     **CONSOLE,
     **BUTTONS,
     **SELF_TESTS,
+    **DRILLS,
     "/healthz": {"get": operation("Liveness", ok("alive", {"type": "object", "required": ["status"]}), roles=None)},
     "/readyz": {"get": operation(
         "Readiness: database and broker (which part is down is in the log and the metrics, not here)",

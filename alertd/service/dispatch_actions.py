@@ -47,7 +47,7 @@ async def list_dispatches(pool: asyncpg.Pool, responder_id: str, status: str | N
         item = dispatch.as_json()
         item.update(place=places.console_place(row, dispatch.location), priority=row["priority"], duress=row["duress"], alert_status=row["alert_status"],
                     broadcast=row["broadcast"], created_at=row["created_at"].isoformat(), channel=row["channel"],
-                    person_id=row["person_id"], repeats=row["repeats"])
+                    person_id=row["person_id"], repeats=row["repeats"], drill=row["drill"])
         items.append(item)
     return items
 
@@ -162,6 +162,7 @@ async def get_alert(pool: asyncpg.Pool, ctx: Context, alert_id: str, *, actor: s
         "alert_id": str(alert["id"]),
         "person_id": alert["person_id"],
         "channel": alert["channel"],
+        "drill": alert["drill"],
         "status": alert["status"],
         "priority": alert["priority"],
         "duress": alert["duress"],

@@ -35,9 +35,10 @@ class Raised:
 
 @dataclass(frozen=True)
 class NewAlert:
-    """An alert to raise, from any channel. `details` adds channel details to its `raised` event."""
+    """An alert to raise, from any channel. `details` adds channel details to its `raised` event. Only a drill's
+    alert (create_drill_alert) has no person."""
 
-    person_id: str
+    person_id: str | None
     device_id: str | None
     channel: str
     client_alert_id: str | None
@@ -87,7 +88,9 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     the alert that stands; while she has an open alert (or an earlier one of this group is raising it), a new
     one `joined` it as a repeat (see `repeats`); otherwise it is `created`, located and dispatched.
     """
-    people = sorted({n.person_id for n in news})
+    if any(n.person_id is None for n in news):
+        raise ValueError("an alert from a channel has a person (a drill's: create_drill_alert)")
+    people = sorted({n.person_id for n in news if n.person_id is not None})
     await conn.execute(queries.lock_people, people)
     sent = {}
     if keys := [n.key for n in news if n.key is not None]:
@@ -113,6 +116,16 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     return [Raised(str(alert_id), status, made) for alert_id, status, made in outcomes]
 
 
+async def create_drill_alert(conn: asyncpg.Connection, ctx: Context, now: datetime, new: NewAlert,
+                             alert_id: uuid.UUID) -> None:
+    """In the caller's transaction: a drill's alert (channel 'drill', no person, a location), created, located and
+    dispatched by the path every alert takes, but outside any person's lock and repeats: it belongs to nobody, so
+    nothing of hers can join it and it joins nothing of hers (docs/drills.md)."""
+    if new.channel != "drill" or new.person_id is not None or new.device_id is not None or new.location is None:
+        raise ValueError("a drill alert has channel 'drill', a location, and no person or device")
+    await _create(conn, ctx, now, [new], [alert_id])
+
+
 async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
                   ids: list[uuid.UUID]) -> None:
     """Each alert with its fix, its best location (and, with it, the region of the nearest police post) and its
@@ -121,7 +134,7 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
     if not news:
         return
     homes = {}
-    if homeless := [n.person_id for n in news if n.location is None]:  # a home is read only when there is no fix
+    if homeless := [n.person_id for n in news if n.location is None and n.person_id is not None]:  # a home is read only when there is no fix
         homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.find_people_homes, homeless)}
     bests = [best_location([n.location] if n.location else [], homes.get(n.person_id), ctx.settings.accurate_fix_m)
              for n in news]

@@ -4,6 +4,9 @@ Cyrillic text goes as UCS-2 (70 characters a segment, 67 when split), so every t
 within two segments with the longest code, kind and coordinates (a test checks each one); a dispatch that names
 its nearest place ("14 km NE of Zhanaarka", alertd/core/places.py) may take a third, never more: the place's name
 is cut to PLACE_NAME_MAX characters.
+
+A message about a drill (its payload says `drill: true`, docs/drills.md) starts with DRILL in the responder's
+language, whatever the template; a drill is never urgent ("!!"), which leaves the marker room within two segments.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ KIND_LABEL = {
     "ru": {"police_post": "полиция", "crisis_centre": "кризисный центр", "mobile_unit": "моб. группа"},
     "en": {"police_post": "police", "crisis_centre": "crisis centre", "mobile_unit": "mobile unit"},
 }
+
+# The first word of every SMS about a drill: no responder may take a drill for a real alert, or the reverse.
+DRILL_MARK = {"kk": "ЖАТТЫҒУ", "ru": "УЧЕНИЯ", "en": "DRILL"}
 
 TEMPLATES = {
     "dispatch": {
@@ -51,6 +57,11 @@ TEMPLATES = {
         "kk": "!! {code}: бас тарту PIN-і бірнеше рет қате. Телефон басқа адамда болуы мүмкін, жалғастырыңыз.",
         "ru": "!! {code}: несколько неверных PIN отмены. Телефон может быть у другого, продолжайте.",
         "en": "!! {code}: repeated wrong cancel PINs; someone else may hold her phone. Keep responding.",
+    },
+    "drill_ended": {
+        "kk": "{code}: жаттығу аяқталды. Шақыру жабылды.",
+        "ru": "{code}: учения окончены. Отбой.",
+        "en": "{code}: drill ended. Stand down.",
     },
     "ack_ok": {
         "kk": "{code} расталды.",
@@ -117,11 +128,12 @@ def render(template: str, payload: dict[str, Any], language: str | None = None, 
     lang = language_of(language or payload.get("language"))
     texts = TEMPLATES.get(template, TEMPLATES["other"])
     values = {"code": payload.get("code", "?"), "template": template}
+    drill = payload.get("drill") is True
     if template == "dispatch":
         deadline = payload.get("deadline")
         when = datetime.fromisoformat(deadline).astimezone(tz) if isinstance(deadline, str) else None
         values.update(
-            hp="!! " if payload.get("priority") == "high" or payload.get("duress") else "",
+            hp="!! " if not drill and (payload.get("priority") == "high" or payload.get("duress")) else "",
             kind=KIND_LABEL[lang].get(payload.get("kind", ""), payload.get("kind", "")),
             place=place_words(payload, lang),
             link=maps_link(float(payload["lat"]), float(payload["lon"])),
@@ -129,7 +141,8 @@ def render(template: str, payload: dict[str, Any], language: str | None = None, 
             time=when.strftime("%H:%M") if when else "--:--",
             zone=zone_label(when) if when else "UTC",
         )
-    return texts[lang].format(**values)
+    text = texts[lang].format(**values)
+    return f"{DRILL_MARK[lang]}: {text}" if drill else text
 
 
 # What alertd may ever text her own phone, and only if she opted in (`people.opt_in_sms`). Someone else may read

@@ -24,7 +24,10 @@ class MqttNotifier:
     async def send(self, message: Message) -> str | None:
         """Publish at QoS 1 and wait for the broker's PUBACK; anything less is "retry later"."""
         # The payload already holds only a code and an approximate place (never who she is).
-        body = {"template": message.template, "dispatch_id": message.dispatch_id, **message.payload}
+        # `drill` is always there: true on every message about a drill (the outbox marks them), so a terminal
+        # shows DRILL before anything else, and false otherwise.
+        body = {"template": message.template, "dispatch_id": message.dispatch_id, **message.payload,
+                "drill": message.payload.get("drill") is True}
         if message.template == "dispatch":
             body.update(unit_view(message.payload))
         try:

@@ -5,7 +5,7 @@
 -- The alert is locked too, without waiting: every other writer locks the alert first, then its dispatches, so
 -- the engine never holds a dispatch while waiting for its alert (no deadlock with a cancel or an ack).
 WITH due AS (
-    SELECT d.id FROM dispatches d JOIN alerts a ON a.id = d.alert_id
+    SELECT d.id, a.drill FROM dispatches d JOIN alerts a ON a.id = d.alert_id
      WHERE d.status = 'pending' AND d.ack_deadline <= $1
      ORDER BY d.ack_deadline
      LIMIT $2
@@ -13,7 +13,7 @@ WITH due AS (
 )
 UPDATE dispatches d SET status = 'expired', expired_at = $1, updated_at = $1
   FROM due WHERE d.id = due.id
-RETURNING d.id, d.alert_id, d.kind, d.responder_id, d.code, d.ack_deadline, d.attempt, d.broadcast;
+RETURNING d.id, d.alert_id, d.kind, d.responder_id, d.code, d.ack_deadline, d.attempt, d.broadcast, due.drill;
 
 -- name: get_next_deadline
 -- The earliest pending deadline, to know how long the engine may sleep.

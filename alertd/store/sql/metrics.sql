@@ -1,21 +1,27 @@
 -- /metrics: gauges read from the database at scrape time (the same on every instance).
 
 -- name: count_alerts
--- Alerts by status, for /metrics.
-SELECT status, count(*) AS n FROM alerts GROUP BY status;
+-- Real alerts by status, for /metrics (drills are counted apart: count_drill_alerts).
+SELECT status, count(*) AS n FROM alerts WHERE NOT drill GROUP BY status;
+
+-- name: count_drill_alerts
+-- Drill alerts by status, for /metrics (alertd_drill_alerts): never in a real alert's figures.
+SELECT status, count(*) AS n FROM alerts WHERE drill GROUP BY status;
 
 -- name: count_dispatches
--- Dispatches by kind and status, for /metrics.
-SELECT kind, status, count(*) AS n FROM dispatches GROUP BY kind, status;
+-- Dispatches of real alerts by kind and status, for /metrics (drill alerts are few: the partial index finds them).
+SELECT kind, status, count(*) AS n FROM dispatches
+ WHERE alert_id NOT IN (SELECT id FROM alerts WHERE drill) GROUP BY kind, status;
 
 -- name: count_outbox_unsent
 -- Messages waiting or failed, by channel (for /metrics).
 SELECT channel, status, count(*) AS n FROM outbox WHERE status <> 'sent' GROUP BY channel, status;
 
 -- name: count_overdue_deadlines
--- Pending dispatches past their deadline, by kind, and how long the oldest has waited ($1 now): the engine's lag.
+-- Pending dispatches of real alerts past their deadline, by kind, and how long the oldest has waited ($1 now): the engine's lag (a drill's are left out: its figures are the drill report's).
 SELECT kind, count(*) AS n, extract(epoch FROM $1 - min(ack_deadline))::float8 AS oldest_s
-  FROM dispatches WHERE status = 'pending' AND ack_deadline < $1 GROUP BY kind;
+  FROM dispatches WHERE status = 'pending' AND ack_deadline < $1
+   AND alert_id NOT IN (SELECT id FROM alerts WHERE drill) GROUP BY kind;
 
 -- name: measure_outbox_oldest
 -- How long the oldest message waiting to be sent has waited, by channel ($1 now).

@@ -12,7 +12,7 @@
 
   /* ---- screens and routing ---- */
   function show(id) {
-    for (const s of ["signin", "dispatches", "alert-view", "region-view"]) $(s).hidden = s !== id;
+    for (const s of ["signin", "dispatches", "alert-view", "region-view", "drills-view"]) $(s).hidden = s !== id;
   }
 
   /* Every change of view puts focus where the officer's work continues, never on the page body: the list (or
@@ -26,6 +26,11 @@
     state.alertId = m ? m[1] : null;
     if (m) { show("alert-view"); loadAlert(); $("alert-title").focus({ preventScroll: true }); }
     else if (hash === "#/region" && isSupervisor()) { show("region-view"); loadRegion(); $("region-title").focus(); }
+    else if ((hash === "#/drills" || /^#\/drill\/[0-9a-fA-F-]{36}$/.test(hash)) && mayDrill()) {
+      const drill = hash.startsWith("#/drill/") ? hash.slice(8) : null;
+      show("drills-view"); window.Drills.show(drill);
+      (drill ? $("drill-report-title") : $("drills-title")).focus();
+    }
     else {
       show("dispatches"); renderList();
       const card = left && document.querySelector(`#dispatches .card[data-alert-id="${left}"]`);
@@ -37,7 +42,7 @@
   /* The skip link goes to the content of the view on screen, without touching the route. */
   document.querySelector("a.skip").addEventListener("click", (e) => {
     e.preventDefault();
-    const view = ["dispatches", "alert-view", "region-view", "signin"].map($).find((v) => !v.hidden);
+    const view = ["dispatches", "alert-view", "region-view", "drills-view", "signin"].map($).find((v) => !v.hidden);
     const target = view && view.querySelector("h1");
     (target || $("main")).focus();
   });
@@ -48,6 +53,9 @@
   }).observe($("bar"));
 
   function isSupervisor() { return Live.session && Live.session.officer.role === "supervisor"; }
+  function mayDrill() { return Live.session && ["supervisor", "admin"].includes(Live.session.officer.role); }
+  function drillShown() { return !$("drills-view").hidden; }
+  function currentDrill() { return window.Drills.current ? window.Drills.current.drill_id : (location.hash.startsWith("#/drill/") ? location.hash.slice(8) : null); }
 
   function setLanguage(lang) {
     window.I18N.setLanguage(lang);
@@ -55,7 +63,10 @@
     updateSoundButton();
     renderWho();
     showConnection();
-    if (Live.session) { renderList(); if (state.alertId) loadAlert(); if (!$("region-view").hidden) loadRegion(); }
+    if (Live.session) {
+      renderList(); if (state.alertId) loadAlert(); if (!$("region-view").hidden) loadRegion();
+      if (drillShown()) window.Drills.show(currentDrill());
+    }
   }
 
   /* ---- signed in ---- */
@@ -77,6 +88,7 @@
     const o = Live.session.officer;
     setLanguage(o.language || "ru");
     $("nav-region").hidden = o.role !== "supervisor";
+    $("nav-drills").hidden = !mayDrill();
     state.known = null;
     Live.connect();
     refresh();
@@ -123,6 +135,7 @@
   Live.on("ready", () => { refresh(); if (state.alertId) loadAlert(); if (!$("region-view").hidden) loadRegion(); });
   Live.on("event", (e) => {
     scheduleRefresh();
+    if (drillShown()) scheduleDrill();
     if (state.alertId && e.alert_id === state.alertId) scheduleAlert();
     if (!$("region-view").hidden) scheduleRegion();
   });
@@ -263,7 +276,7 @@
   }
 
   function raiseAlarm(d) {
-    $("alarm-text").textContent = t("new_dispatch", { code: d.code, kind: t("kind_" + d.kind) }) +
+    $("alarm-text").textContent = (d.drill ? `${t("drill")} · ` : "") + t("new_dispatch", { code: d.code, kind: t("kind_" + d.kind) }) +
       (d.duress ? ` · ${t("duress")}` : "") + (d.alert_status === "unanswered" ? ` · ${t("unanswered")}` : "");
     $("alarm").hidden = false;
     $("alarm").dataset.alertId = d.alert_id;
@@ -359,6 +372,10 @@
       }
     }
   }
+
+  /* ---- the drills page: its report follows the live feed (acknowledgements, escalations) ---- */
+  let drillTimer = null;
+  function scheduleDrill() { clearTimeout(drillTimer); drillTimer = setTimeout(() => window.Drills.show(currentDrill()), 300); }
 
   /* ---- the region view ---- */
   function scheduleRegion() { clearTimeout(regionTimer); regionTimer = setTimeout(loadRegion, 200); }

@@ -62,6 +62,7 @@
 
   function badges(d) {
     const out = [];
+    if (d.drill) out.push(el("span", { class: "badge drill" }, t("drill")));  // first: nobody may take it for real
     if (d.duress) out.push(el("span", { class: "badge duress" }, t("duress")));
     if (d.alert_status === "unanswered") out.push(el("span", { class: "badge unanswered" }, t("unanswered")));
     if (d.priority === "high" && !d.duress) out.push(el("span", { class: "badge high" }, t("high")));
@@ -102,7 +103,8 @@
     if (d.channel) who.push(`${t("channel")}: ${channelName(d.channel)}`);
     if (d.person_id) who.push(`${t("person")} ${d.person_id}`);
     const card = el("li", {
-      class: ["card", `st-${d.status}`, d.duress ? "is-duress" : "", d.alert_status === "unanswered" ? "is-unanswered" : ""].join(" "),
+      class: ["card", `st-${d.status}`, d.duress ? "is-duress" : "", d.alert_status === "unanswered" ? "is-unanswered" : "",
+              d.drill ? "is-drill" : ""].join(" "),
       tabindex: "0", dataset: { id: d.id, alertId: d.alert_id, status: d.status, person: d.person_id || "" },
       // Read out as the officer sees it: badges, kind, code, status, the countdown, who and where.
       "aria-labelledby": `head-${d.id} times-${d.id} who-${d.id} loc-${d.id}`,
@@ -258,16 +260,18 @@
   }
 
   function alertView(alert, tiles, mine) {
-    document.getElementById("alert-title").textContent = t("alert_title", { id: shortId(alert.alert_id) });
+    document.getElementById("alert-title").textContent = (alert.drill ? `${t("drill")}: ` : "") + t("alert_title", { id: shortId(alert.alert_id) });
     const summary = document.getElementById("alert-summary");
-    summary.replaceChildren(
+    summary.replaceChildren(...[  // a missing part is left out (replaceChildren would write "null")
+      alert.drill ? el("dt", {}, t("drill_kind")) : null, alert.drill ? el("dd", {}, el("span", { class: "badge drill" }, t("drill"))) : null,
       el("dt", {}, t("status")), el("dd", {}, alert.status === "unanswered" ? el("span", { class: "badge unanswered" }, t("unanswered")) : alert.status),
       el("dt", {}, t("priority")), el("dd", {}, alert.duress ? el("span", { class: "badge duress" }, t("duress")) : alert.priority),
-      el("dt", {}, t("person")), el("dd", { class: "mono" }, alert.person_id),
+      alert.person_id ? el("dt", {}, t("person")) : null, alert.person_id ? el("dd", { class: "mono" }, alert.person_id) : null,
       el("dt", {}, t("channel")), el("dd", {}, channelName(alert.channel)),
       el("dt", {}, t("location")), el("dd", { class: "mono" }, locationText(alert.location)),
       alert.place ? el("dt", {}, t("near")) : null, alert.place ? el("dd", { id: "alert-place" }, placeText(alert.place)) : null,
-      alert.channels ? el("dt", {}, t("channels_proven")) : null, alert.channels ? el("dd", { id: "alert-channels" }, channelsList(alert.channels)) : null);
+      alert.channels ? el("dt", {}, t("channels_proven")) : null, alert.channels ? el("dd", { id: "alert-channels" }, channelsList(alert.channels)) : null,
+    ].filter(Boolean));
     const list = document.getElementById("alert-dispatches");
     const typing = list.querySelector("form.resolve:not([hidden])");  // a note being typed survives a reload
     if (typing) return tick(document.getElementById("alert-view"));
@@ -299,8 +303,8 @@
   }
 
   function alertRow(a) {
-    return el("li", { class: a.duress ? "is-duress" : "" },
-      el("a", { href: `#/alert/${a.id}` }, shortId(a.id)), " ", ...badges({ duress: a.duress, alert_status: a.status, priority: a.priority }),
+    return el("li", { class: a.drill ? "is-drill" : a.duress ? "is-duress" : "" },
+      el("a", { href: `#/alert/${a.id}` }, shortId(a.id)), " ", ...badges({ drill: a.drill, duress: a.duress, alert_status: a.status, priority: a.priority }),
       " ", el("span", { class: "mono" }, a.person_id), " · ", channelName(a.channel), " · ",
       el("span", { class: "age", dataset: { created: a.created_at } }),
       a.pending ? ` · ${t("pending_n", { n: a.pending })}` : "", a.missed ? ` · ${t("missed_n", { n: a.missed })}` : "");
@@ -327,6 +331,7 @@
     error_code: (v) => t("error_code", { c: v }),
     repeats: (v) => t("repeats_n", { n: v }),
     channel: (v) => channelName(v),
+    drill: () => null,  // shown as the DRILL badge, first
   };
 
   /* What a notice's payload says, in words: known fields are translated, ids stay as they are, nothing raw. */
@@ -338,7 +343,9 @@
 
   function notice(n) {
     const details = noticeDetails(n.payload);
-    return el("li", { class: `tpl-${n.template}` }, el("time", { datetime: n.created_at }, clockTime(n.created_at)), " ",
+    const drill = Boolean(n.payload && n.payload.drill);
+    return el("li", { class: `tpl-${n.template}${drill ? " is-drill" : ""}` }, el("time", { datetime: n.created_at }, clockTime(n.created_at)), " ",
+      drill ? el("span", { class: "badge drill" }, t("drill")) : "", drill ? " " : "",
       el("strong", {}, templateName(n.template)), " ", n.alert_id ? el("a", { href: `#/alert/${n.alert_id}` }, shortId(n.alert_id)) : "",
       " ", details);
   }
@@ -367,13 +374,14 @@
     document.getElementById("region-title").textContent = t("region_title", { r: view.region });
     document.getElementById("region-panels").replaceChildren(
       panel("unanswered", t("unanswered_alerts"), view.unanswered, alertRow),
-      panel("deadlines", t("deadlines"), view.deadlines, (d) => el("li", { class: d.duress ? "is-duress" : "" },
-        el("a", { href: `#/alert/${d.alert_id}` }, d.code), " ", t("kind_" + d.kind), " ", el("span", { class: "mono" }, d.responder_id), " ",
+      panel("deadlines", t("deadlines"), view.deadlines, (d) => el("li", { class: d.drill ? "is-drill" : d.duress ? "is-duress" : "" },
+        el("a", { href: `#/alert/${d.alert_id}` }, d.code), " ", d.drill ? el("span", { class: "badge drill" }, t("drill")) : "", " ", t("kind_" + d.kind), " ", el("span", { class: "mono" }, d.responder_id), " ",
         el("span", { class: "countdown", dataset: { deadline: d.ack_deadline, acked: "", status: d.status } }))),
       panel("triage", t("triage"), view.triage, alertRow),
       panel("open", t("open_alerts"), view.open_alerts, alertRow),
-      panel("escalations", t("escalations"), view.escalations, (e) => el("li", {},
-        el("time", { datetime: e.at }, clockTime(e.at)), " ", el("a", { href: `#/alert/${e.alert_id}` }, shortId(e.alert_id)), " ", eventText(e))),
+      panel("escalations", t("escalations"), view.escalations, (e) => el("li", { class: e.drill ? "is-drill" : "" },
+        el("time", { datetime: e.at }, clockTime(e.at)), " ", el("a", { href: `#/alert/${e.alert_id}` }, shortId(e.alert_id)), " ",
+        e.drill ? el("span", { class: "badge drill" }, t("drill")) : "", " ", eventText(e))),
       panel("supervision", t("supervision"), view.supervision, notice),
       panel("notices", t("notices"), view.notices, notice),
       panel("failures", t("outbox_failures"), view.outbox_failures, (f) => el("li", {},

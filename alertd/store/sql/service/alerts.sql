@@ -70,7 +70,7 @@ ON CONFLICT DO NOTHING;
 
 -- name: lock_alerts
 -- Lock alerts (in id order) that repeats are about to join, with their best location.
-SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage, a.repeats,
+SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage, a.repeats, a.drill,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
        a.location_fix_time AS loc_fix_time
@@ -84,7 +84,7 @@ UPDATE alerts a SET repeats = u.repeats, priority = u.priority
 
 -- name: lock_alert
 -- Lock one alert for a state change.
-SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage,
+SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region, a.triage, a.drill,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
        a.location_fix_time AS loc_fix_time
@@ -93,7 +93,7 @@ SELECT a.id, a.person_id, a.device_id, a.status, a.priority, a.duress, a.region,
 -- name: get_alert
 -- One alert with its best location.
 SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress, a.stale_token,
-       a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at,
+       a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at, a.drill,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
        a.location_fix_time AS loc_fix_time
@@ -104,14 +104,14 @@ SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress
 -- $3 null) any; otherwise one dispatched to responder $2, or (a supervisor) one of region $3 (its own region, else
 -- its person's).
 SELECT a.id, a.person_id, a.device_id, a.channel, a.status, a.priority, a.duress, a.stale_token,
-       a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at,
+       a.verified, a.triage, a.region, a.triggered_at, a.created_at, a.closed_at, a.drill,
        ST_Y(a.location::geometry) AS loc_lat, ST_X(a.location::geometry) AS loc_lon,
        a.location_accuracy_m AS loc_accuracy_m, a.location_source AS loc_source,
        a.location_fix_time AS loc_fix_time,
        pl.geonameid AS place_geonameid, pl.name AS place_name, pl.asciiname AS place_asciiname,
        pl.name_ru AS place_name_ru, pl.name_kk AS place_name_kk, pl.population AS place_population,
        pl.lat AS place_lat, pl.lon AS place_lon
-  FROM alerts a JOIN people p ON p.id = a.person_id
+  FROM alerts a LEFT JOIN people p ON p.id = a.person_id  -- a drill has no person
   LEFT JOIN LATERAL (
       SELECT pl.geonameid, pl.name, pl.asciiname, pl.name_ru, pl.name_kk, pl.population,
              ST_Y(pl.geog::geometry) AS lat, ST_X(pl.geog::geometry) AS lon

@@ -80,7 +80,7 @@ SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadlin
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.acknowledged_at,
        d.attempt, d.late_ack, d.broadcast, d.distance_m, d.created_at, d.expired_at, d.note,
        a.priority, a.duress, a.status AS alert_status, a.channel, a.person_id,
-       a.repeats,
+       a.repeats, a.drill,
        (SELECT coalesce(m.delivery, m.state, o.status) FROM outbox o
           LEFT JOIN sms_messages m ON m.outbox_id = o.id
          WHERE o.dispatch_id = d.id AND o.channel = 'sms' AND o.template = 'dispatch'

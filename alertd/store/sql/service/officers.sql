@@ -82,11 +82,11 @@ SELECT DISTINCT r.id, r.kind, r.name, ST_Y(r.location::geometry) AS lat, ST_X(r.
 
 -- name: list_region_alerts
 -- Open and unanswered alerts of region $1, plus the triage queue (no usable location, so maybe no region yet).
-SELECT a.id, a.person_id, a.channel, a.status, a.priority, a.duress, a.triage, a.created_at,
+SELECT a.id, a.person_id, a.channel, a.status, a.priority, a.duress, a.triage, a.created_at, a.drill,
        coalesce(a.region, p.region) AS region, a.location_source, a.location_accuracy_m,
        (SELECT count(*) FROM dispatches d WHERE d.alert_id = a.id AND d.status = 'pending') AS pending,
        (SELECT count(*) FROM dispatches d WHERE d.alert_id = a.id AND d.expired_at IS NOT NULL) AS missed
-  FROM alerts a JOIN people p ON p.id = a.person_id
+  FROM alerts a LEFT JOIN people p ON p.id = a.person_id  -- a drill has no person (and is labelled: drill)
  WHERE a.status IN ('open', 'unanswered')
    AND (coalesce(a.region, p.region) = $1 OR (a.triage AND coalesce(a.region, p.region) IS NULL))
  ORDER BY a.duress DESC, (a.status = 'unanswered') DESC, a.created_at
@@ -95,7 +95,7 @@ SELECT a.id, a.person_id, a.channel, a.status, a.priority, a.duress, a.triage, a
 -- name: list_region_deadlines
 -- Dispatches of region $1 whose deadline passes before $2 (pending) or passed unanswered (expired, alert still open).
 SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadline, d.attempt, d.broadcast,
-       d.created_at, a.duress, a.status AS alert_status
+       d.created_at, a.duress, a.status AS alert_status, a.drill
   FROM dispatches d JOIN alerts a ON a.id = d.alert_id
  WHERE a.region = $1 AND a.status IN ('open', 'unanswered')
    AND ((d.status = 'pending' AND d.ack_deadline <= $2) OR (d.status = 'expired' AND d.acknowledged_at IS NULL))
@@ -104,7 +104,7 @@ SELECT d.id, d.alert_id, d.kind, d.responder_id, d.status, d.code, d.ack_deadlin
 
 -- name: list_region_escalations
 -- Escalations, broadcasts and unanswered marks of region $1 since $2, newest first.
-SELECT e.id, e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.data
+SELECT e.id, e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.data, a.drill
   FROM alert_events e JOIN alerts a ON a.id = e.alert_id
  WHERE a.region = $1 AND e.at >= $2
    AND e.type IN ('expired', 'escalated', 'escalation_dispatched', 'unanswered', 'no_responder')
