@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -368,3 +369,16 @@ async def test_the_migration_extends_the_channel_list_and_keeps_every_earlier_ch
     for channel in ("app", "sms", "button", "traccar", "drill"):
         assert f"'{channel}'::text" in definition, definition  # one quoted name each: later migrations read it
     assert "{" not in definition
+
+
+async def test_the_channel_list_is_read_back_even_from_a_list_an_earlier_migration_mangled(db):
+    # what a migration that read '{app,sms,button,traccar}' as one name would have written
+    migration = (Path(__file__).resolve().parents[2] / "alertd" / "store" / "migrations" / "0019_drills.sql").read_text()
+    extend = migration[migration.index("DO $$"):migration.index("$$;") + 3]
+    await db.execute("ALTER TABLE alerts DROP CONSTRAINT alerts_channel_check; ALTER TABLE alerts ADD CONSTRAINT "
+                     "alerts_channel_check CHECK (channel = ANY ('{\"{app,sms,button,traccar}\",timer}'::text[]))")
+    await db.execute(extend)
+    definition = await db.fetchval("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                                   "WHERE conrelid = 'alerts'::regclass AND conname = 'alerts_channel_check'")
+    for channel in ("app", "sms", "button", "traccar", "timer", "drill"):
+        assert f"'{channel}'::text" in definition, definition

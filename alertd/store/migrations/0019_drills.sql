@@ -7,13 +7,14 @@
 
 -- Alerts of drills carry channel 'drill'. The channel list is extended, not rewritten: whatever channels earlier
 -- migrations allowed stay allowed, whether the constraint reads IN ('app', 'sms', ...) (PostgreSQL shows it as
--- ARRAY['app'::text, ...]) or = ANY ('{app,sms,...}'::text[]) (as 0016 writes it). It is written back as an IN list,
--- one quoted name each, which any later migration of this kind can read.
+-- ARRAY['app'::text, ...]) or = ANY ('{app,sms,...}'::text[]) (as 0016 writes it), even one an earlier migration
+-- mangled by reading '{app,sms,...}' as a single name ('{"{app,sms}",timer}': braces and quotes are stripped from
+-- each name). It is written back as an IN list, one quoted name each, which any later migration can read.
 DO $$
 DECLARE
     allowed text[];
 BEGIN
-    SELECT array_agg(DISTINCT btrim(v, '" ')) INTO allowed
+    SELECT array_agg(DISTINCT btrim(v, '{}" ')) INTO allowed
       FROM pg_constraint c,
            regexp_matches(pg_get_constraintdef(c.oid), '''([^'']+)''', 'g') AS m,
            unnest(string_to_array(btrim(m[1], '{}'), ',')) AS v
