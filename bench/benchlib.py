@@ -36,8 +36,10 @@ PYTHON = sys.executable
 class Services:
     """A PostgreSQL+PostGIS cluster and (optionally) a Mosquitto broker in a temp folder, removed afterwards."""
 
-    def __init__(self, *, durable: bool = True, broker: bool = True) -> None:
+    def __init__(self, *, durable: bool = True, broker: bool = True, pg_options: str = "") -> None:
+        """`pg_options`: more `-c name=value` PostgreSQL settings (LocalPostgres's `options`)."""
         self.durable = durable
+        self.pg_options = pg_options
         self.want_broker = broker
         self.workdir = Path(tempfile.mkdtemp(prefix="alertd-bench-"))
         os.chmod(self.workdir, 0o755)
@@ -48,7 +50,7 @@ class Services:
     def __enter__(self) -> Services:
         # A stopped benchmark still stops its servers: SIGTERM unwinds like Ctrl-C.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        self.pg = LocalPostgres(self.workdir / "pg", durable=self.durable).start()
+        self.pg = LocalPostgres(self.workdir / "pg", durable=self.durable, options=self.pg_options).start()
         if self.want_broker:
             self.broker = LocalMosquitto(self.workdir / "mqtt").start()
         return self

@@ -36,6 +36,7 @@ class Load:
         self.latencies: list[float] = []
         self.statuses: Counter[str] = Counter()
         self.alert_ids: list[str] = []
+        self.trace: list[tuple[float, float, str]] | None = None  # (wall-clock start, ms, status) with --trace
 
     def request(self) -> tuple[dict, dict]:
         now = datetime.now(UTC).isoformat()
@@ -57,6 +58,8 @@ class Load:
             doc, status = {}, type(exc).__name__
         if record:
             self.latencies.append((time.perf_counter() - started) * 1000)
+            if self.trace is not None:
+                self.trace.append((time.time() - self.latencies[-1] / 1000, self.latencies[-1], status))
             self.statuses[status] += 1
             if status == "201":
                 self.alert_ids.append(doc.get("alert_id"))
@@ -103,10 +106,14 @@ async def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-location-share", type=float, default=0.1)
+    parser.add_argument("--trace", action="store_true",
+                        help="also print every request as [wall-clock start, ms, status] (figures per time slice)")
     args = parser.parse_args()
     with open(args.tokens) as f:
         tokens = json.load(f)
     load = Load(args.url, tokens, args.seed, args.no_location_share)
+    if args.trace:
+        load.trace = []
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -124,6 +131,7 @@ async def main() -> None:
         "mode": args.mode, "requests": n, "rps": n / seconds, "ok": load.statuses.get("201", 0),
         "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": ordered[-1] if n else float("nan"),
         "statuses": dict(load.statuses), "alert_ids": load.alert_ids,
+        **({"trace": load.trace} if load.trace is not None else {}),
     }, sys.stdout)
 
 

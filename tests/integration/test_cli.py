@@ -10,6 +10,7 @@ import pytest
 from alertd import auth
 from alertd.cli import main
 from alertd.clock import SystemClock
+from alertd.store import queries
 
 
 @pytest.fixture
@@ -57,6 +58,33 @@ async def test_import_csv_then_geojson_updates_by_id(cli_env, tmp_path, capsys, 
     row = await db.fetchrow("SELECT name, ST_Y(location::geometry) AS lat, jurisdiction IS NOT NULL AS has_area "
                             "FROM responders WHERE id = 'pp-1'")
     assert row["name"] == "Aksu post (moved)" and abs(row["lat"] - 50.15) < 1e-9 and row["has_area"]
+
+
+async def test_nearest_walks_the_gist_index_right_after_an_import(cli_env, tmp_path, capsys, db):
+    """Without statistics the planner takes a just-imported directory for an empty table and scans every
+    responder of a kind, then sorts them, on every alert: the import analyzes the table (issue 12)."""
+    rows = ["id,kind,name,lat,lon,phone,region"]
+    for i in range(2000):  # half police posts, none with a jurisdiction, spread wide (bench/sustained.py's shape)
+        kind = "police_post" if i % 2 else ("crisis_centre" if i % 4 == 0 else "mobile_unit")
+        rows.append(f"r-{i},{kind},R {i},{45 + (i * 7919) % 1000 / 100},{55 + (i * 104729) % 3500 / 100},,d{i % 9}")
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(rows) + "\n")
+    code, out = await run(capsys, "responders", "import", str(path))
+    assert code == 0 and out["created"] == 2000
+    plan = await db.fetchval("EXPLAIN (FORMAT JSON) " + queries.find_nearest_responders,
+                             ["police_post", "mobile_unit"], [72.9], [50.3], [], None)
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    scans = [(n["Node Type"], n.get("Index Name")) for n in nodes(plan[0]["Plan"])
+             if n.get("Relation Name") == "responders"]
+    # the jurisdiction branch's own index (no post has one here), then the GiST walk: no scan of every post
+    assert sorted(set(scans)) == [("Index Scan", "responders_jurisdiction"), ("Index Scan", "responders_location")], \
+        scans
 
 
 async def test_bad_file_imports_nothing_and_names_every_problem(cli_env, tmp_path, capsys, db):

@@ -27,6 +27,10 @@ ON CONFLICT (id) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name, regio
     phone = EXCLUDED.phone, language = EXCLUDED.language, updated_at = now()
 RETURNING (xmax = 0) AS inserted;
 
+-- name: update_responder_statistics
+-- ANALYZE after an import: without statistics the nearest query scans and sorts every responder of a kind, not the GiST index.
+ANALYZE responders;
+
 -- name: check_responder
 -- Is there a responder with this id?
 SELECT kind, region FROM responders WHERE id = $1;
