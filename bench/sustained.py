@@ -76,7 +76,10 @@ async def enrol(dsn: str, settings, people: int, seed: int) -> list[str]:
                                    [(p, None, None, lat, lon, 30.0, None, False, None) for p, _, _, lat, lon in rows])
             await conn.executemany(queries.insert_person_phone, [(phone, p) for p, _, phone, _, _ in rows])
             await conn.executemany(queries.insert_device, [(d, p, "phone", now) for p, d, _, _, _ in rows])
-        await conn.execute("ANALYZE")
+        # Only the tables just filled (as autovacuum would have by the time the load comes): an ANALYZE of the
+        # whole database would record the empty alerts, dispatches and outbox as empty, and every connection
+        # would then plan its foreign-key checks on them as scans of a one-page table, kept as they grow.
+        await conn.execute("ANALYZE people, person_phones, devices")
     finally:
         await conn.close()
     return [auth.issue(settings, role="device", sub=d, ttl_s=86400, now=now, person_id=p, device_id=d)
@@ -85,12 +88,13 @@ async def enrol(dsn: str, settings, people: int, seed: int) -> list[str]:
 
 async def import_responders(services: benchlib.Services, settings, path: Path) -> dict:
     proc = await asyncio.create_subprocess_exec(
-        benchlib.PYTHON, "-m", "alertd", "responders", "import", str(path), env={**os.environ, **settings.as_env()},
+        benchlib.PYTHON, "-m", "alertd", "--json", "responders", "import", str(path),
+        env={**os.environ, **settings.as_env()},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=benchlib.BENCH_DIR.parent)
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"alertd responders import failed: {err.decode()[-2000:]}")
-    return {"output": out.decode().strip()}
+    return json.loads(out)
 
 
 async def nearest_plan(conn) -> str:
@@ -107,7 +111,7 @@ async def nearest_plan(conn) -> str:
 
 def statement_names() -> dict[str, str]:
     """The first line of every named query (its comment) -> its name, to label pg_stat_statements' rows."""
-    return {queries._sql[name].splitlines()[0]: name for name in queries.names()}  # noqa: SLF001
+    return {queries._sql[name].splitlines()[0]: name for name in queries.names()}
 
 
 NAMES = statement_names()
@@ -129,8 +133,18 @@ async def snapshot(conn, server_pid: int, services: benchlib.Services) -> dict:
         "pg_cpu": benchlib.postgres_cpu_seconds(services.pg),
         "alerts": await conn.fetchval("SELECT count(*) FROM alerts"),
         "pending": await conn.fetchval("SELECT count(*) FROM outbox_pending"),
-        "stmts": {r["queryid"]: (label(r["query"]), r["calls"], r["total_exec_time"], r["blks"]) for r in stmts},
+        "stmts": _by_label(stmts),
     }
+
+
+def _by_label(rows) -> dict[str, tuple[str, int, float, int]]:
+    """pg_stat_statements' rows summed by statement name (one statement can have several rows)."""
+    out: dict[str, tuple[str, int, float, int]] = {}
+    for r in rows:
+        name = label(r["query"])
+        _, calls, total, blks = out.get(name, (name, 0, 0.0, 0))
+        out[name] = (name, calls + r["calls"], total + r["total_exec_time"], blks + r["blks"])
+    return out
 
 
 def statement_delta(a: dict, b: dict) -> list[tuple[str, int, float, float]]:
@@ -182,16 +196,18 @@ async def one_run(name: str, n_responders: int, args) -> dict:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         t0 = time.monotonic()
         tokens = await enrol(dsn, settings, args.people, seed=5)
-        paced_n = int(args.rate * args.paced * 1.2) + 100
+        paced_n = max(100, args.people // 6)  # the paced phase's own people (its rate may be set by the closed loop)
         closed_file, paced_file = services.workdir / "closed.json", services.workdir / "paced.json"
         closed_file.write_text(json.dumps(tokens[:-paced_n]))
         paced_file.write_text(json.dumps(tokens[-paced_n:]))
         path = services.workdir / "responders.csv"
         responders_csv(path, n_responders, args.spread_lat, args.spread_lon, seed=9)
         imported = await import_responders(services, settings, path)
+        if args.analyze_all:
+            await conn.execute("ANALYZE")
         plan = await nearest_plan(conn)
         print(f"[{name}] {args.people} people enrolled, {n_responders} responders imported in "
-              f"{time.monotonic() - t0:.0f} s ({imported['output']}); nearest police post's plan right after the "
+              f"{time.monotonic() - t0:.0f} s ({imported['created']} created); nearest police post's plan right after the "
               f"import: {plan}", flush=True)
 
         server = services.serve(settings)
@@ -207,6 +223,8 @@ async def one_run(name: str, n_responders: int, args) -> dict:
             print(f"[{name}] warning: {len(closed['trace'])} requests for {len(tokens) - paced_n} people: "
                   f"some alerts were repeats (raise --people)")
         load_mid = os.getloadavg()[0]
+        if not args.rate:  # half what the baseline run's closed loop reached; the many-responders run keeps it
+            args.rate = max(10, round(slices([snaps[0], snaps[-1]], closed["trace"])[0]["rps"] / 2))
         paced = await benchlib.run_json(
             [benchlib.PYTHON, LOADGEN, url, str(paced_file), "open", "--rate", str(args.rate), "--duration",
              str(args.paced), "--warmup", "0"])
@@ -226,7 +244,7 @@ async def one_run(name: str, n_responders: int, args) -> dict:
     whole = slices([snaps[0], snaps[-1]], closed["trace"])[0]
     return {"name": name, "responders": n_responders, "slices": per_slice, "whole": whole, "closed": closed,
             "paced": paced, "complete": complete, "answered": len(ids), "repeats": repeats,
-            "tables": [dict(r) for r in tables], "load": (load_start, load_mid, os.getloadavg()[0]),
+            "rate": args.rate, "tables": [dict(r) for r in tables], "load": (load_start, load_mid, os.getloadavg()[0]),
             "statements": statement_delta(snaps[0], end)}
 
 
@@ -243,7 +261,7 @@ def report(run: dict, top: int) -> None:
         print(f"{span:>9} {s['rps']:8.0f} {s['cpu_ms']:12.2f} {s['alertd_ms']:12.2f} {s['p50']:7.1f} {s['p99']:7.1f} "
               f"{s['pending']:14d}   {first[0]} ({first[1]}, {first[2] / first[1]:.2f})")
     p = run["paced"]
-    print(f"  then paced at {p['rps']:.0f}/s on the grown tables: p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, "
+    print(f"  then paced at {run['rate']:.0f}/s ({p['rps']:.0f}/s answered) on the grown tables: p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, "
           f"max {p['max_ms']:.1f} ms; statuses {p['statuses']}")
     print(f"  {run['complete']} of {run['answered']} alerts answered 201 have 3 dispatches; {run['repeats']} repeats")
     for at, s in (("first slice", run["slices"][0]), ("last slice", run["slices"][-1])):
@@ -254,6 +272,7 @@ def report(run: dict, top: int) -> None:
         print(f"    {n:34} {c:8d} calls {t / 1000:8.2f} s {t / c:8.3f} ms/call {b:8.1f} buffers/call")
     print("  tables at the end: " + "; ".join(
         f"{t['relname']} {t['n_live_tup']} live {t['n_dead_tup']} dead {t['autovacuum_count']} autovacuums "
+        f"{t['autoanalyze_count']} autoanalyzes "
         f"{t['bytes'] / 1e6:.1f} MB" for t in run["tables"]))
 
 
@@ -267,16 +286,22 @@ async def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop connections")
     parser.add_argument("--duration", type=float, default=75.0, help="seconds of closed loop")
     parser.add_argument("--slice", type=float, default=15.0, help="seconds per reported slice")
-    parser.add_argument("--rate", type=float, default=200.0, help="paced alerts/s after the closed loop")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="paced alerts/s after the closed loop (default: half the baseline run's closed-loop "
+                             "alerts/s, so a busy machine is not paced past what it can take)")
     parser.add_argument("--paced", type=float, default=15.0, help="seconds of paced load after the closed loop")
     parser.add_argument("--top", type=int, default=6, help="statements shown")
     parser.add_argument("--only", choices=["few", "many"], help="one run only (no ratio)")
+    parser.add_argument("--analyze-all", action="store_true",
+                        help="a database-wide ANALYZE after the import, with alerts, dispatches and the outbox still "
+                             "empty (what an operator may run after an import)")
     parser.add_argument("--no-durable", action="store_true", help="fsync off (default: durable, fsync on)")
     args = parser.parse_args()
 
     print(f"sustained intake: {benchlib.machine()}; PostgreSQL {'fsync off' if args.no_durable else 'durable'}, "
           f"default autovacuum; closed loop {args.concurrency} connections {args.duration:.0f} s, then paced "
-          f"{args.rate:.0f}/s {args.paced:.0f} s; responders over {args.spread_lat:g}° x {args.spread_lon:g}°")
+          f"{f'{args.rate:.0f}/s' if args.rate else 'at half the first closed loop'} {args.paced:.0f} s; "
+          f"responders over {args.spread_lat:g}° x {args.spread_lon:g}°")
     runs = {}
     for name, n in (("few", args.few), ("many", args.responders)):
         if args.only in (None, name):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 from alertd.context import Context
+from alertd.core.model import Location
 from alertd.engine.outbox import LEASE_S, Outbox
+from alertd.service import intake
 from alertd.service.ports import Registry, SendError
 from alertd.service.timeline import Batch
 from alertd.store import queries
-from alertd.store.db import create_pool
+from alertd.store.db import connect, create_pool
+from tests.helpers import enrol, offset, seed_responders
 
 
 class Recorder:
@@ -75,3 +81,28 @@ async def test_provider_errors_back_off_then_fail_and_permanent_errors_fail_at_o
         assert await db.fetchval("SELECT count(*) FROM outbox WHERE status = 'failed'") == 2
     finally:
         await pool.close()
+
+
+async def test_marking_sent_does_not_wait_for_a_transaction_holding_the_alert(settings, clock, db):
+    """The deadline engine and officers' actions hold an alert (and its dispatch) FOR UPDATE while they work; the
+    sender marks that alert's messages sent meanwhile. Marking moves each row to outbox_done: it must not check
+    (and lock) the alert and dispatch it names again, or one held alert stalls the whole batch (issue 12)."""
+    await seed_responders(db)
+    person = await enrol(db, clock.now())
+    ctx = Context(settings, clock)
+    async with db.transaction():
+        raised = await intake.create_alert(db, ctx, clock.now(), person_id=person.person_id, device_id=None,
+                                           channel="app", client_alert_id="held-1", triggered_at=clock.now(),
+                                           location=Location(*offset(1), 20.0, "gps", clock.now()))
+    messages = await db.fetch(queries.claim_outbox, clock.now(), 100, LEASE_S)
+    assert any(m["dispatch_id"] is not None for m in messages)
+    holder = await connect(settings.database_url)
+    try:
+        async with holder.transaction():
+            await holder.fetch(queries.alert_for_update, uuid.UUID(raised.alert_id))
+            await holder.execute("SELECT 1 FROM dispatches WHERE alert_id = $1 FOR UPDATE", uuid.UUID(raised.alert_id))
+            await asyncio.wait_for(db.execute(queries.outbox_sent, [m["id"] for m in messages], clock.now(),
+                                              [None] * len(messages)), timeout=5)
+    finally:
+        await holder.close()
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent'") == len(messages)
