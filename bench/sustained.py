@@ -42,7 +42,7 @@ LOADGEN = str(benchlib.BENCH_DIR / "loadgen.py")
 PG_OPTIONS = ("-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=top "
               "-c pg_stat_statements.max=1000")
 RATIO_TARGET = 1.3  # many responders' CPU per alert, at most this times the few's
-CLIMB_TARGET = 1.5  # the last slice's CPU per alert, at most this times the first's
+CLIMB_TARGET = 1.5  # no slice's CPU per alert over this times the first's
 TABLES = ("alerts", "dispatches", "alert_events", "outbox_pending", "outbox_done", "location_fixes", "responders")
 
 
@@ -312,9 +312,10 @@ async def main() -> int:
     for run in runs.values():
         verdicts.check(run["complete"] == run["answered"], f"{run['name']}: every 201 has its 3 dispatches",
                        f"{run['complete']} of {run['answered']}")
-        first, last = run["slices"][0]["cpu_ms"], run["slices"][-1]["cpu_ms"]
-        verdicts.check(last <= CLIMB_TARGET * first, f"{run['name']}: last slice's CPU per alert <= "
-                       f"{CLIMB_TARGET}x the first's", f"{last:.2f} vs {first:.2f} ms ({last / first:.2f}x)")
+        full = [s for s in run["slices"] if s["wall"] >= args.slice / 2]  # not the closed loop's last second
+        first, worst = full[0]["cpu_ms"], max(s["cpu_ms"] for s in full)
+        verdicts.check(worst <= CLIMB_TARGET * first, f"{run['name']}: no slice's CPU per alert over "
+                       f"{CLIMB_TARGET}x the first's", f"worst {worst:.2f} vs {first:.2f} ms ({worst / first:.2f}x)")
     if len(runs) == 2:
         few, many = runs["few"], runs["many"]
         ratio = many["whole"]["cpu_ms"] / few["whole"]["cpu_ms"]
