@@ -1,12 +1,12 @@
 -- Why: every outbox message paid its two foreign keys (alert, dispatch) four times: when it was queued, and again
 -- when marking it sent moved it to outbox_done (a move between partitions is a delete and an insert, and the
 -- insert checks its keys again). Each check is a query of its own that locks the alert's and the dispatch's row
--- FOR KEY SHARE: ~24 of the ~33 key checks an alert cost, a row lock written into the alert and dispatch rows by
+-- FOR KEY SHARE: about 24 of the ~35 key checks an alert cost, a row lock written into the alert and dispatch rows by
 -- every batch the sender marks, and a sender that waits, its whole batch with it, while the deadline engine or an
 -- officer holds one of those alerts FOR UPDATE. And a check is planned once per connection: planned while the
--- tables were nearly empty (just analyzed empty, or young), it scans the whole table, and keeps doing so as the
--- table grows until autovacuum analyzes it again (bench/sustained.py: 0.9 ms a check and 66 buffers after 45 s,
--- `outbox_sent` 96 to 900 ms a batch).
+-- tables were recorded as empty (a database-wide ANALYZE before the first alert), it scans the whole table, and
+-- keeps doing so as the table grows until autovacuum analyzes it again (bench/sustained.py --analyze-all:
+-- `outbox_sent` 91 ms a batch of 200 before, 0.8 ms after; docs/benchmarks.md).
 --
 -- The references stay good by construction, as sms_messages.outbox_id's has since 0009: a message is written only
 -- by Batch.flush, in the transaction that creates or holds the alert and dispatch it names, and alerts and
