@@ -99,9 +99,9 @@ async def test_marking_sent_does_not_wait_for_a_transaction_holding_the_alert(se
     holder = await connect(settings.database_url)
     try:
         async with holder.transaction():
-            await holder.fetch(queries.alert_for_update, uuid.UUID(raised.alert_id))
+            await holder.fetch(queries.lock_alert, uuid.UUID(raised.alert_id))
             await holder.execute("SELECT 1 FROM dispatches WHERE alert_id = $1 FOR UPDATE", uuid.UUID(raised.alert_id))
-            await asyncio.wait_for(db.execute(queries.outbox_sent, [m["id"] for m in messages], clock.now(),
+            await asyncio.wait_for(db.execute(queries.mark_outbox_sent, [m["id"] for m in messages], clock.now(),
                                               [None] * len(messages)), timeout=5)
     finally:
         await holder.close()

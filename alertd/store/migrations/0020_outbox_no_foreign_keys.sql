@@ -6,7 +6,7 @@
 -- officer holds one of those alerts FOR UPDATE. And a check is planned once per connection: planned while the
 -- tables were recorded as empty (a database-wide ANALYZE before the first alert), it scans the whole table, and
 -- keeps doing so as the table grows until autovacuum analyzes it again (bench/sustained.py --analyze-all:
--- `outbox_sent` 91 ms a batch of 200 before, 0.8 ms after; docs/benchmarks.md).
+-- `mark_outbox_sent` 91 ms a batch of 200 before, 0.8 ms after; docs/benchmarks.md).
 --
 -- The references stay good by construction, as sms_messages.outbox_id's has since 0009: a message is written only
 -- by Batch.flush, in the transaction that creates or holds the alert and dispatch it names, and alerts and
