@@ -145,4 +145,5 @@ def test_words_never_more_precise_than_the_dispatch_coordinates(lat, lon, km, be
     if km > 0.2 and abs(lat) < 80:
         off = (bearing_deg(lat, lon, alat, alon) - bearing + 180) % 360 - 180
         assert abs(off) < 1e-6
-        assert rel.bearing == compass8(bearing)
+        # the words name the bearing actually travelled (on a sector's edge, 1e-6 degrees can cross it)
+        assert rel.bearing == compass8(bearing_deg(lat, lon, alat, alon))
