@@ -26,6 +26,7 @@ from alertd.engine.deadlines import Deadlines
 from alertd.engine.outbox import Outbox
 from alertd.engine.retention import Retention
 from alertd.engine.supervision import Supervision
+from alertd.engine.timers import Timers
 from alertd.http import server
 from alertd.metrics import Metrics
 from alertd.mqtt.client import BrokerConnection
@@ -99,7 +100,8 @@ async def _engine(app: web.Application):
         metrics.escalations.labels(kind).inc()
 
     deadlines = Deadlines(ctx, observe=observe)
-    modules: list[Module] = [deadlines, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx)]
+    timers = Timers(ctx, observe=lambda lateness: metrics.timer_lateness.observe(max(0.0, lateness)))
+    modules: list[Module] = [deadlines, timers, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx)]
     engine = Engine(app[POOL], ctx, modules, ctx.settings.database_url)
     app[ENGINE] = engine
     task = None

@@ -38,6 +38,9 @@ class Metrics:
         self.deadline_lateness = Histogram(
             "alertd_deadline_lateness_seconds", "How late after its deadline a missed dispatch was escalated",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
+        self.timer_lateness = Histogram(
+            "alertd_timer_lateness_seconds", "How late after its due time an expired check-in timer raised her alert",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
         # Group commit (service/group_commit.py), by what is committed: app alerts, or button messages.
         self.intake_group_size = Histogram(
             "alertd_intake_group_size", "Items committed together in one group commit", ["source"],

@@ -12,6 +12,7 @@ from typing import Any
 from alertd.channels.app import http as app_http
 from alertd.channels.app import selftest as app_selftest
 from alertd.channels.app import static as app_static
+from alertd.channels.app import timers as app_timers
 from alertd.channels.buttons import http as buttons_http
 from alertd.channels.console import drills as drills_http
 from alertd.channels.console import officer as officer_http
@@ -103,6 +104,10 @@ UUID = {"type": "string", "format": "uuid"}
 ALERT_ID = path_param("id", UUID)
 DISPATCH_ID = path_param("id", UUID)
 OBJECT = {"type": "object"}
+TIMER_ID = path_param("id", UUID)
+TIMER = {"type": "object", "required": ["timer_id", "status", "due_at"], "properties": {
+    "timer_id": UUID, "status": {"type": "string", "enum": ["running", "checked_in", "expired"]},
+    "due_at": {"type": "string", "format": "date-time"}}}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 ITEMS = {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": OBJECT}}}
@@ -315,6 +320,23 @@ PATHS = {
         "Cancel with the PIN; the duress PIN answers the same but keeps the alert live; a wrong PIN is 403",
         ok("cancelled", ALERT_ACCEPTED), roles=("device",), body=app_http.CANCEL, parameters=[ALERT_ID],
         errors=(409,))},
+    "/v1/timers": {"post": operation(
+        "Start a check-in timer (phone device token): unless she checks in with her PIN before due_at, her alert "
+        "is raised (channel `timer`). Idempotent on client_timer_id.",
+        {**ok("started", TIMER, 201), **ok("the same client_timer_id again: the same timer", TIMER)},
+        roles=("device",), body=app_timers.NEW_TIMER, errors=(409,))},
+    "/v1/timers/{id}": {"get": operation(
+        "Her timer: running, checked_in or expired", ok("the timer", TIMER), roles=("device",),
+        parameters=[TIMER_ID])},
+    "/v1/timers/{id}/extend": {"post": operation(
+        "Add duration_s to a running timer's due time (at most 24 h from now)", ok("extended", TIMER),
+        roles=("device",), body=app_timers.EXTEND, parameters=[TIMER_ID], errors=(409,))},
+    "/v1/timers/{id}/checkin": {"post": operation(
+        "Check in with the PIN; the duress PIN answers the same and raises a duress alert at once; a wrong PIN is "
+        "403 (recorded); after the timer's due time, 409",
+        ok("checked in", {"type": "object", "required": ["timer_id", "status"], "properties": {
+            "timer_id": UUID, "status": {"type": "string", "enum": ["checked_in"]}}}),
+        roles=("device",), body=app_timers.CHECK_IN, parameters=[TIMER_ID], errors=(409,))},
     "/v1/enrol": {"post": operation(
         "The phone app redeems a one-time enrolment code (from `alertd people enrol`) for its device token",
         ok("enrolled", {"type": "object", "required": ["device_id", "token", "sms_number"], "properties": {

@@ -7,6 +7,7 @@ from aiohttp import web
 from alertd.channels.app import http as app_http
 from alertd.channels.app import selftest as app_selftest
 from alertd.channels.app import static as app_static
+from alertd.channels.app import timers as app_timers
 from alertd.channels.buttons import http as buttons_http
 from alertd.channels.console import drills, events, officer
 from alertd.channels.console import static as console_static
@@ -23,7 +24,7 @@ MAX_BODY = 256 * 1024
 def application() -> web.Application:
     """An aiohttp application with every route; alertd.app.create_app gives it its resources."""
     app = web.Application(middlewares=[error_middleware, budget_middleware], client_max_size=MAX_BODY)
-    for module in (app_http, officer, drills, events, ops, console_static, app_static, buttons_http,
+    for module in (app_http, app_timers, officer, drills, events, ops, console_static, app_static, buttons_http,
                    traccar_http):
         app.add_routes(module.routes)
     app.add_routes(app_selftest.routes)  # the phone app's self-test (POST /v1/tests)

@@ -83,16 +83,11 @@ async def _cancel_or_duress(conn: asyncpg.Connection, now: datetime, alert, verd
         return answer
     if alert["status"] not in ("open", "unanswered"):
         raise Conflict(f"alert is {alert['status']}")
+    if verdict == "duress":
+        await mark_duress(conn, now, alert, **why)
+        return answer
     dispatches = await conn.fetch(queries.list_alert_dispatches, alert["id"])
     active = [d for d in dispatches if d["status"] in ACTIVE_DISPATCH]
-    if verdict == "duress":
-        await conn.execute(queries.set_alert_duress, alert["id"])
-        await event(conn, alert["id"], now, "duress", priority="high", **why)
-        for d in active:
-            await tell_responder(conn, now, d["responder_id"], "duress", {"code": d["code"]},
-                                 alert_id=alert["id"], dispatch_id=d["id"])
-        await tell_supervisor(conn, now, alert["region"], "duress", dict(why), alert_id=alert["id"])
-        return answer
     await conn.execute(queries.set_alert_status, alert["id"], "cancelled", now)
     for d in active:
         await conn.execute(queries.set_dispatch_status, d["id"], "cancelled", None, now)
@@ -100,3 +95,15 @@ async def _cancel_or_duress(conn: asyncpg.Connection, now: datetime, alert, verd
                              alert_id=alert["id"], dispatch_id=d["id"])
     await event(conn, alert["id"], now, "cancelled", by="person")
     return answer
+
+
+async def mark_duress(conn: asyncpg.Connection, now: datetime, alert, **why) -> None:
+    """Her live alert (locked) was touched under duress: priority high, her responders and supervisor told.
+    The duress PIN of a cancel and of a timer's check-in both end here."""
+    await conn.execute(queries.set_alert_duress, alert["id"])
+    await event(conn, alert["id"], now, "duress", priority="high", **why)
+    for d in await conn.fetch(queries.list_alert_dispatches, alert["id"]):
+        if d["status"] in ACTIVE_DISPATCH:
+            await tell_responder(conn, now, d["responder_id"], "duress", {"code": d["code"]},
+                                 alert_id=alert["id"], dispatch_id=d["id"])
+    await tell_supervisor(conn, now, alert["region"], "duress", dict(why), alert_id=alert["id"])

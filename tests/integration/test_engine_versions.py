@@ -48,7 +48,7 @@ async def test_same_version_fires_as_before(app_client, settings, clock, db):
     assert (await engine.run_once())["deadlines"] == 1
     assert await _police_statuses(db) == ["expired", "pending"]
     recorded = {r["module"]: r["version"] for r in await db.fetch("SELECT module, version FROM engine_versions")}
-    assert recorded == {"deadlines": 1, "supervision": 1, "outbox": 1, "retention": 1}
+    assert recorded == {"deadlines": 1, "timers": 1, "supervision": 1, "outbox": 1, "retention": 1}
     assert engine.stood_down == {}
 
 
