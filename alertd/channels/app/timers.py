@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from alertd.core.validate import Integer, Obj, Text
 from alertd.channels.app.http import FIX, to_location
+from alertd.core.validate import Integer, Obj, Text
 from alertd.service import timers
 from alertd.web.errors import json_body
 from alertd.web.keys import CTX, POOL
