@@ -115,9 +115,9 @@ async def get(pool: asyncpg.Pool, *, timer_id: str, person_id: str) -> dict:
     return _answer(row)
 
 
-async def check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str | None, person_id: str, pin: str,
+async def check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_id: str, pin: str,
                    source: str) -> dict:
-    """Check in with a PIN (timer_id None: her running timer started last, as SMS does). Every answer (real,
+    """Check in her timer with a PIN. Every answer (real,
     duress, wrong or guarded) comes no sooner than `cancel_answer_floor_s` after the request."""
     loop = asyncio.get_running_loop()
     answer_at = loop.time() + ctx.settings.cancel_answer_floor_s
@@ -127,7 +127,7 @@ async def check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str | None, pe
         await asyncio.sleep(max(0.0, answer_at - loop.time()))
 
 
-async def _check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str | None, person_id: str, pin: str,
+async def _check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_id: str, pin: str,
                     source: str) -> dict:
     async with pool.acquire() as conn:
         pins = await conn.fetchrow(queries.person_pins, person_id)
@@ -136,11 +136,6 @@ async def _check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str | None, p
     async with pool.acquire() as conn:
         now = ctx.clock.now()
         async with conn.transaction():
-            if timer_id is None:
-                running = await conn.fetchval(queries.running_timer_of, person_id)
-                if running is None:
-                    raise NotFound("no running timer")
-                timer_id = str(running)
             timer = await _mine(conn, timer_id, person_id)
             if verdict == "cancel" and timer["guarded_at"] is not None:
                 verdict, why = "duress", {"reason": "guarded_after_wrong_pins"}

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 
 from alertd.channels.sms.location import SmsLocation, locate_text
 from alertd.channels.sms.templates import render
-from alertd.channels.sms.text import contains_phrase, parse_ack
+from alertd.channels.sms.text import contains_phrase, parse_ack, pin_only, timer_minutes
 from alertd.context import Context
 from alertd.core.ids import new_id
-from alertd.core.model import Conflict
-from alertd.service import dispatch_actions, intake
+from alertd.core.model import Conflict, DomainError
+from alertd.service import dispatch_actions, intake, timers
 from alertd.service.people import normalise_phrase
 from alertd.service.timeline import security_event, tell_supervisor
 from alertd.store import queries
 
 NOTE_CHARS = 320  # what of her message the timeline keeps (two segments' worth)
 SOURCE = "sms:inbound"
+# A PIN texted this long after her timer was checked in or ran out is still taken for that timer (a retry, or the
+# duress PIN after it fired), never kept as a note.
+PIN_AFTER_TIMER = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class InboundSms:
 class Outcome:
     """What happened, and the text to send back (None: the empty reply; only responders ever get text)."""
 
-    kind: str  # duplicate, ack, responder, ignored, raised, added, triage
+    kind: str  # duplicate, ack, responder, ignored, raised, added, triage, timer_started, timer_pin
     reply: str | None = None
     alert_id: str | None = None
 
@@ -68,7 +72,8 @@ async def handle(pool: asyncpg.Pool, ctx: Context, sms: InboundSms) -> Outcome:
         sender = Sender.from_row(await conn.fetchrow(queries.get_sms_sender, sms.sid, sms.sender))
         if sender.seen:
             return Outcome("duplicate")
-        if sender.open_alert_id is not None and found.location is None and not (sender.responder_ids and code):
+        if (sender.open_alert_id is not None and found.location is None and not (sender.responder_ids and code)
+                and not (sender.person_id is not None and _timer_form(sms, sender))):
             # The common case while an alert is open: one more message with no location, only a note to add.
             recorded = await conn.fetchval(queries.record_inbound_sms_with_note, sms.sid, ctx.clock.now(), "added",
                                            sender.open_alert_id, _note(sms, found))
@@ -114,19 +119,53 @@ async def _code_from_stranger(pool, ctx: Context, code: str) -> None:
                                  dispatch_id=str(dispatch["id"]))
 
 
+def _timer_form(sms: InboundSms, sender: Sender) -> bool:
+    """Whether an enrolled person's message may be about a timer: only a PIN, or `<code phrase> <minutes>`."""
+    return pin_only(sms.body) is not None or (
+        bool(sender.code_phrase) and timer_minutes(normalise_phrase(sms.body), sender.code_phrase or "") is not None)
+
+
 async def _from_person(pool, ctx: Context, sms: InboundSms, sender: Sender, found: SmsLocation) -> Outcome:
     """An enrolled person: with a code phrase only a message holding it raises an alert.
 
     Two exceptions: while her alert is open any message adds to it, and an AML message raises an alert without
     the phrase — nobody types AML by accident; it is her phone's (or the phone app's) emergency location.
+    Timers come first: `<code phrase> <minutes>` starts one, and a message that is only a PIN checks in her timer
+    (see `_timer`); both are answered with nothing.
     """
+    assert sender.person_id is not None  # called only for an enrolled number
+    if (timed := await _timer(pool, ctx, sms, sender.person_id, sender.code_phrase)) is not None:
+        return timed
     phrase = sender.code_phrase
     if (phrase and sender.open_alert_id is None and not found.aml
             and not contains_phrase(normalise_phrase(sms.body), phrase)):
         await _record(pool, ctx, sms, "ignored")
         return Outcome("ignored")
-    assert sender.person_id is not None  # called only for an enrolled number
     return await _alert_or_add(pool, ctx, sms, sender.person_id, sender.open_alert_id, found, verified=True)
+
+
+async def _timer(pool, ctx: Context, sms: InboundSms, person_id: str, phrase: str | None) -> Outcome | None:
+    """`<code phrase> <minutes>` starts a timer (its MessageSid is its key: a retried webhook finds it). A message
+    that is only a PIN checks in her running timer (or, within PIN_AFTER_TIMER, the one she last checked in or that
+    last ran out): the real PIN checks in, the duress PIN seems to and raises a duress alert, a wrong one is refused
+    and recorded. The PIN itself is never kept. None: not about a timer; the message means what it always did."""
+    if phrase and (minutes := timer_minutes(normalise_phrase(sms.body), phrase)) is not None:
+        await timers.start(pool, ctx, person_id=person_id, device_id=None, channel="sms", client_timer_id=sms.sid,
+                           duration_s=minutes * 60)
+        await _record(pool, ctx, sms, "timer_started")
+        return Outcome("timer_started")
+    if (pin := pin_only(sms.body)) is None:
+        return None
+    async with pool.acquire() as conn:
+        timer_id = await conn.fetchval(queries.sms_timer_of, person_id, ctx.clock.now() - PIN_AFTER_TIMER)
+    if timer_id is None:
+        return None
+    try:
+        await timers.check_in(pool, ctx, timer_id=str(timer_id), person_id=person_id, pin=pin, source=SOURCE)
+    except DomainError:  # a wrong PIN (recorded by the service) or a timer already run out: she hears nothing
+        pass
+    await _record(pool, ctx, sms, "timer_pin")
+    return Outcome("timer_pin")
 
 
 async def _from_stranger(pool, ctx: Context, sms: InboundSms, sender: Sender, found: SmsLocation) -> Outcome:

@@ -26,6 +26,30 @@ def contains_phrase(normalised_text: str, normalised_phrase: str) -> bool:
     return f" {phrase} " in f" {fold(normalised_text)} "
 
 
+# A timer by SMS runs 1 minute to 24 hours, as one started from the phone app (service/timers.py).
+TIMER_MAX_MINUTES = 24 * 60
+_MINUTES = re.compile(r"^(.*) (\d{1,6})$")
+_PIN = re.compile(r"^\s*(\d{4,64})\s*$", re.ASCII)
+
+
+def timer_minutes(normalised_text: str, normalised_phrase: str) -> int | None:
+    """The minutes of `<code phrase> <minutes>`: the message is the phrase and a whole number of minutes, nothing
+    else (punctuation aside), 1 to 24 h. None otherwise: the phrase alone, or with anything else, raises her alert
+    as it always has (both sides already normalise_phrase'd)."""
+    phrase = fold(normalised_phrase)
+    m = _MINUTES.match(fold(normalised_text))
+    if not phrase or m is None or m.group(1) != phrase:
+        return None
+    minutes = int(m.group(2))
+    return minutes if 1 <= minutes <= TIMER_MAX_MINUTES else None
+
+
+def pin_only(text: str) -> str | None:
+    """The PIN of a message that is only a PIN (4 to 64 digits 0-9, spaces around it aside); None otherwise."""
+    m = _PIN.match(text)
+    return m.group(1) if m else None
+
+
 # Cyrillic letters that look like Latin ones in the code alphabet: a responder may type the code on a
 # Cyrillic keyboard. Only look-alikes; nothing else is guessed.
 _LOOKALIKE = str.maketrans({"А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "Р": "P", "С": "C",

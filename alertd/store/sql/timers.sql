@@ -21,10 +21,6 @@ SELECT id, person_id, device_id, channel, status, due_at, duress, alert_id, wron
 -- One timer as its owner sees it.
 SELECT id, person_id, status, due_at FROM timers WHERE id = $1;
 
--- name: running_timer_of
--- Her running timer started last (an SMS check-in checks in this one), locked.
-SELECT id FROM timers WHERE person_id = $1 AND status = 'running' ORDER BY started_at DESC, id LIMIT 1 FOR UPDATE;
-
 -- name: extend_timer
 -- Move running timer $1's due time to $2.
 UPDATE timers SET due_at = $2 WHERE id = $1 AND status = 'running' RETURNING id, status, due_at;
@@ -89,3 +85,9 @@ SELECT alert_id FROM timers WHERE id = $1;
 -- name: set_timer_duress
 -- A duress PIN on timer $1 after its due time: duress alert $2 noted, the timer left to the engine.
 UPDATE timers SET duress = true, alert_id = coalesce(alert_id, $2) WHERE id = $1;
+
+-- name: sms_timer_of
+-- The timer an SMS check-in of person $1 is for: her running timer started last, else one checked in or expired since $2.
+SELECT id FROM timers
+ WHERE person_id = $1 AND (status = 'running' OR coalesce(checked_in_at, expired_at) >= $2)
+ ORDER BY status = 'running' DESC, started_at DESC, id LIMIT 1;
