@@ -5,6 +5,12 @@
      0000 then "%"         before set-up: the activation code (her advocate knows it; the menu shows nothing)
      4+ digits then "="    while an alert is live: cancel it with that PIN (the cancel and the duress PIN
                            look the same here and get the same answer from the server)
+     secret × N then "="   start a check-in timer of N minutes (1 to 1440): unless she checks in, her alert is
+                           raised when it runs out (the display shows the product, as any calculation would)
+     secret + N then "="   while a timer runs: N more minutes
+     4+ digits then "="    while a timer runs: check in with that PIN (before cancelling a live alert); the
+                           duress PIN looks the same here and raises a duress alert
+     While a timer runs the display shows "M", a calculator's memory sign, and nothing else.
      AC                    quick exit: clears the screen and closes anything open
    Nothing is ever written to the title, the history, notifications or sound. */
 (function () {
@@ -50,6 +56,11 @@
   var tracker = null;
   var raising = null;      // resolves once the alert is in the queue (a cancel must queue behind it)
   var pendingCancel = null;  // {cid, refused} from her cancel until its answer
+  var timer = null;        // her check-in timer: {cid, due, checking, refused}
+  var starting = null;     // resolves once the timer's start is in the queue (a check-in must queue behind it)
+  var pendingCheckin = null; // {cid, refused} from her check-in until its answer
+  var memTimeout = null;
+  var TIMER_MAX_MIN = 1440;
 
   /* ---- the calculator ---- */
   var acc = null, op = null, cur = '0', fresh = true;
@@ -94,8 +105,14 @@
     seq = k === '=' || k === 'ac' ? '' : seq + k;
     calc(k);
     if (k === 'ac') quickExit();
+    var t = k === '=' && cfg && /^(\d+)([*+])(\d{1,4})$/.exec(before);
+    if (t && t[1] === cfg.secret) {
+      if (t[2] === '*') startTimer(parseInt(t[3], 10)); else extendTimer(parseInt(t[3], 10));
+      return;
+    }
     if (!/^\d+$/.test(before)) return;
     if (k === '=' && cfg && before === cfg.secret) raise();
+    else if (k === '=' && running() && before.length >= 4) checkIn(before);
     else if (k === '=' && live && !live.cancelling && before.length >= 4) cancel(before);
     else if (k === 'pct' && cfg && before === cfg.secret) { seq = ''; show('p-setup'); }
     else if (k === 'pct' && !cfg && before === OPEN_ACTIVATION) { seq = ''; show(enrolled ? 'p-setup' : 'p-code'); }
@@ -168,6 +185,48 @@
     send();
   }
 
+  /* ---- the check-in timer ---- */
+  function running() { return !!timer && !timer.checking && Date.now() < timer.due; }
+
+  async function startTimer(minutes) {
+    if (minutes < 1 || minutes > TIMER_MAX_MIN || running()) return;
+    timer = {cid: uuid(), due: Date.now() + minutes * 60000, checking: false, refused: 0};
+    var cid = timer.cid;
+    render();
+    starting = (async function () {
+      await Q.set('timer', timer);
+      var fix = await locate(FIRST_FIX_MS, 15000);
+      var body = {client_timer_id: cid, duration_s: minutes * 60};
+      if (fix) body.location = fix;
+      await Q.enqueue({kind: 'timer', cid: cid, body: body});
+    })();
+    await starting;
+    send();
+  }
+
+  async function extendTimer(minutes) {
+    if (minutes < 1 || minutes > TIMER_MAX_MIN || !running()) return;
+    var mine = timer;
+    mine.due += minutes * 60000;
+    render();
+    await starting;
+    await Q.set('timer', mine);
+    await Q.enqueue({kind: 'extend', cid: mine.cid, body: {duration_s: minutes * 60}});
+    send();
+  }
+
+  async function checkIn(pin) {
+    // As with a cancel: the screen changes the same way, at once, whichever PIN this is (the "M" goes).
+    var mine = timer;
+    mine.checking = true;
+    pendingCheckin = {cid: mine.cid, refused: mine.refused || 0};
+    render();
+    await starting;
+    await Q.set('timer', mine);
+    await Q.enqueue({kind: 'checkin', cid: mine.cid, pin: pin});
+    send();
+  }
+
   function offerSms(fix) {
     var link = $('share');
     link.href = 'sms:' + cfg.sms + '?body=' + encodeURIComponent(self.amlBody(fix));
@@ -212,6 +271,11 @@
     enrolled = !!(await Q.get('token'));
     cfg = (await Q.get('cfg')) || null;
     live = (await Q.get('alert')) || null;
+    timer = (await Q.get('timer')) || null;
+    if (timer && pendingCheckin && timer.cid === pendingCheckin.cid) {
+      if ((timer.refused || 0) === pendingCheckin.refused) timer.checking = true; else pendingCheckin = null;
+    }
+    if (timer && Date.now() - timer.due > FORGET_AFTER_MS) { await Q.del('timer'); timer = null; }
     if (live && pendingCancel && live.cid === pendingCancel.cid) {
       // Until the server refuses her PIN (a wrong one), a stored "not cancelling" is only an older write.
       if ((live.refused || 0) === pendingCancel.refused) live.cancelling = true; else pendingCancel = null;
@@ -238,6 +302,9 @@
     var on = !!live && !live.cancelling && cfg && cfg.cue !== 'none';
     $('cue').hidden = !(on && cfg.cue === 'dot');
     $('display').classList.toggle('line', !!(on && cfg.cue === 'line'));
+    $('mem').hidden = !running();
+    clearTimeout(memTimeout);  // the "M" goes when the timer runs out, as the server raises her alert
+    if (running()) memTimeout = setTimeout(render, Math.min(timer.due - Date.now() + 50, 2147483000));
   }
 
   function show(id) {
@@ -275,9 +342,9 @@
   var resetArmed = false;
   async function wipe() {
     if (!resetArmed) { resetArmed = true; $('reset').textContent = TEXT[lang].resetAgain; return; }
-    clearInterval(tracker); tracker = null; pendingCancel = null;
+    clearInterval(tracker); tracker = null; pendingCancel = null; pendingCheckin = null;
     await Q.wipe();
-    enrolled = false; cfg = null; live = null; lang = pickLang();
+    enrolled = false; cfg = null; live = null; timer = null; lang = pickLang();
     quickExit();
     render();
   }

@@ -113,9 +113,65 @@
     await Q.set('ids', ids);
   }
 
+  /* Her check-in timer is over (checked in, run out, or refused): forget it, so the "M" goes. */
+  async function forgetTimer(cid) {
+    var timer = await Q.get('timer');
+    if (timer && timer.cid === cid) await Q.del('timer');
+    var ids = (await Q.get('ids')) || {};
+    delete ids[cid];
+    await Q.set('ids', ids);
+  }
+
+  /* The server's due time is the truth (a start queued offline began when it arrived). */
+  async function timerDue(cid, dueAt) {
+    var timer = await Q.get('timer');
+    if (timer && timer.cid === cid && dueAt) { timer.due = Date.parse(dueAt); await Q.set('timer', timer); }
+  }
+
+  /* Deliver a queued timer start, extension or check-in (see deliver). */
+  async function deliverTimer(item, token, ids) {
+    var r;
+    if (item.kind === 'timer') {
+      r = await post('/v1/timers', token, item.body);
+      if (r.status >= 500 || r.status === 429) return false;
+      if (r.status < 300) {
+        ids[item.cid] = r.doc.timer_id;
+        await Q.set('ids', ids);
+        await timerDue(item.cid, r.doc.due_at);
+      } else {
+        await forgetTimer(item.cid);
+      }
+      return true;
+    }
+    var id = ids[item.cid];
+    if (!id) return true;  // its start was refused: nothing to extend or check in
+    if (item.kind === 'extend') {
+      r = await post('/v1/timers/' + id + '/extend', token, item.body);
+      if (r.status >= 500 || r.status === 429) return false;
+      if (r.status < 300) await timerDue(item.cid, r.doc.due_at); else if (r.status === 409) await forgetTimer(item.cid);
+      return true;
+    }
+    r = await post('/v1/timers/' + id + '/checkin', token, {pin: item.pin});
+    if (r.status >= 500 || r.status === 429) return false;
+    if (r.status === 403) {  // a wrong PIN: the timer still runs and the "M" comes back
+      var timer = await Q.get('timer');
+      if (timer && timer.cid === item.cid) {
+        timer.checking = false;
+        timer.refused = (timer.refused || 0) + 1;
+        await Q.set('timer', timer);
+      }
+    } else {
+      await forgetTimer(item.cid);
+    }
+    return true;
+  }
+
   /* Deliver one queued item: true when it is done with (sent, or refused for good), false to retry later. */
   async function deliver(item, token) {
     var ids = (await Q.get('ids')) || {};
+    if (item.kind === 'timer' || item.kind === 'extend' || item.kind === 'checkin') {
+      return deliverTimer(item, token, ids);
+    }
     if (item.kind === 'alert') {
       var r = await post('/v1/alerts', token, item.body);
       if (r.status >= 500) return false;
