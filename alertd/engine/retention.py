@@ -23,6 +23,7 @@ async def purge_batch(conn: asyncpg.Connection, settings: Settings, now: datetim
     counts: dict[str, int] = {}
     for query, args in ((queries.purge_alerts, (precise, batch, now)),
                         (queries.purge_sms, (precise, batch)),
+                        (queries.purge_timer_fixes, (precise, batch)),
                         (queries.purge_audit, (audit, batch))):
         counts.update(dict(await conn.fetchrow(query, *args)))
     return counts

@@ -287,3 +287,18 @@ async def test_location_the_timers_fix_then_her_phones_recent_fix_then_home(app_
                                "WHERE t.id = $1", uuid.UUID(late["timer_id"]))
     assert source == "home"
     assert person.person_id
+
+
+async def test_retention_deletes_a_timers_fixes_after_the_precise_period(app_client, settings, clock, db):
+    from alertd.engine.retention import purge_batch
+
+    _, token = await _person(db, settings, clock)
+    _, done = await _start(app_client, token, 10, location=fix(*offset(0.5)))
+    _, running = await _start(app_client, token, 24 * 60, location=fix(*offset(0.7)))
+    await _check_in(app_client, settings, done["timer_id"], token, RIGHT)
+    clock.advance(settings.retention_precise_days * 86400 - 60)
+    assert (await purge_batch(db, settings, clock.now(), 100))["timer_fixes_deleted"] == 0
+    clock.advance(120)
+    assert (await purge_batch(db, settings, clock.now(), 100))["timer_fixes_deleted"] == 1
+    left = await db.fetch("SELECT timer_id FROM timer_fixes")
+    assert [str(r["timer_id"]) for r in left] == [running["timer_id"]]  # a running timer keeps its fix

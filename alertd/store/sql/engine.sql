@@ -158,6 +158,18 @@ WITH triage AS (
 SELECT (SELECT count(*) FROM triage) AS sms_triage_removed,
        (SELECT count(*) FROM contacts) AS sms_contacts_removed;
 
+-- name: purge_timer_fixes
+-- Where she was while a timer ran ($1 cutoff, $2 batch): the fixes of timers checked in or expired before the cutoff
+-- (an expired timer's alert keeps its own location, coarsened with the alert).
+WITH fixes AS (
+    DELETE FROM timer_fixes
+     WHERE id IN (SELECT f.id FROM timer_fixes f JOIN timers t ON t.id = f.timer_id
+                   WHERE t.status <> 'running' AND coalesce(t.checked_in_at, t.expired_at) <= $1
+                   LIMIT $2)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM fixes) AS timer_fixes_deleted;
+
 -- name: purge_audit
 -- Security events, sign-in failures and audit log entries older than the audit period ($1 cutoff, $2 batch).
 WITH security AS (
@@ -186,6 +198,8 @@ INSERT INTO retention_purges (at, actor, counts) VALUES ($1, $2, $3);
 SELECT least(
     (SELECT min(closed_at) FROM alerts WHERE purged_at IS NULL AND closed_at IS NOT NULL) + $1::interval,
     (SELECT min(resolved_at) FROM sms_triage WHERE body <> '' OR phone <> '') + $1::interval,
+    (SELECT min(coalesce(t.checked_in_at, t.expired_at)) FROM timers t
+      WHERE t.status <> 'running' AND EXISTS (SELECT 1 FROM timer_fixes f WHERE f.timer_id = t.id)) + $1::interval,
     (SELECT min(at) FROM security_events) + $2::interval,
     (SELECT min(at) FROM sign_in_failures) + $2::interval,
     (SELECT min(at) FROM audit_log) + $2::interval);
