@@ -302,3 +302,10 @@ async def test_retention_deletes_a_timers_fixes_after_the_precise_period(app_cli
     assert (await purge_batch(db, settings, clock.now(), 100))["timer_fixes_deleted"] == 1
     left = await db.fetch("SELECT timer_id FROM timer_fixes")
     assert [str(r["timer_id"]) for r in left] == [running["timer_id"]]  # a running timer keeps its fix
+
+
+async def test_every_channel_stays_allowed_after_the_timers_migration(db):
+    definition = await db.fetchval("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                                   "WHERE conname = 'alerts_channel_check'")
+    for channel in ("app", "sms", "button", "traccar", "timer"):
+        assert f"'{channel}'" in definition, definition

@@ -38,19 +38,10 @@ CREATE TABLE timer_fixes (
 );
 CREATE INDEX timer_fixes_timer ON timer_fixes (timer_id, fix_time);
 
--- Alerts raised by a timer carry channel 'timer'. The channel list is extended, not rewritten: whatever channels
--- earlier migrations allowed stay allowed (0016 may have added 'traccar').
-DO $$
-DECLARE
-    allowed text[];
-BEGIN
-    SELECT array_agg(m[1]) INTO allowed
-      FROM pg_constraint c, regexp_matches(pg_get_constraintdef(c.oid), '''([^'']+)''', 'g') AS m
-     WHERE c.conrelid = 'alerts'::regclass AND c.conname = 'alerts_channel_check';
-    IF allowed IS NULL OR NOT 'timer' = ANY (allowed) THEN
-        ALTER TABLE alerts DROP CONSTRAINT IF EXISTS alerts_channel_check;
-        EXECUTE format('ALTER TABLE alerts ADD CONSTRAINT alerts_channel_check CHECK (channel = ANY (%L::text[]))',
-                       array_append(coalesce(allowed, ARRAY['app', 'sms', 'button']), 'timer'));
-    END IF;
-END
-$$;
+-- Alerts raised by a timer carry channel 'timer'. The list is written out whole: every channel allowed so far
+-- (0001 app, sms, button; 0016 traccar) and this one.
+ALTER TABLE alerts DROP CONSTRAINT alerts_channel_check,
+    ADD CONSTRAINT alerts_channel_check CHECK (channel IN ('app', 'sms', 'button', 'traccar', 'timer'));
+
+-- The engine module that fires them starts at version 1, as 0014 recorded the modules it found.
+INSERT INTO engine_versions (module, version, recorded_at) VALUES ('timers', 1, now()) ON CONFLICT (module) DO NOTHING;
