@@ -195,9 +195,8 @@ async def test_engine_fires_once_when_due_not_before_at_most_a_second_late(app_c
 
 async def test_the_running_engine_raises_it_within_a_second_of_due(settings, clock, db):
     """The engine as it runs in production (its loop, NOTIFY and poll) with the clock moved past due_at."""
-    from alertd.web.keys import METRICS
-
     from alertd.settings import Settings
+    from alertd.web.keys import METRICS
 
     await seed_responders(db)
     _, token = await _person(db, settings, clock)
