@@ -51,4 +51,4 @@ class Timers:
 
     async def next_due(self, pool: asyncpg.Pool) -> datetime | None:
         async with pool.acquire() as conn:
-            return await conn.fetchval(queries.next_timer_due)
+            return await conn.fetchval(queries.get_next_timer_due)

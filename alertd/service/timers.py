@@ -59,7 +59,7 @@ def _key(timer_id: str) -> uuid.UUID:
 
 async def _mine(conn: asyncpg.Connection, timer_id: str, person_id: str):
     """Lock a timer of hers; someone else's timer is 'not found', exactly like a missing one."""
-    row = await conn.fetchrow(queries.timer_for_update, _key(timer_id))
+    row = await conn.fetchrow(queries.lock_timer, _key(timer_id))
     if row is None or row["person_id"] != person_id:
         raise NotFound("no such timer")
     return row
@@ -80,7 +80,7 @@ async def start(pool: asyncpg.Pool, ctx: Context, *, person_id: str, device_id: 
         row = await conn.fetchrow(queries.insert_timer, uuid.uuid4(), person_id, device_id, client_timer_id, channel,
                                   now, now + timedelta(seconds=duration_s))
         if row is None:
-            row = await conn.fetchrow(queries.timer_by_client, device_id, client_timer_id)
+            row = await conn.fetchrow(queries.get_timer_by_client, device_id, client_timer_id)
             if row["person_id"] != person_id:  # a device belongs to one person: only a re-enrolled device gets here
                 raise Conflict("this client_timer_id belongs to another timer")
             return Started(_answer(row), created=False)
@@ -102,14 +102,14 @@ async def extend(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_id: 
         due_at = timer["due_at"] + timedelta(seconds=duration_s)
         if due_at > now + timedelta(seconds=MAX_DURATION_S):
             raise Invalid("a timer runs out at most 24 hours from now")
-        row = await conn.fetchrow(queries.extend_timer, timer["id"], due_at)
+        row = await conn.fetchrow(queries.set_timer_due, timer["id"], due_at)
         await _add_fix(conn, timer["id"], location, now)
         return _answer(row)
 
 
 async def get(pool: asyncpg.Pool, *, timer_id: str, person_id: str) -> dict:
     async with pool.acquire() as conn:
-        row = await conn.fetchrow(queries.timer_of, _key(timer_id))
+        row = await conn.fetchrow(queries.get_timer, _key(timer_id))
     if row is None or row["person_id"] != person_id:
         raise NotFound("no such timer")
     return _answer(row)
@@ -130,7 +130,7 @@ async def check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_id
 async def _check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_id: str, pin: str,
                     source: str) -> dict:
     async with pool.acquire() as conn:
-        pins = await conn.fetchrow(queries.person_pins, person_id)
+        pins = await conn.fetchrow(queries.get_person_pins, person_id)
     verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
                                      pins["duress_pin_hash"] if pins else None, pin)
     async with pool.acquire() as conn:
@@ -145,7 +145,7 @@ async def _check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_i
                 answer = await _checked_in(conn, ctx, now, timer, duress=verdict == "duress", **why)
             else:
                 answer = None
-                counted = await conn.fetchrow(queries.timer_count_wrong_pin, timer["id"], now,
+                counted = await conn.fetchrow(queries.count_timer_wrong_pin, timer["id"], now,
                                               ctx.settings.cancel_max_wrong_pins)
         if answer is None:
             # The refusal is recorded once the transaction is over: the count is kept, nothing else changed.
@@ -165,15 +165,15 @@ async def _checked_in(conn: asyncpg.Connection, ctx: Context, now: datetime, tim
         if alert_id is not None:  # the duress is marked; the timer stays the engine's
             await conn.execute(queries.set_timer_duress, timer["id"], alert_id)
         return {"timer_id": str(timer["id"]), "status": "expired"}
-    row = await conn.fetchrow(queries.check_in_timer, timer["id"], now, duress, alert_id)
+    row = await conn.fetchrow(queries.set_timer_checked_in, timer["id"], now, duress, alert_id)
     return {"timer_id": str(row["id"]), "status": "checked_in"}
 
 
 async def best_for(conn: asyncpg.Connection, ctx: Context, timer_id, person_id: str, now: datetime) -> Location | None:
     """Her best known location for a timer's alert: the timer's fixes, else her phone's last fix within
     PHONE_FIX_MAX_AGE (None: the alert falls back to her home, as every alert without a fix does)."""
-    fixes = [Location.of_row(r) for r in await conn.fetch(queries.timer_fixes, timer_id)]
-    if not fixes and (last := await conn.fetchrow(queries.phone_last_fix, person_id, now - PHONE_FIX_MAX_AGE)):
+    fixes = [Location.of_row(r) for r in await conn.fetch(queries.list_timer_fixes, timer_id)]
+    if not fixes and (last := await conn.fetchrow(queries.get_phone_last_fix, person_id, now - PHONE_FIX_MAX_AGE)):
         fixes = [Location.of_row(last)]
     return best_location(fixes, None, ctx.settings.accurate_fix_m)
 
@@ -190,7 +190,7 @@ async def raise_alert(conn: asyncpg.Connection, ctx: Context, now: datetime, tim
 async def raise_duress(conn: asyncpg.Connection, ctx: Context, now: datetime, timer, **why) -> uuid.UUID:
     """A duress check-in: her alert raised (or her open one joined) and marked duress, as a duress cancel does."""
     raised = await raise_alert(conn, ctx, now, timer, key=f"timer-duress:{timer['id']}", timer_event="duress")
-    alert = await conn.fetchrow(queries.alert_for_update, uuid.UUID(raised.alert_id))
+    alert = await conn.fetchrow(queries.lock_alert, uuid.UUID(raised.alert_id))
     if not alert["duress"]:
         await mark_duress(conn, now, alert, via="timer_checkin", **why)
     return alert["id"]

@@ -157,7 +157,7 @@ async def _timer(pool, ctx: Context, sms: InboundSms, person_id: str, phrase: st
     if (pin := pin_only(sms.body)) is None:
         return None
     async with pool.acquire() as conn:
-        timer_id = await conn.fetchval(queries.sms_timer_of, person_id, ctx.clock.now() - PIN_AFTER_TIMER)
+        timer_id = await conn.fetchval(queries.find_sms_timer, person_id, ctx.clock.now() - PIN_AFTER_TIMER)
     if timer_id is None:
         return None
     try:

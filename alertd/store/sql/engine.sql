@@ -1,4 +1,4 @@
--- The engine's modules: deadlines, outbox, supervision, retention, and their versions.
+-- The engine's modules: deadlines, check-in timers, outbox, supervision, retention, and their versions.
 
 -- name: claim_due_dispatches
 -- Expire up to $2 pending dispatches whose deadline has passed, locking them so no other instance fires them.
@@ -218,3 +218,20 @@ INSERT INTO engine_versions AS e (module, version, recorded_at) VALUES ($1, $2, 
     ON CONFLICT (module) DO UPDATE SET version = EXCLUDED.version, recorded_at = EXCLUDED.recorded_at
     WHERE e.version < EXCLUDED.version
 RETURNING version;
+
+-- name: claim_due_timers
+-- Claim up to $2 running timers due at $1 (SKIP LOCKED: another instance takes the rest) and mark them expired.
+WITH due AS (
+    SELECT id FROM timers WHERE status = 'running' AND due_at <= $1
+     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+UPDATE timers t SET status = 'expired', expired_at = $1 FROM due WHERE t.id = due.id
+RETURNING t.id, t.person_id, t.device_id, t.channel, t.due_at;
+
+-- name: get_next_timer_due
+-- When the next running timer falls due.
+SELECT min(due_at) FROM timers WHERE status = 'running';
+
+-- name: set_timer_alert
+-- The alert timer $1 raised.
+UPDATE timers SET alert_id = $2 WHERE id = $1;

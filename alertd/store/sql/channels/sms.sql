@@ -117,3 +117,9 @@ RETURNING id;
 -- name: get_responder_language
 -- The language a responder reads.
 SELECT language FROM responders WHERE id = $1;
+
+-- name: find_sms_timer
+-- The timer an SMS check-in of person $1 is for: her running timer started last, else one checked in or expired since $2.
+SELECT id FROM timers
+ WHERE person_id = $1 AND (status = 'running' OR coalesce(checked_in_at, expired_at) >= $2)
+ ORDER BY status = 'running' DESC, started_at DESC, id LIMIT 1;
