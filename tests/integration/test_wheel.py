@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -38,8 +39,14 @@ def _run(*args, cwd: Path, env: dict | None = None, timeout: float = 300) -> sub
 def installed(tmp_path_factory) -> Path:
     """A venv outside the checkout with the wheel installed; its `alertd` command."""
     where = tmp_path_factory.mktemp("wheel")
-    _run(PYTHON, "-m", "pip", "wheel", "--no-deps", "-q", "-w", where / "dist", ROOT,
-         cwd=where)
+    # From a copy of the files git tracks: setuptools builds in the source folder, and a build/ left there by an
+    # earlier run would put files into the wheel that the tree no longer has.
+    source = where / "source"
+    for name in subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0"):
+        if name and (ROOT / name.decode()).is_file():
+            (source / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name.decode(), source / name.decode())
+    _run(PYTHON, "-m", "pip", "wheel", "--no-deps", "-q", "-w", where / "dist", source, cwd=where)
     [wheel] = (where / "dist").glob("alertd-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("alertd/store/migrations/0001_") for n in names), "no migrations in the wheel"
