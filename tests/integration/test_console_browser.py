@@ -229,9 +229,14 @@ async def test_supervisor_region_view_and_languages(live, console, settings, clo
     await expect(page.locator("#panel-deadlines li").first).to_contain_text("pol-1", timeout=3000)
     await expect(page.locator("#panel-escalations li").first).to_be_visible()
 
-    await page.select_option("#lang", "ru")
+    def saved(language: str):  # the PATCH that saves this language (the previous one may still be answering)
+        return lambda r: (r.url.endswith("/console/api/me") and r.request.method == "PATCH"
+                          and f'"{language}"' in (r.request.post_data or ""))
+
+    async with page.expect_response(saved("ru")):
+        await page.select_option("#lang", "ru")
     await expect(page.locator("#nav-region")).to_have_text("Регион")
-    async with page.expect_response(lambda r: r.url.endswith("/console/api/me") and r.request.method == "PATCH"):
+    async with page.expect_response(saved("en")):
         await page.select_option("#lang", "en")
     await expect(page.locator("#panel-open h2")).to_contain_text("Open alerts")
     assert await db.fetchval("SELECT language FROM officers WHERE username = 'boss'") == "en"
