@@ -17,7 +17,7 @@ import asyncpg
 from alertd.context import Context
 from alertd.core.model import ACTIVE_DISPATCH, Conflict, Forbidden
 from alertd.service.intake import open_alert_of, refuse_stale_token, stale_token_may_act
-from alertd.service.pins import check_pins_async
+from alertd.service.pins import verdict_for
 from alertd.service.timeline import event, security_event, tell_responder, tell_supervisor
 from alertd.store import queries
 
@@ -37,10 +37,7 @@ async def cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: 
 
 async def _cancel(pool: asyncpg.Pool, ctx: Context, *, alert_id: str, person_id: str, pin: str, source: str,
                   device_id: str | None, stale_token: bool) -> dict:
-    async with pool.acquire() as conn:
-        pins = await conn.fetchrow(queries.get_person_pins, person_id)
-    verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
-                                     pins["duress_pin_hash"] if pins else None, pin)
+    verdict = await verdict_for(pool, person_id, pin)
     async with pool.acquire() as conn:
         now = ctx.clock.now()
         async with conn.transaction():

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 
+import asyncpg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from alertd.core.model import Invalid
+from alertd.store import queries
 
 _hasher = PasswordHasher()
 
@@ -57,3 +59,11 @@ def check_pins(cancel_hash: str | None, duress_hash: str | None, pin: str) -> st
 async def check_pins_async(cancel_hash: str | None, duress_hash: str | None, pin: str) -> str:
     """check_pins off the event loop (argon2 is deliberately slow)."""
     return await asyncio.get_running_loop().run_in_executor(None, check_pins, cancel_hash, duress_hash, pin)
+
+
+async def verdict_for(pool: asyncpg.Pool, person_id: str, pin: str) -> str:
+    """Her stored PINs read and `pin` checked against both (off the event loop): what check_pins answers."""
+    async with pool.acquire() as conn:
+        pins = await conn.fetchrow(queries.get_person_pins, person_id)
+    return await check_pins_async(pins["cancel_pin_hash"] if pins else None,
+                                  pins["duress_pin_hash"] if pins else None, pin)

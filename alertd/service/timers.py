@@ -25,7 +25,7 @@ from alertd.core.location import best_location
 from alertd.core.model import Conflict, Forbidden, Invalid, Location, NotFound
 from alertd.service import intake
 from alertd.service.cancelling import mark_duress
-from alertd.service.pins import check_pins_async
+from alertd.service.pins import verdict_for
 from alertd.service.timeline import security_event
 from alertd.store import queries
 
@@ -129,10 +129,7 @@ async def check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_id
 
 async def _check_in(pool: asyncpg.Pool, ctx: Context, *, timer_id: str, person_id: str, pin: str,
                     source: str) -> dict:
-    async with pool.acquire() as conn:
-        pins = await conn.fetchrow(queries.get_person_pins, person_id)
-    verdict = await check_pins_async(pins["cancel_pin_hash"] if pins else None,
-                                     pins["duress_pin_hash"] if pins else None, pin)
+    verdict = await verdict_for(pool, person_id, pin)
     async with pool.acquire() as conn:
         now = ctx.clock.now()
         async with conn.transaction():

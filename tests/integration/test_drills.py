@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from alertd import auth
-from alertd.cli import main
 from alertd.mqtt.dynsec import broker_accounts
 from alertd.service import provisioning
 from alertd.web.keys import ENGINE
@@ -32,6 +31,7 @@ from tests.fake_twilio import (  # noqa: F401  (fixtures)
     sms_settings,
 )
 from tests.helpers import bearer, device_token, enrol, fix, officer_token, offset, refusals, responder, seed_responders
+from tests.integration.test_cli import cli_env, run  # noqa: F401  (cli_env is a fixture)
 
 HER_PHONE = "+77015550901"
 
@@ -312,23 +312,6 @@ async def test_who_may_drill_and_what_is_refused(app_client, settings, clock, db
     assert await db.fetchval("SELECT count(*) FROM alerts") == 1
 
 
-@pytest.fixture
-def cli_env(settings, monkeypatch):
-    for key, value in settings.as_env().items():
-        monkeypatch.setenv(key, value)
-    return settings
-
-
-async def _cli(capsys, *argv) -> tuple[int, dict]:
-    code = 0
-    try:
-        await asyncio.to_thread(main, ["--json", *argv])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr().out
-    return code, json.loads(out) if out.strip() else {}
-
-
 async def test_cli_start_show_end_and_report_json(cli_env, capsys, app_client, settings, clock, db):
     await seed_responders(db)
     # one drill through the API at the fake clock's time, acknowledged by two of three within their deadline
@@ -340,16 +323,16 @@ async def test_cli_start_show_end_and_report_json(cli_env, capsys, app_client, s
     await _ack(app_client, settings, clock, db, started["alert_id"], "cc-1")  # 130 s of 120: late
     await app_client.post(f"/v1/drills/{started['drill_id']}/end", headers=admin(settings, clock))
 
-    code, out = await _cli(capsys, "drills", "start", "--lat", str(offset(1)[0]), "--lon", str(offset(1)[1]))
+    code, out = await run(capsys, "drills", "start", "--lat", str(offset(1)[0]), "--lon", str(offset(1)[1]))
     assert code == 0 and out["region"] == "north"
     assert (await db.fetchval("SELECT started_by FROM drills WHERE id = $1", uuid.UUID(out["drill_id"]))
             ).startswith("cli")
-    code, shown = await _cli(capsys, "drills", "show", out["drill_id"])
+    code, shown = await run(capsys, "drills", "show", out["drill_id"])
     assert code == 0 and shown["running"] is True and len(shown["responders"]) == 3
-    code, ended = await _cli(capsys, "drills", "end", out["drill_id"])
+    code, ended = await run(capsys, "drills", "end", out["drill_id"])
     assert code == 0 and ended["running"] is False
 
-    code, report = await _cli(capsys, "drills", "report", "--since", "2026-11-26", "--until",
+    code, report = await run(capsys, "drills", "report", "--since", "2026-11-26", "--until",
                               clock.now().replace(hour=23).isoformat(), "--region", "north")
     assert code == 0
     assert report["drills"] == 1 and report["region"] == "north"  # the CLI's own drill started later, today
@@ -357,9 +340,9 @@ async def test_cli_start_show_end_and_report_json(cli_env, capsys, app_client, s
     assert (totals["counted"], totals["within_deadline"], totals["late"], totals["within_60s"]) == (3, 1, 2, 1)
     assert totals["share_within_deadline"] == pytest.approx(0.3333)
     assert report["items"][0]["drill_id"] == started["drill_id"]
-    code, everything = await _cli(capsys, "drills", "report", "--since", "2026-11-01")
+    code, everything = await run(capsys, "drills", "report", "--since", "2026-11-01")
     assert code == 0 and everything["drills"] == 2
-    code, bad = await _cli(capsys, "drills", "start", "--lat", "50")
+    code, bad = await run(capsys, "drills", "start", "--lat", "50")
     assert code == 2 and "lat and lon" in bad["error"]["message"]
 
 

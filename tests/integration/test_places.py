@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from alertd.cli import main
 from alertd.engine.retention import purge
 from alertd.mqtt.dynsec import broker_accounts
 from alertd.service import places, provisioning
@@ -30,25 +29,11 @@ from tests.fake_twilio import (
     fake_twilio,  # noqa: F401  (fixture)
 )
 from tests.helpers import bearer, device_token, enrol, fix, officer_token, offset, responder, seed_responders
+from tests.integration.test_cli import cli_env, run  # noqa: F401  (cli_env is a fixture)
 
 SAMPLE = next(p for p in Path(__file__).resolve().parents if p.name == "tests") / "data" / "geonames_sample.txt"
 
 
-@pytest.fixture
-def cli_env(settings, monkeypatch):
-    for key, value in settings.as_env().items():
-        monkeypatch.setenv(key, value)
-    return settings
-
-
-async def run(capsys, *argv) -> tuple[int, dict]:
-    code = 0
-    try:
-        await asyncio.to_thread(main, ["--json", *argv])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr().out
-    return code, json.loads(out) if out.strip() else {}
 
 
 async def test_import_counts_then_reimport_updates_by_geonameid(cli_env, capsys, db, tmp_path):
