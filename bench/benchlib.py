@@ -20,12 +20,14 @@ import asyncpg
 
 from alertd import auth
 from alertd.clock import SystemClock
+from alertd.core.ids import new_id
 from alertd.core.model import Location
 from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON, responders
 from alertd.local.services import LocalMosquitto, LocalPostgres, free_port
 from alertd.service.people import enrol_person
 from alertd.service.responders import upsert_responders
 from alertd.settings import Settings
+from alertd.store import queries
 from alertd.store.db import connect
 from alertd.store.migrate import migrate
 
@@ -221,3 +223,28 @@ async def seed_phones(dsn: str, settings, people: int, *, rng_seed: int, phone_p
     finally:
         await conn.close()
     return tokens
+
+
+async def enrol_people(dsn: str, settings, people: int, *, seed: int, phone_prefix: str) -> list[str]:
+    """`people` people with one phone and one app device each (the enrolment statements, pipelined); tokens."""
+    rng = random.Random(seed)
+    now = SystemClock().now()
+    rows = []
+    for i in range(people):
+        rows.append((new_id("P-"), new_id("D-", 10), f"{phone_prefix}{i:07d}", CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
+                     CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON)))
+    conn = await connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.executemany(queries.insert_person,
+                                   [(p, None, None, lat, lon, 30.0, None, False, None) for p, _, _, lat, lon in rows])
+            await conn.executemany(queries.insert_person_phone, [(phone, p) for p, _, phone, _, _ in rows])
+            await conn.executemany(queries.insert_device, [(d, p, "phone", now) for p, d, _, _, _ in rows])
+        # Only the tables just filled (as autovacuum would have by the time the load comes): an ANALYZE of the
+        # whole database would record the empty alerts, dispatches and outbox as empty, and every connection
+        # would then plan its foreign-key checks on them as scans of a one-page table, kept as they grow.
+        await conn.execute("ANALYZE people, person_phones, devices")
+    finally:
+        await conn.close()
+    return [auth.issue(settings, role="device", sub=d, ttl_s=86400, now=now, person_id=p, device_id=d)
+            for p, d, _, _, _ in rows]

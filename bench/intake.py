@@ -1,12 +1,13 @@
 """Benchmark 1: alert intake throughput and latency of `alertd serve` against a minimal single-INSERT server.
 
-Starts a throwaway PostgreSQL+PostGIS and Mosquitto, seeds the demo region and many enrolled phones, then drives
+Starts a throwaway PostgreSQL+PostGIS and Mosquitto, seeds the demo region and many enrolled phones (one person per
+request, so every alert is a new one with its three dispatches, never a repeat of her open alert), then drives
 POST /v1/alerts from a separate load-generator process: open loop first (a fixed rate, Poisson arrivals, from a
 quiet start), then, once alertd's outbox has worked off that load's messages (at most --drain s), closed loop
 (max requests/s). A 201 from alertd means the alert, its three dispatches with their deadlines, its outbox
 rows and its timeline are committed, so request latency is "request to committed dispatches".
 
-    .venv/bin/python bench/intake.py [--people 1000] [--concurrency 32] [--duration 15] [--rate 200]
+    .venv/bin/python bench/intake.py [--people 30000] [--concurrency 32] [--duration 15] [--rate 200]
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import benchlib
 
 from alertd.local.region import responders
 from alertd.local.services import free_port
+from alertd.service.responders import upsert_responders
 from alertd.store.db import connect
 
 LOADGEN = str(benchlib.BENCH_DIR / "loadgen.py")
@@ -32,16 +35,22 @@ P99_TARGET_MS = 50.0
 
 async def seed(dsn: str, settings, people: int) -> list[str]:
     """The demo region's responders and `people` enrolled phones (home in the region); their device tokens."""
-    return await benchlib.seed_phones(dsn, settings, people, rng_seed=3, phone_prefix="+7705")
+    conn = await connect(dsn)
+    try:
+        await upsert_responders(conn, responders())
+    finally:
+        await conn.close()
+    return await benchlib.enrol_people(dsn, settings, people, seed=3, phone_prefix="+7705")
 
 
-async def drive(url: str, tokens_file: str, args, settle) -> dict:
-    """Open loop first (from a quiet start), then `settle()`, then closed loop (max throughput)."""
+async def drive(url: str, tokens_files: tuple[str, str], args, settle) -> dict:
+    """Open loop first (from a quiet start), then `settle()`, then closed loop (max throughput), each with its own
+    people."""
     common = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-    opened = await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens_file, "open",
+    opened = await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens_files[0], "open",
                                       "--rate", str(args.rate), *common])
     await settle()
-    closed = await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens_file, "closed",
+    closed = await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens_files[1], "closed",
                                       "--concurrency", str(args.concurrency), *common])
     return {"closed": closed, "open": opened}
 
@@ -82,10 +91,12 @@ async def committed(dsn: str, alert_ids: list[str], drain_s: float) -> dict:
             "dispatch_lag": benchlib.summary([float(r["lag"]) for r in lag])}
 
 
-async def drive_measured(services: benchlib.Services, server, dsn: str, table: str, url: str, tokens_file: str,
-                         args, settle) -> tuple[dict, dict]:
+async def drive_measured(services: benchlib.Services, server, dsn: str, table: str, url: str,
+                         tokens_file: tuple[str, str],
+                         args, settle, drained=None) -> tuple[dict, dict]:
     """drive(), plus the CPU the server process and PostgreSQL spent per row committed (the load generator's
-    own CPU excluded): a cost that other work on the machine does not hide the way it hides requests/s."""
+    own CPU excluded): a cost that other work on the machine does not hide the way it hides requests/s. With
+    `drained`, the CPU is counted until it returns (alertd: until its outbox has sent what the load queued)."""
 
     async def rows() -> int:
         conn = await connect(dsn)
@@ -97,6 +108,8 @@ async def drive_measured(services: benchlib.Services, server, dsn: str, table: s
     before = (benchlib.cpu_seconds(server.pid), benchlib.postgres_cpu_seconds(services.pg), await rows(),
               time.time())
     result = await drive(url, tokens_file, args, settle)
+    if drained is not None:
+        await drained()
     after = (benchlib.cpu_seconds(server.pid), benchlib.postgres_cpu_seconds(services.pg), await rows(),
              time.time())
     committed_rows = max(1, after[2] - before[2])
@@ -138,7 +151,9 @@ def row(name: str, result: dict) -> str:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=1000, help="enrolled phones, tokens used round robin")
+    parser.add_argument("--people", type=int, default=30000,
+                        help="enrolled phones, one per request (the open loop takes what its rate needs, the closed "
+                             "loop the rest); too few, and some alerts are repeats (a warning says so)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop connections")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
@@ -160,8 +175,10 @@ async def main() -> int:
         if args.max_group is not None:
             settings = settings.replace(intake_max_group=args.max_group)
         tokens = await seed(dsn, settings, args.people)
-        tokens_file = services.workdir / "tokens.json"
-        tokens_file.write_text(json.dumps(tokens))
+        opening = min(len(tokens) // 3, int(1.2 * args.rate * (args.duration + args.warmup)) + 1)
+        tokens_file = (str(services.workdir / "open.json"), str(services.workdir / "closed.json"))
+        Path(tokens_file[0]).write_text(json.dumps(tokens[:opening]))
+        Path(tokens_file[1]).write_text(json.dumps(tokens[opening:]))
         print(f"alert intake: {benchlib.machine()}; PostgreSQL {'fsync off' if args.no_durable else 'durable'}; "
               f"{args.people} enrolled phones, {len(responders())} responders (demo region)")
 
@@ -173,7 +190,7 @@ async def main() -> int:
             return None
 
         base, base_cpu = await drive_measured(services, server, baseline_dsn, "baseline_alerts",
-                                              f"http://127.0.0.1:{port}/v1/alerts", str(tokens_file), args,
+                                              f"http://127.0.0.1:{port}/v1/alerts", tokens_file, args,
                                               nothing_to_settle)
         benchlib.stop_child(server)
 
@@ -189,8 +206,8 @@ async def main() -> int:
             groups.append(await group_commits(base_url))
 
         alertd, cpu = await drive_measured(services, service, dsn, "alerts",
-                                           f"http://127.0.0.1:{settings.http_port}/v1/alerts", str(tokens_file),
-                                           args, outbox_settles)
+                                           f"http://127.0.0.1:{settings.http_port}/v1/alerts", tokens_file,
+                                           args, outbox_settles, drained=lambda: outbox_drained(dsn, args.drain))
         groups.append(await group_commits(base_url))
         check = await committed(dsn, alertd["closed"]["alert_ids"] + alertd["open"]["alert_ids"], args.drain)
         benchlib.stop_child(service)
@@ -218,7 +235,10 @@ async def main() -> int:
         print(f"  CPU under load, {name}: server {c['server_s']:.1f} s + PostgreSQL {c['postgres_s']:.1f} s in "
               f"{c['wall_s']:.0f} s for {c['rows']} rows = {c['ms_per_row']:.2f} ms per committed request")
     print(f"  CPU per request ratio alertd/baseline: {cpu['ms_per_row'] / base_cpu['ms_per_row']:.1f}x "
-          f"(alertd's own outbox work during the load included)")
+          f"(alertd's outbox work included: counted until it had sent every message the load queued)")
+    for mode, people in (("open", opening), ("closed", len(tokens) - opening)):
+        if (sent := alertd[mode]["sent"]) > people:
+            print(f"  warning: the {mode} loop sent {sent} alerts for {people} people: some were repeats (raise --people)")
     for name, result in (("baseline", base), ("alertd", alertd)):
         for mode in ("closed", "open"):
             statuses = {s: n for s, n in result[mode]["statuses"].items() if s != "201"}

@@ -36,6 +36,7 @@ class Load:
         self.latencies: list[float] = []
         self.statuses: Counter[str] = Counter()
         self.alert_ids: list[str] = []
+        self.sent = 0  # warmup included
         self.trace: list[tuple[float, float, str]] | None = None  # (wall-clock start, ms, status) with --trace
 
     def request(self) -> tuple[dict, dict]:
@@ -50,6 +51,7 @@ class Load:
 
     async def one(self, session: aiohttp.ClientSession, started: float, record: bool) -> None:
         headers, body = self.request()
+        self.sent += 1
         try:
             async with session.post(self.url, json=body, headers=headers) as resp:
                 doc = await resp.json(content_type=None)
@@ -128,7 +130,7 @@ async def main() -> None:
         return ordered[max(0, min(n - 1, round(p / 100 * n + 0.5) - 1))] if n else float("nan")
 
     json.dump({
-        "mode": args.mode, "requests": n, "rps": n / seconds, "ok": load.statuses.get("201", 0),
+        "mode": args.mode, "requests": n, "sent": load.sent, "rps": n / seconds, "ok": load.statuses.get("201", 0),
         "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": ordered[-1] if n else float("nan"),
         "statuses": dict(load.statuses), "alert_ids": load.alert_ids,
         **({"trace": load.trace} if load.trace is not None else {}),

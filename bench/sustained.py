@@ -31,10 +31,7 @@ from pathlib import Path
 
 import benchlib
 
-from alertd import auth
-from alertd.clock import SystemClock
-from alertd.core.ids import new_id
-from alertd.local.region import CENTRE_LAT, CENTRE_LON, HALF_LAT, HALF_LON
+from alertd.local.region import CENTRE_LAT, CENTRE_LON
 from alertd.store import queries
 from alertd.store.db import connect
 
@@ -59,31 +56,6 @@ def responders_csv(path: Path, n: int, spread_lat: float, spread_lon: float, see
             lon = CENTRE_LON + rng.uniform(-spread_lon / 2, spread_lon / 2)
             out.writerow([f"r-{i:05d}", kind, f"Responder {i}", f"{lat:.6f}", f"{lon:.6f}", f"+7701{i:07d}",
                           f"district-{int(lat)}-{int(lon)}"])
-
-
-async def enrol(dsn: str, settings, people: int, seed: int) -> list[str]:
-    """`people` people with one phone and one app device each (the enrolment statements, pipelined); tokens."""
-    rng = random.Random(seed)
-    now = SystemClock().now()
-    rows = []
-    for i in range(people):
-        rows.append((new_id("P-"), new_id("D-", 10), f"+7706{i:07d}", CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
-                     CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON)))
-    conn = await connect(dsn)
-    try:
-        async with conn.transaction():
-            await conn.executemany(queries.insert_person,
-                                   [(p, None, None, lat, lon, 30.0, None, False, None) for p, _, _, lat, lon in rows])
-            await conn.executemany(queries.insert_person_phone, [(phone, p) for p, _, phone, _, _ in rows])
-            await conn.executemany(queries.insert_device, [(d, p, "phone", now) for p, d, _, _, _ in rows])
-        # Only the tables just filled (as autovacuum would have by the time the load comes): an ANALYZE of the
-        # whole database would record the empty alerts, dispatches and outbox as empty, and every connection
-        # would then plan its foreign-key checks on them as scans of a one-page table, kept as they grow.
-        await conn.execute("ANALYZE people, person_phones, devices")
-    finally:
-        await conn.close()
-    return [auth.issue(settings, role="device", sub=d, ttl_s=86400, now=now, person_id=p, device_id=d)
-            for p, d, _, _, _ in rows]
 
 
 async def import_responders(services: benchlib.Services, settings, path: Path) -> dict:
@@ -195,7 +167,7 @@ async def one_run(name: str, n_responders: int, args) -> dict:
         conn = await connect(dsn)
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         t0 = time.monotonic()
-        tokens = await enrol(dsn, settings, args.people, seed=5)
+        tokens = await benchlib.enrol_people(dsn, settings, args.people, seed=5, phone_prefix="+7706")
         paced_n = max(100, args.people // 6)  # the paced phase's own people (its rate may be set by the closed loop)
         closed_file, paced_file = services.workdir / "closed.json", services.workdir / "paced.json"
         closed_file.write_text(json.dumps(tokens[:-paced_n]))

@@ -41,25 +41,31 @@ SELECT 'dispatch', id FROM dispatched;
 
 -- name: find_alerts_by_client_ids
 -- The alerts devices already sent these (device_id, client_alert_id) pairs to: raised, or joined as a repeat.
-SELECT a.device_id, a.client_alert_id, a.id, a.status
+-- One probe of each unique key per pair (LATERAL ... LIMIT 1 cannot be flattened into a join): a plan cached
+-- while alerts was small must not become a scan of every alert as the table grows (bench/sustained.py).
+SELECT u.device_id, u.client_alert_id, s.id, s.status
   FROM unnest($1::text[], $2::text[]) AS u(device_id, client_alert_id)
-  JOIN alerts a ON a.device_id = u.device_id AND a.client_alert_id = u.client_alert_id
-UNION ALL
-SELECT r.device_id, r.client_alert_id, a.id, a.status
-  FROM unnest($1::text[], $2::text[]) AS u(device_id, client_alert_id)
-  JOIN alert_repeats r ON r.device_id = u.device_id AND r.client_alert_id = u.client_alert_id
-  JOIN alerts a ON a.id = r.alert_id;
+ CROSS JOIN LATERAL (
+       (SELECT a.id, a.status FROM alerts a
+         WHERE a.device_id = u.device_id AND a.client_alert_id = u.client_alert_id LIMIT 1)
+       UNION ALL
+       (SELECT a.id, a.status FROM alert_repeats r JOIN alerts a ON a.id = r.alert_id
+         WHERE r.device_id = u.device_id AND r.client_alert_id = u.client_alert_id LIMIT 1)
+       LIMIT 1) AS s;
 
 -- name: lock_people
 -- Lock these people (in id order, so two groups cannot deadlock): one person's alerts are raised one group at a time.
 SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: find_open_alerts_of_people
--- The open alert of each of these people (the newest, should there be several), with what a repeat needs.
-SELECT DISTINCT ON (a.person_id) a.person_id, a.id, a.status
-  FROM alerts a
- WHERE a.person_id = ANY($1::text[]) AND a.status IN ('open', 'unanswered')
- ORDER BY a.person_id, a.created_at DESC;
+-- The open alert of each of these people (the newest, should there be several), with what a repeat needs: one
+-- probe of the open alerts' index per person, whatever the plan cache last heard of the table's size.
+SELECT p.person_id, o.id, o.status
+  FROM unnest($1::text[]) AS p(person_id)
+ CROSS JOIN LATERAL (
+       SELECT a.id, a.status FROM alerts a
+        WHERE a.person_id = p.person_id AND a.status IN ('open', 'unanswered')
+        ORDER BY a.created_at DESC LIMIT 1) AS o;
 
 -- name: insert_repeats
 -- Keep the idempotency key of each repeat ($2 devices, $3 client_alert_ids) with the alert it joined, at $1.

@@ -1,7 +1,8 @@
 -- The timeline, the outbox's writes, refusals and the audit log.
 
 -- name: write_timeline_and_outbox
--- A transaction's timeline events ($2..$8) and outbox messages ($9..$14, due at $1) in one statement, each in the order given; wakes the engines' outbox senders at commit if a message was queued (the events' own trigger tells the consoles). Every message about a drill alert carries "drill": true, whatever path queued it, so every channel marks it.
+-- A transaction's timeline events ($2..$8) and outbox messages ($9..$14, due at $1) in one statement, each in the order given; wakes the engines' outbox senders at commit if a message was queued (the events' own trigger tells the consoles). Every message about a drill alert carries "drill": true, whatever path queued it, so every channel marks it. (The drill flag is read by a subquery per message: an index probe, never a join that
+-- a plan cached while alerts was small would run as a scan of every alert.)
 WITH events AS (
     INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
     SELECT e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.actor, e.data
@@ -11,11 +12,11 @@ WITH events AS (
 ), queued AS (
     INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
     SELECT m.channel, m.recipient, m.template,
-           CASE WHEN a.drill THEN m.payload || '{"drill": true}'::jsonb ELSE m.payload END,
+           CASE WHEN (SELECT a.drill FROM alerts a WHERE a.id = m.alert_id) THEN m.payload || '{"drill": true}'::jsonb
+                ELSE m.payload END,
            m.alert_id, m.dispatch_id, $1, $1
       FROM unnest($9::text[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[], $14::uuid[])
            WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
-      LEFT JOIN alerts a ON a.id = m.alert_id
      ORDER BY m.n
     RETURNING 1
 )
