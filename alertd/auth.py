@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
+from cachetools import TTLCache
 
 from alertd.settings import Settings
 
@@ -108,12 +109,39 @@ def _decode(settings: Settings, token: str, *, leeway: float, **checks: bool) ->
                       issuer=settings.jwt_issuer, options=options, leeway=leeway)
 
 
+@dataclass(frozen=True)
+class _Verified:
+    settings: Settings  # the keys it was checked with (another Settings, another check)
+    principal: Principal
+    at: float  # alertd's clock when it was checked
+    exp: float
+
+
+# Tokens that passed every check, unexpired: a phone sends the same token with each request, and one alert request
+# needs it twice (its device's turn, then the handler). A hit stands only with the same keys, on a clock that has
+# not gone back, before the token's exp; anything else is checked in full again. Failures are never kept.
+_VERIFIED: TTLCache[str, _Verified] = TTLCache(maxsize=20_000, ttl=300)
+
+
 def verify(settings: Settings, token: str, now: datetime, *, allow_expired_device: bool = False) -> Principal:
     """Check a token against alertd's clock `now`; an expired device token passes only with allow_expired_device.
 
     pyjwt's own checks do the work, with their leeway. pyjwt compares with the system clock, so the leeway also
     carries `now`'s offset from it: zero in production, where `now` is the system clock; tests run on a fake clock.
+    A token that passed is remembered until its exp (at most five minutes), so a repeat costs a dictionary lookup.
     """
+    at = now.timestamp()
+    known = _VERIFIED.get(token)
+    if known is not None and known.settings is settings and known.at <= at < known.exp:
+        return known.principal
+    who, exp = _verify(settings, token, now, allow_expired_device=allow_expired_device)
+    if not who.expired and exp is not None and at < exp:
+        _VERIFIED[token] = _Verified(settings, who, at, exp)
+    return who
+
+
+def _verify(settings: Settings, token: str, now: datetime, *,
+            allow_expired_device: bool) -> tuple[Principal, float | None]:
     offset = now.timestamp() - time.time()
     try:
         claims = _decode(settings, token, leeway=offset + LEEWAY_S, verify_iat=True, verify_nbf=True)
@@ -133,8 +161,9 @@ def verify(settings: Settings, token: str, now: datetime, *, allow_expired_devic
         raise TokenError(f"{', '.join(OPTIONAL_TEXT)} must be strings")
     if expired and not (allow_expired_device and role == "device"):
         raise TokenError("token expired")
+    exp = claims["exp"]  # pyjwt checked it is a number (verify_exp)
     return Principal(
         sub=claims["sub"], role=role, responder_id=claims.get("responder_id"),
         person_id=claims.get("person_id"), device_id=claims.get("device_id"), expired=expired,
         region=claims.get("region"), session_id=claims.get("sid"),
-    )
+    ), float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None

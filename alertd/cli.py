@@ -69,6 +69,15 @@ def _explain(exc: BaseException) -> tuple[str, list[str] | None] | None:
     return None
 
 
+def event_loop_factory():
+    """uvloop's event loop where it is installed (every platform but Windows), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     # --json and --debug may come before or after the subcommand
@@ -80,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings.from_env()
         settings.require(*getattr(args, "needs", ("database_url",)))
-        result = asyncio.run(args.handler(args, settings))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            result = runner.run(args.handler(args, settings))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:

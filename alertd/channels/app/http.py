@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from cachetools import TTLCache
 
 from alertd import auth
 from alertd.core import validate
@@ -62,24 +61,17 @@ def to_location(fix: dict, now: datetime) -> Location:
                     fix_time=validate.believed(fix["fix_time"], now))
 
 
-# Tokens whose signature was checked, with the device each names: a flood that repeats one token waits for its
-# turns after one check, not one each (principal() checks every request in full when its turn comes).
-_SIGNED: TTLCache[str, str | None] = TTLCache(maxsize=10_000, ttl=300)
-
-
 def _device_of(request: web.Request) -> str | None:
-    """The device a request's token names, if it is a genuinely signed device token (forged ones queue nowhere)."""
+    """The device a request's token names, if it is a genuinely signed device token (forged ones queue nowhere).
+    auth.verify remembers a token that passed, so the handler's principal() does not check it twice."""
     token = bearer(request)
     if token is None:
         return None
-    if token in _SIGNED:
-        return _SIGNED[token]
     try:
         who = auth.verify(request.app[CTX].settings, token, request.app[CTX].clock.now(), allow_expired_device=True)
     except auth.TokenError:
         return None
-    _SIGNED[token] = who.device_id if who.role == "device" else None
-    return _SIGNED[token]
+    return who.device_id if who.role == "device" else None
 
 
 @routes.post("/v1/alerts")

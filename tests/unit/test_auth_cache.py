@@ -1,0 +1,78 @@
+"""auth.verify remembers a token that passed: only while it would pass again, and never one that failed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from alertd import auth
+from alertd.settings import Settings
+
+SETTINGS = Settings(database_url="postgresql://unused/x", jwt_secret="cache-secret-" + "x" * 40)
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def device_token(settings: Settings = SETTINGS, ttl_s: int = 600, now: datetime = NOW) -> str:
+    return auth.issue(settings, role="device", sub="D-1", ttl_s=ttl_s, now=now, person_id="P-1", device_id="D-1")
+
+
+def checks(monkeypatch) -> list[str]:
+    """Count the full checks (pyjwt decodes) verify makes."""
+    seen: list[str] = []
+    real = auth._verify
+
+    def counting(settings, token, now, **kw):
+        seen.append(token)
+        return real(settings, token, now, **kw)
+
+    monkeypatch.setattr(auth, "_verify", counting)
+    return seen
+
+
+def test_a_token_that_passed_is_checked_once(monkeypatch):
+    seen = checks(monkeypatch)
+    token = device_token()
+    first = auth.verify(SETTINGS, token, NOW)
+    again = auth.verify(SETTINGS, token, NOW + timedelta(seconds=5), allow_expired_device=True)
+    assert again == first and again.device_id == "D-1" and not again.expired
+    assert seen == [token]
+
+
+def test_at_its_exp_it_is_checked_again_and_refused(monkeypatch):
+    seen = checks(monkeypatch)
+    token = device_token(ttl_s=60)
+    auth.verify(SETTINGS, token, NOW)
+    with pytest.raises(auth.TokenError, match="expired"):
+        auth.verify(SETTINGS, token, NOW + timedelta(seconds=60))
+    stale = auth.verify(SETTINGS, token, NOW + timedelta(seconds=61), allow_expired_device=True)
+    assert stale.expired
+    assert len(seen) == 3  # an expired token is never remembered
+
+
+def test_other_keys_or_a_clock_gone_back_check_it_again(monkeypatch):
+    seen = checks(monkeypatch)
+    token = device_token()
+    auth.verify(SETTINGS, token, NOW)
+    rotated = SETTINGS.replace(jwt_secret="another-secret-" + "y" * 40)
+    with pytest.raises(auth.TokenError):
+        auth.verify(rotated, token, NOW)
+    with pytest.raises(auth.TokenError):  # iat is now 40 s ahead of the clock: past the leeway
+        auth.verify(SETTINGS, token, NOW - timedelta(seconds=auth.LEEWAY_S + 10))
+    assert len(seen) == 3
+
+
+def test_a_forged_token_is_never_remembered(monkeypatch):
+    seen = checks(monkeypatch)
+    token = device_token()
+    header, body, signature = token.split(".")
+    forged = f"{header}.{body}.{signature[:-4]}AAAA"
+    for _ in range(2):
+        with pytest.raises(auth.TokenError):
+            auth.verify(SETTINGS, forged, NOW)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    unsigned = jwt.encode({**claims, "role": "admin"}, "not-the-secret-" + "z" * 40, algorithm="HS256")
+    with pytest.raises(auth.TokenError):
+        auth.verify(SETTINGS, unsigned, NOW)
+    assert seen == [forged, forged, unsigned]
