@@ -142,7 +142,12 @@ async def connect_primary(dsn: str, *, timeout: float = CONNECT_TIMEOUT_S, **kwa
 
     asyncpg tries a multi-host URL's hosts one after the other within one timeout (60 s by default): a machine
     that is powered off drops packets instead of refusing, so with it first in the list every connection would
-    wait on it until the timeout and never reach the new primary."""
+    wait on it until the timeout and never reach the new primary.
+
+    JIT compilation is off for alertd's sessions: its statements are short, and a plan whose estimate crosses
+    jit_above_cost (a table grown faster than its statistics) spent 650-870 ms compiling a 3-row read
+    (docs/benchmarks.md)."""
+    kwargs["server_settings"] = {"jit": "off", **(kwargs.get("server_settings") or {})}
     urls = host_urls(dsn)
     if len(urls) == 1:
         return notice_dead_peer(await asyncpg.connect(dsn, timeout=timeout, **kwargs))

@@ -95,3 +95,22 @@ def test_every_query_is_named_verb_noun_and_run_by_its_owner_or_a_higher_layer()
             if layers[_package(f)[0]] <= layers[owner_package[0]]:
                 strays.append(f"{name}: owned by {'/'.join(owner_package)}, run by {f.relative_to(ALERTD)}")
     assert strays == []
+
+
+async def test_alertd_sessions_never_jit_compile(settings):
+    """A plan estimated past jit_above_cost (a table grown faster than its statistics) spent most of a second
+    compiling a three-row read: every connection alertd opens, pooled or not, has JIT off."""
+    from alertd.store.db import connect, create_pool
+
+    pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW jit") == "off"
+    finally:
+        await pool.close()
+    conn = await connect(settings.database_url)
+    try:
+        assert await conn.fetchval("SHOW jit") == "off"
+        assert await conn.fetchval("SELECT boot_val FROM pg_settings WHERE name = 'jit'") == "on"  # the server's own
+    finally:
+        await conn.close()

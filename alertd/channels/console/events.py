@@ -93,7 +93,8 @@ class Hub:
             await asyncio.wait_for(ping(conn), self.PROBE_TIMEOUT_S)
 
     def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
-        self._inbox.put_nowait(json.loads(payload))
+        if self.subscribers:  # with no console connected here, there is no one to route it to
+            self._inbox.put_nowait(json.loads(payload))
 
     async def _consume(self) -> None:
         """Route notifications one at a time, so every console sees changes in the order they were made."""

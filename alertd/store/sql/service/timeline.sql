@@ -1,8 +1,14 @@
 -- The timeline, the outbox's writes, refusals and the audit log.
 
 -- name: write_timeline_and_outbox
--- A transaction's timeline events ($2..$8) and outbox messages ($9..$14, due at $1) in one statement, each in the order given; wakes the engines' outbox senders at commit if a message was queued (the events' own trigger tells the consoles). Every message about a drill alert carries "drill": true, whatever path queued it, so every channel marks it. (The drill flag is read by a subquery per message: an index probe, never a join that
--- a plan cached while alerts was small would run as a scan of every alert.)
+-- A transaction's timeline events ($2..$8) and outbox messages ($9..$14, due at $1) in one statement, each in the
+-- order given (the events' own trigger tells the consoles). Every message about a drill alert carries
+-- "drill": true, whatever path queued it, so every channel marks it (read by a subquery per message: an index
+-- probe, never a join that a plan cached while alerts was small would run as a scan of every alert).
+-- A console message is delivered by this transaction's commit: NOTIFY is transactional, so the consoles hear it
+-- at commit, exactly when the engine could first have sent it, and never for a transaction rolled back. It is
+-- recorded as sent (the outbox stays the record of what each responder was told) and costs no claim. Any other
+-- message waits for the engine's outbox sender, woken at commit.
 WITH events AS (
     INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
     SELECT e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.actor, e.data
@@ -10,17 +16,26 @@ WITH events AS (
            WITH ORDINALITY AS e(alert_id, at, type, dispatch_id, responder_id, actor, data, n)
      ORDER BY e.n
 ), queued AS (
-    INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at)
+    INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at,
+                        status, sent_at, attempts)
     SELECT m.channel, m.recipient, m.template,
            CASE WHEN (SELECT a.drill FROM alerts a WHERE a.id = m.alert_id) THEN m.payload || '{"drill": true}'::jsonb
                 ELSE m.payload END,
-           m.alert_id, m.dispatch_id, $1, $1
+           m.alert_id, m.dispatch_id, $1::timestamptz, $1::timestamptz,
+           CASE WHEN m.channel = 'console' THEN 'sent' ELSE 'pending' END,
+           CASE WHEN m.channel = 'console' THEN $1::timestamptz END,
+           CASE WHEN m.channel = 'console' THEN 1 ELSE 0 END
       FROM unnest($9::text[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[], $14::uuid[])
            WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
      ORDER BY m.n
-    RETURNING 1
+    RETURNING id, channel, recipient, template, payload, alert_id, dispatch_id
 )
-SELECT pg_notify('alertd_wake', 'outbox') FROM (SELECT 1 FROM queued LIMIT 1) AS any_queued;
+SELECT pg_notify('alertd_events', json_build_object(
+           'type', 'notification', 'recipient', c.recipient, 'template', c.template, 'alert_id', c.alert_id,
+           'dispatch_id', c.dispatch_id, 'payload', c.payload)::text)
+  FROM (SELECT * FROM queued WHERE channel = 'console' ORDER BY id) AS c
+UNION ALL
+SELECT pg_notify('alertd_wake', 'outbox') FROM (SELECT 1 FROM queued WHERE channel <> 'console' LIMIT 1) AS others;
 
 -- name: open_refusal_episode
 -- The episode of refusals of kind $2 from source $3 at $1: a new one (with a new event id) if none began in the last minute. Its row lock serialises refusals of one source and kind; `new` says whether to record the event.
