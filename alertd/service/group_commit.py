@@ -13,6 +13,11 @@ work of a key already being committed waits, parked, for that commit and then go
 instead of taking a committer only to wait there for the first group's row locks. A flood from one device so
 fills one committer's groups, at most one at a time, while the others commit everyone else's work.
 
+With `coalesce_s`, work parked behind its key's commit waits that much longer before it queues again, so the
+rest of a flood joins it: a stuck button or a looping app sends hundreds of repeats a second, and each commit of
+a few costs nearly what a commit of many does. A sender with nothing parked is never delayed: only work that
+arrived while her earlier work was committing (in intake, a repeat of the alert that commit raised) waits.
+
 Used for app alerts (`intake.raise_group`) and button messages (`buttons.receive_group`).
 """
 
@@ -29,6 +34,9 @@ import asyncpg
 from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.intake")
+# How long one sender's work that queued behind her own commit waits for the rest of a flood to join it: short
+# against a phone's or a button's retry, long against a commit (5-20 ms), so a flood commits a few dozen at a time.
+COALESCE_S = 0.05
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -36,18 +44,20 @@ R = TypeVar("R")
 class GroupCommit(Generic[T, R]):
     def __init__(self, pool: asyncpg.Pool, work: Callable[[asyncpg.Connection, list[T]], Awaitable[list[R]]], *,
                  name: str, order: Callable[[T], Any] | None = None, key: Callable[[T], Hashable] | None = None,
-                 max_group: int = 64, committers: int = 4,
+                 max_group: int = 64, committers: int = 4, coalesce_s: float = 0.0,
                  observe: Callable[[int, list[float], float], None] | None = None) -> None:
         """`work(conn, items)` does a group's work in the transaction and returns one answer per item, in order.
         `order` sorts a group first (one order for every group: two groups that lock the same rows take their
         locks in the same order and cannot deadlock). `observe(size, waits, commit_s)` hears of each group
         committed: its size, how long each item waited for a committer, and how long the commit took. `key`
-        names whose work an item is: items of a key being committed wait for that commit (see the module)."""
+        names whose work an item is: items of a key being committed wait for that commit, and `coalesce_s` more
+        (see the module)."""
         self.pool, self.work, self.name, self.order, self.key = pool, work, name, order, key
         self.in_flight: set[Hashable] = set()
         self.parked: dict[Hashable, list[tuple[T, asyncio.Future, float]]] = {}
         self.max_group = max_group
         self.committers = committers
+        self.coalesce_s = coalesce_s
         self.observe = observe
         self.queue: asyncio.Queue[tuple[T, asyncio.Future, float]] = asyncio.Queue()
         self.tasks: list[asyncio.Task] = []
@@ -110,12 +120,19 @@ class GroupCommit(Generic[T, R]):
             keys.add(key)
 
     def _release(self, keys: set[Hashable]) -> None:
-        """The keys' commit is over: their parked items queue again (before anything of theirs that comes later)."""
-        self.in_flight -= keys
+        """The keys' commit is over: their parked items queue again (before anything of theirs that comes later),
+        after `coalesce_s` for a key that has any (the key stays held meanwhile, so more of its work parks)."""
         for key in keys:
-            for entry in self.parked.pop(key, []):
-                self.queue.put_nowait(entry)
-                self.queue.task_done()  # it was counted when first queued
+            if self.coalesce_s > 0 and key in self.parked:
+                asyncio.get_running_loop().call_later(self.coalesce_s, self._requeue, key)
+            else:
+                self._requeue(key)
+
+    def _requeue(self, key: Hashable) -> None:
+        self.in_flight.discard(key)
+        for entry in self.parked.pop(key, []):
+            self.queue.put_nowait(entry)
+            self.queue.task_done()  # it was counted when first queued
 
     async def _commit(self, group: list[tuple[T, asyncio.Future, float]]) -> None:
         if (order := self.order) is not None:

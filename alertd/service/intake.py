@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -14,7 +14,7 @@ from alertd.context import Context
 from alertd.core.location import best_location, moved_enough
 from alertd.core.model import KINDS, Conflict, Location, NotFound, Responder, Unauthorized
 from alertd.service import dispatching, repeats
-from alertd.service.group_commit import GroupCommit
+from alertd.service.group_commit import COALESCE_S, GroupCommit
 from alertd.service.timeline import Batch, security_event
 from alertd.store import queries
 
@@ -22,7 +22,9 @@ from alertd.store import queries
 @dataclass(frozen=True)
 class Raised:
     """What became of one alert sent in: `made` is `created`, `joined` (a repeat of her open alert) or
-    `duplicate` (its device sent this client_alert_id before); `alert_id` is the alert that stands for it."""
+    `duplicate` (its device sent this client_alert_id before); `alert_id` is the alert that stands for it. Or
+    `refused`, with no alert: its device was left to intake to check (`device_checked=False`) and is not a live
+    device of hers."""
 
     alert_id: str
     status: str
@@ -47,6 +49,7 @@ class NewAlert:
     stale_token: bool = False
     verified: bool = True
     details: Mapping[str, Any] = field(default_factory=dict)
+    device_checked: bool = True  # False: check in the group's transaction that device_id is hers and not revoked
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -60,7 +63,7 @@ def group_committer(pool: asyncpg.Pool, ctx: Context, **options: Any) -> GroupCo
     """App alerts committed in groups under load, each answered after its own group's commit."""
     return GroupCommit(pool, lambda conn, news: raise_group(conn, ctx, news), name="intake",
                        order=lambda n: (n.device_id or "", n.client_alert_id or ""), key=lambda n: n.person_id,
-                       **options)
+                       **{"coalesce_s": COALESCE_S, **options})
 
 
 async def raise_group(conn: asyncpg.Connection, ctx: Context, news: list[NewAlert]) -> list[Raised]:
@@ -90,6 +93,15 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     """
     if any(n.person_id is None for n in news):
         raise ValueError("an alert from a channel has a person (a drill's: create_drill_alert)")
+    if unchecked := [n for n in news if not n.device_checked]:
+        rows = await conn.fetch(queries.find_live_devices, [n.device_id for n in unchecked])
+        live = {(r["id"], r["person_id"]) for r in rows}
+        refused = [not n.device_checked and (n.device_id, n.person_id) not in live for n in news]
+        news = [replace(n, device_checked=True) for n in news]
+        if any(refused):
+            kept = [n for n, r in zip(news, refused, strict=True) if not r]
+            answers = iter(await create_alerts(conn, ctx, now, kept) if kept else [])
+            return [Raised("", "", "refused") if r else next(answers) for r in refused]
     people = sorted({n.person_id for n in news if n.person_id is not None})
     await conn.execute(queries.lock_people, people)
     sent = {}

@@ -61,6 +61,12 @@ async def _refuse(request: web.Request, kind: str, status: int, code: str, messa
     return ApiError(status, code, message)
 
 
+async def refuse_device(request: web.Request, who: auth.Principal) -> ApiError:
+    """Record and refuse a signed token whose device is not enrolled (revoked, or never this person's)."""
+    return await _refuse(request, "revoked_device", 401, "unauthorized", "device is not enrolled",
+                         device_id=who.device_id)
+
+
 def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -68,9 +74,12 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
-async def principal(request: web.Request, *roles: str, allow_expired_device: bool = False) -> auth.Principal:
+async def principal(request: web.Request, *roles: str, allow_expired_device: bool = False,
+                    device_checked_later: bool = False) -> auth.Principal:
     """The verified caller, or 401 (no or bad token) / 403 (wrong role). Only where `allow_expired_device` says so
-    does an expired device token pass (flagged `expired`): raising her alert, and finishing what it started."""
+    does an expired device token pass (flagged `expired`): raising her alert, and finishing what it started.
+    `device_checked_later`: the caller checks the device is enrolled and live in its own transaction (intake does,
+    for a whole group of alerts in one statement) and refuses it with `refuse_device`."""
     ctx = request.app[CTX]
     token = bearer(request)
     if not token:
@@ -87,12 +96,11 @@ async def principal(request: web.Request, *roles: str, allow_expired_device: boo
             live = await conn.fetchrow(queries.get_live_officer_session, _uuid_or_none(who.session_id), ctx.clock.now())
         if live is None:
             raise await _refuse(request, "ended_session", 401, "unauthorized", "the session has ended; sign in again")
-    if who.role == "device":
+    if who.role == "device" and not device_checked_later:
         async with request.app[POOL].acquire() as conn:
             device = await conn.fetchrow(queries.get_device_for_token, who.device)
         if device is None or device["revoked_at"] is not None or device["person_id"] != who.person_id:
-            raise await _refuse(request, "revoked_device", 401, "unauthorized", "device is not enrolled",
-                                device_id=who.device_id)
+            raise await refuse_device(request, who)
         if limited(request):  # a device's own budget, beside its address's (her alerts spend neither)
             await spend(request, request.app[BUDGETS].device, who.device, "device")
     return who

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -228,3 +229,54 @@ async def test_one_senders_work_is_in_one_group_at_a_time_the_rest_flows_past_it
     hers = [g.count("her") for g in groups if "her" in g]
     assert sum(hers) == 24 and max(hers) > 1  # her parked items went together into later groups
     assert committer.parked == {} and committer.in_flight == set()
+
+
+async def test_a_flood_waits_to_commit_together_and_nobody_else_waits(pool):
+    """coalesce_s: what queued behind one sender's own commit waits for the rest of her flood to join it (one
+    group of many instead of many of a few); a sender with nothing parked is committed at once."""
+    groups: list[tuple[float, list[str]]] = []
+    loop = asyncio.get_running_loop()
+
+    async def work(conn, items):
+        groups.append((loop.time(), [key for key, _ in items]))
+        await asyncio.sleep(0.01)  # a commit's round trips, while her next items arrive
+        return [f"{key}:{n}" for key, n in items]
+
+    committer = GroupCommit(pool, work, name="test", key=lambda item: item[0], max_group=64, committers=2,
+                            coalesce_s=0.3)
+    committer.start()
+    try:
+        first = asyncio.ensure_future(committer.submit(("her", 0)))
+        await asyncio.sleep(0.005)  # her first item is committing
+        flood = []
+        for n in range(1, 31):  # the rest of her flood, one every 5 ms (without coalescing: groups of one or two)
+            flood.append(asyncio.ensure_future(committer.submit(("her", n))))
+            await asyncio.sleep(0.005)
+        t_other = loop.time()  # someone else comes while her flood waits
+        assert await asyncio.wait_for(committer.submit(("other", 0)), 1) == "other:0"
+        assert loop.time() - t_other < 0.1  # not held back by her flood
+        answers = await asyncio.wait_for(asyncio.gather(first, *flood), 2)
+    finally:
+        await committer.stop()
+    assert answers == [f"her:{n}" for n in range(31)]
+    hers = [(at, keys) for at, keys in groups if "her" in keys]
+    assert [len(keys) for _, keys in hers] == [1, 30]  # the flood committed as one group
+    assert hers[1][0] - hers[0][0] >= 0.3  # after waiting coalesce_s past her first commit
+    assert committer.parked == {} and committer.in_flight == set()
+
+
+async def test_a_revoked_or_foreign_device_is_refused_in_the_group_and_the_rest_commits(pool, settings, clock, db):
+    """The app's alerts leave their device to intake to check: in the group's transaction, one statement for all."""
+    await seed_responders(db)
+    live, revoked, other = [await enrol(db, clock.now()) for _ in range(3)]
+    await db.execute("UPDATE devices SET revoked_at = $2 WHERE id = $1", revoked.device_id, clock.now())
+    unchecked = [replace(_alert(p, f"d-{i}", 1, clock), device_checked=False) for i, p in enumerate([live, revoked])]
+    foreign = replace(_alert(other, "d-x", 1, clock), device_id=live.device_id, device_checked=False)
+    groups = []
+    committer = group_committer(pool, Context(settings, clock), committers=1,
+                                observe=lambda size, waits, seconds: groups.append(size))
+    answers = await all_at_once(committer, [*unchecked, foreign])
+
+    assert groups == [3]
+    assert [a.made for a in answers] == ["created", "refused", "refused"]
+    assert await db.fetchval("SELECT array_agg(person_id) FROM alerts") == [live.person_id]

@@ -53,6 +53,11 @@ SELECT u.device_id, u.client_alert_id, s.id, s.status
          WHERE r.device_id = u.device_id AND r.client_alert_id = u.client_alert_id LIMIT 1)
        LIMIT 1) AS s;
 
+-- name: find_live_devices
+-- Which of these devices are enrolled and not revoked, with their person (an app alert's device is checked in the
+-- transaction that raises it).
+SELECT d.id, d.person_id FROM devices d WHERE d.id = ANY($1::text[]) AND d.revoked_at IS NULL;
+
 -- name: lock_people
 -- Lock these people (in id order, so two groups cannot deadlock): one person's alerts are raised one group at a time.
 SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE;
