@@ -80,7 +80,7 @@ class Settings:
     budget_source_burst: int = 200  # a console's page load and a phone's queued fixes fit many times over
     budget_device_rate: float = 1.0  # per phone device: fixes every few seconds and a PIN now and then
     budget_device_burst: int = 30
-    device_alerts_at_once: int = 16  # one device's alerts in progress at once; more wait their turn (never refused)
+    device_alerts_at_once: int = 64  # one device's alerts in progress at once; more wait their turn (never refused)
     log_level: str = "INFO"
     data_dir: str = ".alertd"
     twilio_account_sid: str = ""
