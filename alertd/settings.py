@@ -51,6 +51,9 @@ class Settings:
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Several `alertd serve` on one host share the port (SO_REUSEPORT: the kernel spreads new connections among
+    # them): for a host with more cores than one process and PostgreSQL use (docs/operations.md)
+    http_reuse_port: bool = False
     public_url: str = "http://127.0.0.1:8080"
     jwt_secret: str = _secret()
     jwt_keys_file: str = ""  # signing keys with key ids (alertd keys rotate); empty: ALERTD_JWT_SECRET alone

@@ -112,13 +112,16 @@ async def drive_measured(services: benchlib.Services, server, dsn: str, table: s
         finally:
             await conn.close()
 
-    before = (benchlib.cpu_seconds(server.pid), benchlib.postgres_cpu_seconds(services.pg), await rows(),
-              time.time())
+    servers = server if isinstance(server, list) else [server]
+
+    def server_cpu() -> float:
+        return sum(benchlib.cpu_seconds(s.pid) for s in servers)
+
+    before = (server_cpu(), benchlib.postgres_cpu_seconds(services.pg), await rows(), time.time())
     result = await drive(url, tokens_file, args, settle)
     if drained is not None:
         await drained()
-    after = (benchlib.cpu_seconds(server.pid), benchlib.postgres_cpu_seconds(services.pg), await rows(),
-             time.time())
+    after = (server_cpu(), benchlib.postgres_cpu_seconds(services.pg), await rows(), time.time())
     committed_rows = max(1, after[2] - before[2])
     return result, {"server_s": after[0] - before[0], "postgres_s": after[1] - before[1], "rows": committed_rows,
                     "wall_s": after[3] - before[3],
@@ -158,6 +161,8 @@ def row(name: str, result: dict) -> str:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=1,
+                        help="`alertd serve` processes sharing the port (ALERTD_HTTP_REUSE_PORT)")
     parser.add_argument("--runs", type=int, default=5, help="open-loop runs of alertd, back to back (p99 spread)")
     parser.add_argument("--people", type=int, default=45000,
                         help="enrolled phones, one per request (the open loop takes what its rate needs, the closed "
@@ -192,7 +197,8 @@ async def main() -> int:
         tokens_file = (open_files, str(services.workdir / "closed.json"))
         Path(tokens_file[1]).write_text(json.dumps(tokens[opening:]))
         print(f"alert intake: {benchlib.machine()}; PostgreSQL {'fsync off' if args.no_durable else 'durable'}; "
-              f"{args.people} enrolled phones, {len(responders())} responders (demo region)")
+              f"{args.people} enrolled phones, {len(responders())} responders (demo region); "
+              f"{args.processes} alertd serve process(es)")
 
         port = free_port()
         server = services.spawn([benchlib.PYTHON, BASELINE, "--dsn", baseline_dsn, "--port", str(port)],
@@ -207,7 +213,9 @@ async def main() -> int:
                                               nothing_to_settle)
         benchlib.stop_child(server)
 
-        service = services.serve(settings)
+        if args.processes > 1:
+            settings = settings.replace(http_reuse_port=True)
+        service = [services.serve(settings, log_name=f"alertd-{i}.log") for i in range(args.processes)]
         settled = {}
         base_url = f"http://127.0.0.1:{settings.http_port}"
         groups = [await group_commits(base_url)]
@@ -223,7 +231,8 @@ async def main() -> int:
                                            args, outbox_settles, drained=lambda: outbox_drained(dsn, args.drain))
         groups.append(await group_commits(base_url))
         check = await committed(dsn, alertd["closed"]["alert_ids"] + alertd["open"]["alert_ids"], args.drain)
-        benchlib.stop_child(service)
+        for child in service:
+            benchlib.stop_child(child)
 
     print(f"\n{'':22} {'closed loop, ' + str(args.concurrency) + ' connections':^24}   "
           f"{'open loop, ' + str(int(args.rate)) + '/s Poisson':^31}")

@@ -204,7 +204,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None, on_ready=
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=settings.http_reuse_port or None)
     await site.start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

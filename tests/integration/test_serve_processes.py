@@ -33,6 +33,13 @@ def _not_routine(log: str) -> str:
     return "\n".join(unusual[-60:]) + "\n...\n" + "\n".join(lines[-5:])
 
 
+def _listeners(port: int) -> int:
+    """Sockets listening on 127.0.0.1:port (from /proc/net/tcp: state 0A is LISTEN)."""
+    wanted = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return sum(1 for line in f.readlines()[1:] if line.split()[1] == wanted and line.split()[3] == "0A")
+
+
 async def _ready(http: aiohttp.ClientSession, port: int, timeout: float = 15) -> bool:
     """Poll /readyz: 200 once the database and the broker both answer."""
     end = time.monotonic() + timeout
@@ -92,3 +99,30 @@ async def test_three_serve_processes_fire_overdue_deadlines_exactly_once(setting
         log = (tmp_path / f"serve-{port}.log").read_text()
         assert p.returncode == 0, _not_routine(log)
         assert "+7701" not in log  # no survivor phone number in the logs
+
+
+async def test_serve_processes_share_one_port_with_reuse_port(settings, db, tmp_path):
+    """ALERTD_HTTP_REUSE_PORT: a second `alertd serve` on the same port listens beside the first; without it, the
+    port is taken and the process exits."""
+    port = free_port()
+    shared = settings.replace(http_reuse_port=True)
+    procs = [_spawn(shared, port, tmp_path)]
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, wait_port, port, 20)
+        procs.append(_spawn(shared, port, tmp_path))
+        async with aiohttp.ClientSession() as http:
+            assert await _ready(http, port)
+            deadline = time.monotonic() + 20
+            listening = 0
+            while listening < 2 and time.monotonic() < deadline and all(p.poll() is None for p in procs):
+                listening = _listeners(port)
+                await asyncio.sleep(0.1)
+        assert all(p.poll() is None for p in procs), "a process sharing the port exited"
+        assert listening == 2
+        taken = _spawn(settings, port, tmp_path)  # no reuse_port: the port is taken
+        assert taken.wait(timeout=20) != 0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=20)
