@@ -117,10 +117,12 @@ class _Verified:
     exp: float
 
 
-# Tokens that passed every check, unexpired: a phone sends the same token with each request, and one alert request
-# needs it twice (its device's turn, then the handler). A hit stands only with the same keys, on a clock that has
-# not gone back, before the token's exp; anything else is checked in full again. Failures are never kept.
-_VERIFIED: TTLCache[str, _Verified] = TTLCache(maxsize=20_000, ttl=300)
+# Tokens that passed every check, unexpired: one alert request needs its token twice (its device's turn, then the
+# handler), and a flooding device sends one token hundreds of times a second. A hit stands only with the same keys,
+# on a clock that has not gone back, before the token's exp; anything else is checked in full again. Failures are
+# never kept. Small on purpose: every entry is objects the garbage collector walks on each full collection (20,000
+# entries made its pauses reach 100-200 ms under load; docs/benchmarks.md).
+_VERIFIED: TTLCache[str, _Verified] = TTLCache(maxsize=2_048, ttl=60)
 
 
 def verify(settings: Settings, token: str, now: datetime, *, allow_expired_device: bool = False) -> Principal:
@@ -128,7 +130,7 @@ def verify(settings: Settings, token: str, now: datetime, *, allow_expired_devic
 
     pyjwt's own checks do the work, with their leeway. pyjwt compares with the system clock, so the leeway also
     carries `now`'s offset from it: zero in production, where `now` is the system clock; tests run on a fake clock.
-    A token that passed is remembered until its exp (at most five minutes), so a repeat costs a dictionary lookup.
+    A token that passed is remembered until its exp (at most a minute), so a repeat costs a dictionary lookup.
     """
     at = now.timestamp()
     known = _VERIFIED.get(token)
