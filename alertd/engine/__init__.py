@@ -32,10 +32,6 @@ class Module(Protocol):
 class Engine:
     # Wake-ups that arrive this close together are served by one cycle (a burst of alerts, one outbox pass).
     DEBOUNCE_S = 0.005
-    # A wake-up for the outbox alone waits this long for more: under a steady stream of alerts (200/s commit one or
-    # two at a time) each commit's wake-up would otherwise cost a claim and a mark of its own few messages. An SMS
-    # or a unit's terminal message leaves 25 ms later; the consoles hear of a dispatch at its commit.
-    OUTBOX_GATHER_S = 0.025
     # While a newer release runs a module, this instance says so in its log at least this often.
     STOOD_DOWN_LOG_S = 60.0
 
@@ -164,7 +160,7 @@ class Engine:
                 if timeout > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout)
-                        await asyncio.sleep(self.OUTBOX_GATHER_S if self._woken == {"outbox"} else self.DEBOUNCE_S)
+                        await asyncio.sleep(self.DEBOUNCE_S)
         finally:
             if self._listener is not None:
                 with contextlib.suppress(Exception):
