@@ -25,6 +25,7 @@ from alertd.engine import Engine, Module
 from alertd.engine.deadlines import Deadlines
 from alertd.engine.outbox import Outbox
 from alertd.engine.retention import Retention
+from alertd.engine.statistics import FirstStatistics
 from alertd.engine.supervision import Supervision
 from alertd.engine.timers import Timers
 from alertd.http import server
@@ -101,7 +102,8 @@ async def _engine(app: web.Application):
 
     deadlines = Deadlines(ctx, observe=observe)
     timers = Timers(ctx, observe=lambda lateness: metrics.timer_lateness.observe(max(0.0, lateness)))
-    modules: list[Module] = [deadlines, timers, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx)]
+    modules: list[Module] = [deadlines, timers, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx),
+                             FirstStatistics(ctx)]
     engine = Engine(app[POOL], ctx, modules, ctx.settings.database_url)
     app[ENGINE] = engine
     task = None

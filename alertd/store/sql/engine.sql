@@ -235,3 +235,13 @@ SELECT min(due_at) FROM timers WHERE status = 'running';
 -- name: set_timer_alert
 -- The alert timer $1 raised.
 UPDATE timers SET alert_id = $2 WHERE id = $1;
+
+-- name: find_unanalyzed_alert_tables
+-- The alert tables holding at least $1 rows that were never analyzed (by anyone: autovacuum or by hand).
+SELECT relname FROM pg_stat_user_tables
+ WHERE relname = ANY (ARRAY['alerts', 'dispatches', 'alert_events', 'location_fixes', 'alert_repeats'])
+   AND last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup + n_dead_tup >= $1;
+
+-- name: update_alert_statistics
+-- Statistics for the tables every alert's reads go through by alert id.
+ANALYZE alerts, dispatches, alert_events, location_fixes, alert_repeats;

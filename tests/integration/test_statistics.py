@@ -1,0 +1,47 @@
+"""First statistics: alert tables that grew from empty faster than autovacuum's rounds are analyzed once they
+hold enough rows, so reads by alert id stop being planned as reads of every row."""
+
+from __future__ import annotations
+
+from alertd.context import Context
+from alertd.core.model import Location
+from alertd.engine.statistics import FirstStatistics
+from alertd.service import intake
+from alertd.store.db import create_pool
+from tests.helpers import enrol, offset, seed_responders
+
+
+async def test_alert_tables_without_statistics_are_analyzed_once_they_have_rows(settings, clock, db):
+    await seed_responders(db)
+    await db.execute("SET plan_cache_mode = force_custom_plan")
+    ctx = Context(settings, clock)
+    pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        module = FirstStatistics(ctx, min_rows=50, sweep_s=0)
+        for i in range(80):  # 80 alerts, 240 dispatches: from empty, no statistics yet
+            person = await enrol(db, clock.now())
+            async with pool.acquire() as conn, conn.transaction():
+                await intake.raise_group(conn, ctx, [intake.NewAlert(
+                    person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"s{i}",
+                    triggered_at=clock.now(), location=Location(*offset(i % 9), 30.0, "gps", clock.now()))])
+        await db.execute("SELECT pg_stat_force_next_flush()")
+        assert await db.fetchval("SELECT count(*) FROM pg_stats WHERE tablename = 'dispatches'") == 0
+        assert await module.process_due(pool, clock.now()) == 0
+        assert module.analyzed == 1
+        n_distinct = await db.fetchval("SELECT n_distinct FROM pg_stats WHERE tablename = 'dispatches' "
+                                       "AND attname = 'alert_id'")
+        assert n_distinct is not None and n_distinct < 0  # a share of the table: it holds as the table grows
+        estimate = await db.fetchval("SELECT n_distinct FROM pg_stats WHERE tablename = 'alert_events' "
+                                     "AND attname = 'alert_id'")
+        assert estimate is not None  # every alert table, in one go
+        # analyzed now: the next sweeps do nothing
+        assert await module.process_due(pool, clock.now()) == 0
+        assert module.analyzed == 1
+    finally:
+        await pool.close()
+
+
+async def test_the_engine_runs_it(app_client):
+    from alertd.web.keys import ENGINE
+
+    assert "statistics" in {module.name for module in app_client.app[ENGINE].modules}
