@@ -140,9 +140,11 @@ async def test_security_events_and_audit_log_go_after_the_audit_period(app_clien
     await _retention(app_client, clock)
     assert await db.fetchval("SELECT count(*) FROM security_events") == 1
     assert await db.fetchval("SELECT count(*) FROM audit_log") == 1
+    assert await db.fetchval("SELECT count(*) FROM security_episodes") == 1
     clock.set(start + timedelta(days=settings.retention_audit_days))
-    assert await _retention(app_client, clock) == 2
+    assert await _retention(app_client, clock) == 3  # the event, its refusal episode, the audit entry
     assert await db.fetchval("SELECT count(*) FROM security_events") == 0
+    assert await db.fetchval("SELECT count(*) FROM security_episodes") == 0
     assert await db.fetchval("SELECT count(*) FROM audit_log") == 0
 
 
@@ -179,6 +181,9 @@ async def test_purge_command_dry_run_then_real(cli_env, capsys, db):
     code, out = await run(capsys, "purge")
     assert code == 0 and out["removed"]["security_events_deleted"] == 1
     assert await db.fetchval("SELECT count(*) FROM security_events") == 0
+    # the episode that counted on that event (its source address) goes with it
+    assert out["removed"]["security_episodes_deleted"] == 1
+    assert await db.fetchval("SELECT count(*) FROM security_episodes") == 0
     assert await db.fetchval("SELECT counts->>'security_events_deleted' FROM retention_purges "
                              "WHERE actor = 'cli'") == "1"
 

@@ -171,11 +171,17 @@ WITH fixes AS (
 SELECT (SELECT count(*) FROM fixes) AS timer_fixes_deleted;
 
 -- name: purge_audit
--- Security events, sign-in failures and audit log entries older than the audit period ($1 cutoff, $2 batch).
+-- Security events, refusal episodes (a source address and when it began refusing), sign-in failures and audit log
+-- entries older than the audit period ($1 cutoff, $2 batch).
 WITH security AS (
     DELETE FROM security_events
      WHERE id IN (SELECT id FROM security_events WHERE at <= $1 ORDER BY at LIMIT $2)
     RETURNING id
+), episodes AS (
+    DELETE FROM security_episodes
+     WHERE (kind, source) IN (SELECT kind, source FROM security_episodes WHERE started_at <= $1
+                               ORDER BY started_at LIMIT $2)
+    RETURNING 1
 ), sign_ins AS (
     DELETE FROM sign_in_failures
      WHERE id IN (SELECT id FROM sign_in_failures WHERE at <= $1 ORDER BY at LIMIT $2)
@@ -186,6 +192,7 @@ WITH security AS (
     RETURNING id
 )
 SELECT (SELECT count(*) FROM security) AS security_events_deleted,
+       (SELECT count(*) FROM episodes) AS security_episodes_deleted,
        (SELECT count(*) FROM sign_ins) AS sign_in_failures_deleted,
        (SELECT count(*) FROM audit) AS audit_log_deleted;
 
@@ -201,6 +208,7 @@ SELECT least(
     (SELECT min(coalesce(t.checked_in_at, t.expired_at)) FROM timers t
       WHERE t.status <> 'running' AND EXISTS (SELECT 1 FROM timer_fixes f WHERE f.timer_id = t.id)) + $1::interval,
     (SELECT min(at) FROM security_events) + $2::interval,
+    (SELECT min(started_at) FROM security_episodes) + $2::interval,
     (SELECT min(at) FROM sign_in_failures) + $2::interval,
     (SELECT min(at) FROM audit_log) + $2::interval);
 
