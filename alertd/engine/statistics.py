@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alertd.context import Context
+from alertd.engine import versions
 from alertd.store import queries
 
 
@@ -34,11 +35,12 @@ class FirstStatistics:
         instance may, and two at once do no harm). Returns 0: nothing else waits on it."""
         if self._last_sweep is not None and self._last_sweep <= now < self._last_sweep + self.sweep:
             return 0
-        self._last_sweep = now
-        async with pool.acquire() as conn:
+        async with pool.acquire() as conn, conn.transaction():
+            await versions.hold(conn, self)
             if await conn.fetch(queries.find_unanalyzed_alert_tables, self.min_rows):
                 await conn.execute(queries.update_alert_statistics)
                 self.analyzed += 1
+        self._last_sweep = now
         return 0
 
     async def next_due(self, pool: asyncpg.Pool) -> datetime | None:

@@ -365,3 +365,19 @@ async def test_the_channel_list_is_read_back_even_from_a_list_an_earlier_migrati
                                    "WHERE conrelid = 'alerts'::regclass AND conname = 'alerts_channel_check'")
     for channel in ("app", "sms", "button", "traccar", "timer", "drill"):
         assert f"'{channel}'::text" in definition, definition
+
+
+async def test_migration_0021_gives_back_a_channel_list_that_0017_rewrote_without_drill(db):
+    """A database that applied 0018-0020 before 0017 existed ran 0017 last, and its whole channel list lost 'drill'."""
+    from alertd.store.migrate import MIGRATIONS_DIR
+
+    await db.execute("ALTER TABLE alerts DROP CONSTRAINT alerts_channel_check, ADD CONSTRAINT alerts_channel_check "
+                     "CHECK (channel IN ('app', 'sms', 'button', 'traccar', 'timer'))")  # what 0017 writes
+    await db.execute((MIGRATIONS_DIR / "0021_engine_statistics.sql").read_text())
+    definition = await db.fetchval("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                                   "WHERE conname = 'alerts_channel_check'")
+    for channel in ("app", "sms", "button", "traccar", "timer", "drill"):
+        assert f"'{channel}'" in definition
+    await db.execute((MIGRATIONS_DIR / "0021_engine_statistics.sql").read_text())  # and again: nothing changes
+    assert await db.fetchval("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                             "WHERE conname = 'alerts_channel_check'") == definition

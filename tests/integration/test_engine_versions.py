@@ -48,7 +48,7 @@ async def test_same_version_fires_as_before(app_client, settings, clock, db):
     assert (await engine.run_once())["deadlines"] == 1
     assert await _police_statuses(db) == ["expired", "pending"]
     recorded = {r["module"]: r["version"] for r in await db.fetch("SELECT module, version FROM engine_versions")}
-    assert recorded == {"deadlines": 1, "timers": 1, "supervision": 1, "outbox": 1, "retention": 1}
+    assert recorded == {"deadlines": 1, "timers": 1, "supervision": 1, "outbox": 1, "retention": 1, "statistics": 1}
     assert engine.stood_down == {}
 
 
@@ -108,8 +108,10 @@ async def test_every_module_of_an_old_release_stands_down_and_resumes_on_a_rollb
     pending = await db.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'")
     assert pending > 0
     clock.advance(settings.ack_deadline_police_post)
-    assert await engine.run_once() == {"deadlines": 0, "timers": 0, "supervision": 0, "outbox": 0, "retention": 0}
-    assert engine.stood_down == {"deadlines": 7, "timers": 7, "supervision": 7, "outbox": 7, "retention": 7}
+    assert await engine.run_once() == {"deadlines": 0, "timers": 0, "supervision": 0, "outbox": 0, "retention": 0,
+                                       "statistics": 0}
+    assert engine.stood_down == {"deadlines": 7, "timers": 7, "supervision": 7, "outbox": 7, "retention": 7,
+                                 "statistics": 7}
     assert await db.fetchval("SELECT count(*) FROM outbox WHERE status = 'pending'") == pending  # nothing leased
     assert await _police_statuses(db) == ["pending"]
 
@@ -120,7 +122,7 @@ async def test_every_module_of_an_old_release_stands_down_and_resumes_on_a_rollb
     assert done["deadlines"] == 1 and done["outbox"] > 0
     assert engine.stood_down == {}
     assert sorted(r.fields["module"] for r in caplog.records if r.getMessage().startswith("engine module resumed")) \
-        == ["deadlines", "outbox", "retention", "supervision", "timers"]
+        == ["deadlines", "outbox", "retention", "statistics", "supervision", "timers"]
 
 
 async def _waiting_for_lock(db, pid: int) -> bool:
