@@ -77,10 +77,7 @@ class Engine:
                     continue
                 self._resume(module)
                 done[module.name] += n
-                # Again only after a full batch: a partial one took everything due, and asking once more (a claim
-                # that finds nothing, in a transaction of its own) would double the engine's statements per wake-up
-                # under a steady stream of alerts.
-                if n and n >= getattr(module, "batch", 1):
+                if n:
                     busy.append(module)
             modules = busy
         self.last_cycle_at = time.time()
