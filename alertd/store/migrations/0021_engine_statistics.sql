@@ -1,4 +1,4 @@
--- The engine's `statistics` module (alertd/engine/statistics.py) runs under a version like every module.
+-- Why: the engine's `statistics` module (alertd/engine/statistics.py) runs under a version like every module.
 INSERT INTO engine_versions (module, version, recorded_at) VALUES ('statistics', 1, now()) ON CONFLICT (module) DO NOTHING;
 
 -- Repair: 0017 (timers) writes the alerts' channel list out whole, without 'drill'. It was numbered below 0018-0020,
