@@ -10,13 +10,25 @@ from alertd.service import intake
 from alertd.store.db import create_pool
 from tests.helpers import enrol, offset, seed_responders
 
+TABLES = ("alerts", "dispatches", "alert_events", "location_fixes", "alert_repeats")
+
 
 async def test_alert_tables_without_statistics_are_analyzed_once_they_have_rows(settings, clock, db):
     await seed_responders(db)
-    for table in ("alerts", "dispatches", "alert_events", "location_fixes", "alert_repeats"):
-        # as on a new database: no statistics, never analyzed (earlier tests and autovacuum may have left some)
+    for table in TABLES:
+        # as on a new database before autovacuum's first round: no statistics, never analyzed (earlier tests may
+        # have left some, and the test cluster's autovacuum must not analyze them while this test runs)
+        await db.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         await db.execute(f"DELETE FROM pg_statistic WHERE starelid = '{table}'::regclass")
         await db.execute(f"SELECT pg_stat_reset_single_table_counters('{table}'::regclass)")
+    try:
+        await _first_statistics(settings, clock, db)
+    finally:
+        for table in TABLES:
+            await db.execute(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
+
+
+async def _first_statistics(settings, clock, db):
     ctx = Context(settings, clock)
     pool = await create_pool(settings.database_url, 1, 2)
     try:
