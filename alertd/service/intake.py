@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -93,15 +93,18 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     """
     if any(n.person_id is None for n in news):
         raise ValueError("an alert from a channel has a person (a drill's: create_drill_alert)")
-    if unchecked := [n for n in news if not n.device_checked]:
-        rows = await conn.fetch(queries.find_live_devices, [n.device_id for n in unchecked])
-        live = {(r["id"], r["person_id"]) for r in rows}
-        refused = [not n.device_checked and (n.device_id, n.person_id) not in live for n in news]
-        news = [replace(n, device_checked=True) for n in news]
-        if any(refused):
-            kept = [n for n, r in zip(news, refused, strict=True) if not r]
-            answers = iter(await create_alerts(conn, ctx, now, kept) if kept else [])
-            return [Raised("", "", "refused") if r else next(answers) for r in refused]
+    if not (unchecked := [n for n in news if not n.device_checked]):
+        return await _decide(conn, ctx, now, news)
+    rows = await conn.fetch(queries.find_live_devices, [n.device_id for n in unchecked])
+    live = {(r["id"], r["person_id"]) for r in rows}
+    refused = [not n.device_checked and (n.device_id, n.person_id) not in live for n in news]
+    kept = [n for n, r in zip(news, refused, strict=True) if not r]
+    answers = iter(await _decide(conn, ctx, now, kept) if kept else [])
+    return [Raised("", "", "refused") if r else next(answers) for r in refused]
+
+
+async def _decide(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert]) -> list[Raised]:
+    """create_alerts once every device is known to be hers: duplicate, joined or created, in order."""
     people = sorted({n.person_id for n in news if n.person_id is not None})
     await conn.execute(queries.lock_people, people)
     sent = {}
