@@ -188,8 +188,8 @@ async def _seen_before(conn: asyncpg.Connection, now: datetime, messages: dict[i
                        repeats: list[int], receipts: list[Receipt | None], vias: list[str]) -> None:
     """A press already committed (QoS 1 redelivery, or the firmware retrying) is acknowledged again, once more;
     a press at or below the last seq that raised nothing is a replay."""
-    rows = await conn.fetch(queries.find_alerts_by_client_ids, [messages[i].device_id for i in repeats],
-                            [f"seq:{messages[i].seq}" for i in repeats])
+    rows = await conn.fetch(queries.find_alerts_by_keys_or_people, [messages[i].device_id for i in repeats],
+                            [f"seq:{messages[i].seq}" for i in repeats], [])
     raised = {(r["device_id"], r["client_alert_id"]): r["id"] for r in rows}
     for i, via in zip(repeats, vias, strict=True):
         message = messages[i]

@@ -93,10 +93,10 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     """
     if any(n.person_id is None for n in news):
         raise ValueError("an alert from a channel has a person (a drill's: create_drill_alert)")
-    if not (unchecked := [n for n in news if not n.device_checked]):
-        return await _decide(conn, ctx, now, news)
-    rows = await conn.fetch(queries.find_live_devices, [n.device_id for n in unchecked])
-    live = {(r["id"], r["person_id"]) for r in rows}
+    people = sorted({n.person_id for n in news if n.person_id is not None})
+    unchecked = [n.device_id for n in news if not n.device_checked]
+    rows = await conn.fetch(queries.lock_people_check_devices, people, unchecked)
+    live = {(r["device_id"], r["person_id"]) for r in rows if r["device_id"] is not None}
     refused = [not n.device_checked and (n.device_id, n.person_id) not in live for n in news]
     kept = [n for n, r in zip(news, refused, strict=True) if not r]
     answers = iter(await _decide(conn, ctx, now, kept) if kept else [])
@@ -104,14 +104,13 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
 
 
 async def _decide(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert]) -> list[Raised]:
-    """create_alerts once every device is known to be hers: duplicate, joined or created, in order."""
-    people = sorted({n.person_id for n in news if n.person_id is not None})
-    await conn.execute(queries.lock_people, people)
-    sent = {}
-    if keys := [n.key for n in news if n.key is not None]:
-        rows = await conn.fetch(queries.find_alerts_by_client_ids, [d for d, _ in keys], [c for _, c in keys])
-        sent = {(r["device_id"], r["client_alert_id"]): (r["id"], r["status"]) for r in rows}
-    open_now = {r["person_id"]: (r["id"], r["status"]) for r in await conn.fetch(queries.find_open_alerts_of_people, people)}
+    """create_alerts once her people row is locked and every device is known to be hers: duplicate, joined or
+    created, in order."""
+    keys = [n.key for n in news if n.key is not None]
+    rows = await conn.fetch(queries.find_alerts_by_keys_or_people, [d for d, _ in keys], [c for _, c in keys],
+                            sorted({n.person_id for n in news}))
+    sent = {(r["device_id"], r["client_alert_id"]): (r["id"], r["status"]) for r in rows if r["found"] == "sent"}
+    open_now = {r["person_id"]: (r["id"], r["status"]) for r in rows if r["found"] == "open"}
     outcomes: list[tuple[uuid.UUID, str, str]] = []
     for new in news:
         if new.key in sent:

@@ -39,11 +39,25 @@ SELECT 'alert' AS made, id FROM created
 UNION ALL
 SELECT 'dispatch', id FROM dispatched;
 
--- name: find_alerts_by_client_ids
--- The alerts devices already sent these (device_id, client_alert_id) pairs to: raised, or joined as a repeat.
--- One probe of each unique key per pair (LATERAL ... LIMIT 1 cannot be flattened into a join): a plan cached
--- while alerts was small must not become a scan of every alert as the table grows (bench/sustained.py).
-SELECT u.device_id, u.client_alert_id, s.id, s.status
+-- name: lock_people_check_devices
+-- Lock the people $1 (in id order, so two groups cannot deadlock: one person's alerts are raised one group at a
+-- time), and say which of the devices $2 are enrolled and not revoked, with their person (an app alert's device is
+-- checked in the transaction that raises it). One round trip: a row per person locked (device_id NULL), then a row
+-- per live device. The first branch always runs in full, so every person is locked whatever $2 holds.
+WITH locked AS (
+    SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE
+)
+SELECT NULL::text AS device_id, l.id AS person_id FROM locked l
+UNION ALL
+SELECT d.id, d.person_id FROM devices d WHERE d.id = ANY($2::text[]) AND d.revoked_at IS NULL;
+
+-- name: find_alerts_by_keys_or_people
+-- Under the people's locks, in one round trip: `sent` rows, the alert each device already sent each of these
+-- (device_id $1, client_alert_id $2) pairs to (raised, or joined as a repeat); `open` rows, the open alert of each
+-- of the people $3 (the newest, should there be several). Each key and each person is one index probe (LATERAL
+-- ... LIMIT 1 cannot be flattened into a join): a plan cached while alerts was small must not become a scan of
+-- every alert as the table grows (bench/sustained.py).
+SELECT 'sent' AS found, u.device_id, u.client_alert_id, NULL::text AS person_id, s.id, s.status
   FROM unnest($1::text[], $2::text[]) AS u(device_id, client_alert_id)
  CROSS JOIN LATERAL (
        (SELECT a.id, a.status FROM alerts a
@@ -51,22 +65,10 @@ SELECT u.device_id, u.client_alert_id, s.id, s.status
        UNION ALL
        (SELECT a.id, a.status FROM alert_repeats r JOIN alerts a ON a.id = r.alert_id
          WHERE r.device_id = u.device_id AND r.client_alert_id = u.client_alert_id LIMIT 1)
-       LIMIT 1) AS s;
-
--- name: find_live_devices
--- Which of these devices are enrolled and not revoked, with their person (an app alert's device is checked in the
--- transaction that raises it).
-SELECT d.id, d.person_id FROM devices d WHERE d.id = ANY($1::text[]) AND d.revoked_at IS NULL;
-
--- name: lock_people
--- Lock these people (in id order, so two groups cannot deadlock): one person's alerts are raised one group at a time.
-SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE;
-
--- name: find_open_alerts_of_people
--- The open alert of each of these people (the newest, should there be several), with what a repeat needs: one
--- probe of the open alerts' index per person, whatever the plan cache last heard of the table's size.
-SELECT p.person_id, o.id, o.status
-  FROM unnest($1::text[]) AS p(person_id)
+       LIMIT 1) AS s
+UNION ALL
+SELECT 'open', NULL, NULL, p.person_id, o.id, o.status
+  FROM unnest($3::text[]) AS p(person_id)
  CROSS JOIN LATERAL (
        SELECT a.id, a.status FROM alerts a
         WHERE a.person_id = p.person_id AND a.status IN ('open', 'unanswered')
