@@ -34,10 +34,12 @@ class Outbox:
         Messages to one recipient on one channel go in order; different recipients are served concurrently.
         """
         # Only the claim holds the version lock: what an old release leased before an upgrade it still sends (the
-        # lease keeps anyone else from sending it too), but it leases nothing new afterwards.
-        async with pool.acquire() as conn, conn.transaction():
-            await versions.hold(conn, self)
-            rows = await conn.fetch(queries.claim_outbox, now, self.batch, LEASE_S)
+        # lease keeps anyone else from sending it too), but it leases nothing new afterwards. The claim is one
+        # statement, its own transaction, with the lock held inside it (versions.hold's check, one round trip).
+        async with pool.acquire() as conn:
+            claimed = await conn.fetch(queries.claim_outbox, now, self.batch, LEASE_S, self.name, self.version)
+        versions.check(self, claimed[0]["recorded"])
+        rows = [row for row in claimed if row["id"] is not None]
         if not rows:
             return 0
         queues: dict[tuple[str, str], list[Message]] = defaultdict(list)

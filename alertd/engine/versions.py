@@ -40,7 +40,12 @@ class OtherVersion(Exception):
 
 async def hold(conn: asyncpg.Connection, module: Versioned) -> None:
     """Inside the module's transaction: hold its version lock until commit; raise OtherVersion unless ours is recorded."""
-    recorded = await conn.fetchval(queries.hold_engine_version, module.name)
+    check(module, await conn.fetchval(queries.hold_engine_version, module.name))
+
+
+def check(module: Versioned, recorded: int | None) -> None:
+    """Raise OtherVersion unless the version the database records is the module's (for a module whose statement
+    holds the lock itself: the outbox's claim)."""
     if recorded != module.version:
         raise OtherVersion(module, recorded)
 

@@ -20,18 +20,26 @@ RETURNING d.id, d.alert_id, d.kind, d.responder_id, d.code, d.ack_deadline, d.at
 SELECT min(ack_deadline) FROM dispatches WHERE status = 'pending';
 
 -- name: claim_outbox
--- Lease up to $2 due messages for $3 seconds so no other instance takes them meanwhile (a crashed instance's lease runs out).
-WITH due AS (
+-- Lease up to $2 due messages for $3 seconds so no other instance takes them meanwhile (a crashed instance's lease
+-- runs out), in one statement that is its own transaction: it holds the outbox module's version lock ($4 module)
+-- while it claims, and leases nothing unless the recorded version is ours ($5). Always one row at least: every row
+-- carries `recorded`, the version the database records; with nothing leased, that row's id is NULL.
+WITH v AS MATERIALIZED (
+    SELECT engine_version_shared($4) AS recorded
+), due AS (
     SELECT id FROM outbox
-     WHERE status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1)
+     WHERE (SELECT recorded FROM v) = $5
+       AND status = 'pending' AND next_attempt_at <= $1 AND (leased_until IS NULL OR leased_until <= $1)
      ORDER BY next_attempt_at, id
      LIMIT $2
      FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE outbox o SET leased_until = $1 + make_interval(secs => $3), attempts = o.attempts + 1
+      FROM due WHERE o.id = due.id AND o.status = 'pending'
+    RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dispatch_id, o.attempts,
+              o.created_at, o.provider_ref
 )
-UPDATE outbox o SET leased_until = $1 + make_interval(secs => $3), attempts = o.attempts + 1
-  FROM due WHERE o.id = due.id AND o.status = 'pending'
-RETURNING o.id, o.channel, o.recipient, o.template, o.payload, o.alert_id, o.dispatch_id, o.attempts,
-          o.created_at, o.provider_ref;
+SELECT v.recorded, c.* FROM v LEFT JOIN claimed c ON true;
 
 -- name: mark_outbox_sent
 -- Mark messages $1 sent at $2, each with its provider reference in $3.
