@@ -147,11 +147,16 @@ def _verify(settings: Settings, token: str, now: datetime, *,
     offset = now.timestamp() - time.time()
     try:
         claims = _decode(settings, token, leeway=offset + LEEWAY_S, verify_iat=True, verify_nbf=True)
-        try:
-            _decode(settings, token, leeway=-offset, verify_exp=True)
+        if type(claims["exp"]) is int and claims["exp"] > now.timestamp():
+            # pyjwt's own exp check (int(exp) <= its clock - leeway, the leeway carrying `now`'s offset) on a plain
+            # integer ahead of `now`: it would pass, so the signature is not checked a second time for it.
             expired = False
-        except jwt.ExpiredSignatureError:  # a well-formed exp in the past; "abc" or "NaN" is malformed, refused
-            expired = True
+        else:
+            try:
+                _decode(settings, token, leeway=-offset, verify_exp=True)
+                expired = False
+            except jwt.ExpiredSignatureError:  # a well-formed exp in the past; "abc" or "NaN" is malformed, refused
+                expired = True
     except jwt.PyJWTError as exc:
         raise TokenError(str(exc) or type(exc).__name__) from None
     role = claims["role"]
