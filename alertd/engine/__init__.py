@@ -31,7 +31,7 @@ class Module(Protocol):
 
 class Engine:
     # Wake-ups that arrive this close together are served by one cycle (a burst of alerts, one outbox pass).
-    DEBOUNCE_S = 0.005
+    DEBOUNCE_S = 0.05
     # While a newer release runs a module, this instance says so in its log at least this often.
     STOOD_DOWN_LOG_S = 60.0
 
