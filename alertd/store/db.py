@@ -147,7 +147,8 @@ async def connect_primary(dsn: str, *, timeout: float = CONNECT_TIMEOUT_S, **kwa
     JIT compilation is off for alertd's sessions: its statements are short, and a plan whose estimate crosses
     jit_above_cost (a table grown faster than its statistics) spent 650-870 ms compiling a 3-row read
     (docs/benchmarks.md)."""
-    kwargs["server_settings"] = {"jit": "off", **(kwargs.get("server_settings") or {})}
+    kwargs["server_settings"] = {"jit": "off", "plan_cache_mode": "force_generic_plan",
+                                 **(kwargs.get("server_settings") or {})}
     urls = host_urls(dsn)
     if len(urls) == 1:
         return notice_dead_peer(await asyncpg.connect(dsn, timeout=timeout, **kwargs))
