@@ -108,7 +108,7 @@ async def _decide(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
     created, in order."""
     keys = [n.key for n in news if n.key is not None]
     rows = await conn.fetch(queries.find_alerts_by_keys_or_people, [d for d, _ in keys], [c for _, c in keys],
-                            sorted({n.person_id for n in news}))
+                            sorted({n.person_id for n in news if n.person_id is not None}))
     sent = {(r["device_id"], r["client_alert_id"]): (r["id"], r["status"]) for r in rows if r["found"] == "sent"}
     open_now = {r["person_id"]: (r["id"], r["status"]) for r in rows if r["found"] == "open"}
     outcomes: list[tuple[uuid.UUID, str, str]] = []

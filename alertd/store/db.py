@@ -146,7 +146,10 @@ async def connect_primary(dsn: str, *, timeout: float = CONNECT_TIMEOUT_S, **kwa
 
     JIT compilation is off for alertd's sessions: its statements are short, and a plan whose estimate crosses
     jit_above_cost (a table grown faster than its statistics) spent 650-870 ms compiling a 3-row read
-    (docs/benchmarks.md)."""
+    (docs/benchmarks.md). Each prepared statement is planned once (plan_cache_mode force_generic_plan): for a
+    statement over unnest($1::text[]) a custom plan always looks cheaper than the generic one, so PostgreSQL
+    re-planned the intake's lookups on every call, 0.3-0.4 ms each, more than running them. The hot statements
+    are written for a plan made once (index probes per key, LATERAL ... LIMIT 1), whatever the table's size."""
     kwargs["server_settings"] = {"jit": "off", "plan_cache_mode": "force_generic_plan",
                                  **(kwargs.get("server_settings") or {})}
     urls = host_urls(dsn)
