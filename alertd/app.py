@@ -45,6 +45,7 @@ from alertd.web.keys import ACCOUNTS, BROKER, BUDGETS, CTX, ENGINE, HUB, INTAKE,
 # What only the composition root (and the tests that drive it) touch.
 RUN_ENGINE = web.AppKey("run_engine", bool)
 INGEST = web.AppKey("ingest", Ingest)
+OWN_SENDER = web.AppKey("own_sender", Outbox)  # the running engine's outbox sender, for the group commits to hand to
 CONNECTION = web.AppKey("connection", BrokerConnection)  # what BROKER is, for the notifiers that publish
 log = logging.getLogger("alertd")
 
@@ -102,15 +103,21 @@ async def _engine(app: web.Application):
 
     deadlines = Deadlines(ctx, observe=observe)
     timers = Timers(ctx, observe=lambda lateness: metrics.timer_lateness.observe(max(0.0, lateness)))
-    modules: list[Module] = [deadlines, timers, Supervision(ctx), Outbox(ctx, app[NOTIFIERS]), Retention(ctx),
-                             FirstStatistics(ctx)]
+    outbox = Outbox(ctx, app[NOTIFIERS])
+    modules: list[Module] = [deadlines, timers, Supervision(ctx), outbox, Retention(ctx), FirstStatistics(ctx)]
     engine = Engine(app[POOL], ctx, modules, ctx.settings.database_url)
     app[ENGINE] = engine
-    task = None
+    tasks = []
     if app[RUN_ENGINE]:
-        task = asyncio.create_task(engine.run(), name="alertd-engine")
+        app[OWN_SENDER] = outbox
+        tasks = [asyncio.create_task(engine.run(), name="alertd-engine"),
+                 asyncio.create_task(outbox.send_handed(app[POOL]), name="alertd-outbox-handed")]
     yield
-    if task is not None:
+    if tasks:
+        # The group commits have stopped (their cleanups ran first): what they handed over is sent before the end.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(outbox.deliver_handed(app[POOL]), 5.0)
+    for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -124,7 +131,7 @@ async def _intake(app: web.Application):
     s = app[CTX].settings
     app[INTAKE] = intake.group_committer(app[POOL], app[CTX], max_group=s.intake_max_group,
                                          committers=s.intake_committers,
-                                         observe=app[METRICS].group_observer("app"))
+                                         observe=app[METRICS].group_observer("app"), sender=app.get(OWN_SENDER))
     app[INTAKE].start()
     yield
     await app[INTAKE].stop()
@@ -136,7 +143,8 @@ async def _ingest(app: web.Application):
         yield
         return
     pool, ctx = app[POOL], app[CTX]
-    channels: list[Channel] = [ButtonsIn(pool, ctx, observe=app[METRICS].group_observer("buttons")),
+    channels: list[Channel] = [ButtonsIn(pool, ctx, observe=app[METRICS].group_observer("buttons"),
+                                             sender=app.get(OWN_SENDER)),
                                UnitsIn(pool, ctx)]
     app[INGEST] = Ingest(ctx, channels)
     await app[INGEST].start()

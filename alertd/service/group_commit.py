@@ -31,6 +31,8 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from alertd.service.ports import OwnSender
+from alertd.service.timeline import leasing
 from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.intake")
@@ -45,13 +47,15 @@ class GroupCommit(Generic[T, R]):
     def __init__(self, pool: asyncpg.Pool, work: Callable[[asyncpg.Connection, list[T]], Awaitable[list[R]]], *,
                  name: str, order: Callable[[T], Any] | None = None, key: Callable[[T], Hashable] | None = None,
                  max_group: int = 64, committers: int = 4, coalesce_s: float = 0.0,
-                 observe: Callable[[int, list[float], float], None] | None = None) -> None:
+                 observe: Callable[[int, list[float], float], None] | None = None,
+                 sender: OwnSender | None = None) -> None:
         """`work(conn, items)` does a group's work in the transaction and returns one answer per item, in order.
         `order` sorts a group first (one order for every group: two groups that lock the same rows take their
         locks in the same order and cannot deadlock). `observe(size, waits, commit_s)` hears of each group
         committed: its size, how long each item waited for a committer, and how long the commit took. `key`
         names whose work an item is: items of a key being committed wait for that commit, and `coalesce_s` more
-        (see the module)."""
+        (see the module). With `sender` (this instance's running outbox sender), a group's messages are leased to
+        it and handed over after the group's commit: no claim, no wake-up of every instance's engine."""
         self.pool, self.work, self.name, self.order, self.key = pool, work, name, order, key
         self.in_flight: set[Hashable] = set()
         self.parked: dict[Hashable, list[tuple[T, asyncio.Future, float]]] = {}
@@ -59,6 +63,7 @@ class GroupCommit(Generic[T, R]):
         self.committers = committers
         self.coalesce_s = coalesce_s
         self.observe = observe
+        self.sender = sender
         self.queue: asyncio.Queue[tuple[T, asyncio.Future, float]] = asyncio.Queue()
         self.tasks: list[asyncio.Task] = []
 
@@ -140,8 +145,9 @@ class GroupCommit(Generic[T, R]):
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                answers = await self.work(conn, [item for item, _, _ in group])
+            with leasing(self.sender.lease_s if self.sender is not None else None) as leased:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    answers = await self.work(conn, [item for item, _, _ in group])
         except Exception as exc:
             if len(group) == 1 or isinstance(exc, CONNECTION_LOST):
                 # Alone, or the database is gone: one item at a time would only fail again, N times over.
@@ -153,6 +159,8 @@ class GroupCommit(Generic[T, R]):
             for entry in group:
                 await self._commit([entry])
             return
+        if leased and self.sender is not None:
+            self.sender.hand(leased)
         if self.observe is not None:
             self.observe(len(group), [started - queued for _, _, queued in group], loop.time() - started)
         for (_, done, _), answer in zip(group, answers, strict=True):

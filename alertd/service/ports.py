@@ -63,6 +63,15 @@ class Registry:
         return self.notifiers.get(channel)
 
 
+class OwnSender(Protocol):
+    """This instance's own outbox sender: work committed in `timeline.leasing(lease_s)` inserted its messages
+    leased for lease_s to it, and hands their rows over after commit; it sends them with no claim."""
+
+    lease_s: float
+
+    def hand(self, rows: list) -> None: ...
+
+
 class BrokerError(RuntimeError):
     """The broker refused or did not answer an account change."""
 

@@ -6,6 +6,9 @@ transaction commits: one statement and one wake-up, however many dispatches it m
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,6 +16,23 @@ from typing import Any
 import asyncpg
 
 from alertd.store import queries
+
+# The messages of the work running in this context go to this instance's own outbox sender (see `leasing`).
+_LEASING: ContextVar[tuple[float, list] | None] = ContextVar("alertd_outbox_leasing", default=None)
+
+
+@contextlib.contextmanager
+def leasing(lease_s: float | None) -> Iterator[list]:
+    """Within: every batch flushed inserts its outbox messages leased for lease_s to this instance's own sender, and
+    adds their rows to the list yielded, for the caller to hand over once its transaction has committed (and to
+    drop if it rolled back). With lease_s None, messages are queued for any instance's claim, as outside."""
+    leased: list = []
+    token = _LEASING.set((lease_s, leased) if lease_s is not None else None)
+    try:
+        yield leased
+    finally:
+        _LEASING.reset(token)
+
 
 # Every responder gets the console; a responder with a phone also gets SMS; a unit with a terminal, MQTT.
 CONSOLE, SMS, LOG = "console", "sms", "log"
@@ -59,10 +79,14 @@ class Batch:
                          dispatch_id=dispatch_id)
 
     async def flush(self, conn: asyncpg.Connection) -> None:
-        """Write what was collected, in one statement (NOTIFY to every console happens in the events' trigger)."""
+        """Write what was collected, in one statement (NOTIFY to every console happens in the events' trigger);
+        within `leasing`, its messages are leased to this instance's sender."""
         if self.events or self.messages:
-            await conn.execute(queries.write_timeline_and_outbox, self.now, *_columns(self.events, 7),
-                               *_columns(self.messages, 6))
+            lease = _LEASING.get()
+            rows = await conn.fetch(queries.write_timeline_and_outbox, self.now, *_columns(self.events, 7),
+                                    *_columns(self.messages, 6), lease[0] if lease else None)
+            if lease is not None:
+                lease[1].extend(row for row in rows if row["id"] is not None)
             self.events.clear()
             self.messages.clear()
 

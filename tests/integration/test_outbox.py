@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 from alertd.context import Context
 from alertd.core.model import Location
 from alertd.engine.outbox import LEASE_S, Outbox
 from alertd.service import intake
 from alertd.service.ports import Registry, SendError
-from alertd.service.timeline import Batch
+from alertd.service.timeline import Batch, leasing
 from alertd.store import queries
 from alertd.store.db import connect, create_pool
-from tests.helpers import enrol, offset, seed_responders
+from tests.helpers import all_at_once, enrol, offset, seed_responders
 
 
 class Recorder:
@@ -114,3 +115,112 @@ async def test_marking_sent_does_not_wait_for_a_transaction_holding_the_alert(se
         await holder.close()
     assert await db.fetchval("SELECT count(*) FROM outbox WHERE status = 'sent' AND id = ANY($1::bigint[])",
                              [m["id"] for m in messages]) == len(messages)  # (console messages were sent at commit)
+
+
+class HandRecorder:
+    """An own sender that only records what it is handed (lease_s as the outbox's)."""
+
+    lease_s = LEASE_S
+
+    def __init__(self) -> None:
+        self.handed: list = []
+
+    def hand(self, rows: list) -> None:
+        self.handed.append(rows)
+
+
+def _raise_one(person, cid: str, clock) -> intake.NewAlert:
+    return intake.NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app",
+                           client_alert_id=cid, triggered_at=clock.now(),
+                           location=Location(*offset(1), 20.0, "gps", clock.now()))
+
+
+async def test_a_groups_messages_are_leased_to_its_own_sender_at_commit_and_sent_without_a_claim(settings, clock,
+                                                                                                  db):
+    """No claim, no wake-up: the group's messages are leased to this instance's sender in the commit and handed
+    over after it; nobody else can claim them meanwhile; the sender sends them and marks them sent."""
+    await seed_responders(db)
+    people = [await enrol(db, clock.now()) for _ in range(3)]
+    ctx = Context(settings, clock)
+    notifier = Recorder()
+    outbox = Outbox(ctx, Registry({"sms": notifier, "mqtt": notifier, "log": notifier}))
+    pool = await create_pool(settings.database_url, 1, 3)
+    try:
+        committer = intake.group_committer(pool, ctx, committers=1, sender=outbox)
+        await all_at_once(committer, [_raise_one(p, f"h-{i}", clock) for i, p in enumerate(people)])
+        waiting = await db.fetch("SELECT id, leased_until, attempts FROM outbox WHERE status = 'pending'")
+        assert waiting and {(r["leased_until"], r["attempts"]) for r in waiting} == {
+            (clock.now() + timedelta(seconds=LEASE_S), 1)}
+        assert sorted(m.id for m in outbox._handed) == sorted(r["id"] for r in waiting)
+        assert await _lease_all(db, clock) == []  # another instance's claim finds nothing due
+        assert await outbox.deliver_handed(pool) == len(waiting)
+    finally:
+        await pool.close()
+    assert sorted(notifier.sent) == sorted(r["id"] for r in waiting)
+    rows = await db.fetch("SELECT status, attempts FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in waiting])
+    assert {(r["status"], r["attempts"]) for r in rows} == {("sent", 1)}
+
+
+async def test_a_group_rolled_back_hands_nothing_over(settings, clock, db, monkeypatch):
+    await seed_responders(db)
+    person = await enrol(db, clock.now())
+    sender = HandRecorder()
+    pool = await create_pool(settings.database_url, 1, 3)
+    real_flush = Batch.flush
+
+    async def flush_then_fail(self, conn):
+        await real_flush(self, conn)
+        raise RuntimeError("the group fails after its messages were written")
+
+    monkeypatch.setattr(Batch, "flush", flush_then_fail)
+    try:
+        committer = intake.group_committer(pool, Context(settings, clock), committers=1, sender=sender)
+        [answer] = await all_at_once(committer, [_raise_one(person, "rolled-back", clock)])
+    finally:
+        await pool.close()
+    assert isinstance(answer, RuntimeError)
+    assert sender.handed == []
+    assert await db.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_messages_leased_to_an_instance_that_died_are_claimed_once_the_lease_runs_out(settings, clock, db):
+    await seed_responders(db)
+    person = await enrol(db, clock.now())
+    dead = HandRecorder()  # committed and handed over, then the instance died before sending
+    pool = await create_pool(settings.database_url, 1, 3)
+    notifier = Recorder()
+    survivor = Outbox(Context(settings, clock), Registry({"sms": notifier, "mqtt": notifier, "log": notifier}))
+    try:
+        committer = intake.group_committer(pool, Context(settings, clock), committers=1, sender=dead)
+        await all_at_once(committer, [_raise_one(person, "orphan", clock)])
+        leased = [row["id"] for rows in dead.handed for row in rows]
+        assert leased
+        assert await survivor.process_due(pool, clock.now()) == 0
+        clock.advance(LEASE_S)
+        assert await survivor.process_due(pool, clock.now()) == len(leased)
+    finally:
+        await pool.close()
+    assert sorted(notifier.sent) == sorted(leased)
+
+
+async def test_what_was_handed_over_goes_before_what_is_claimed_later(settings, clock, db):
+    """One recipient hears this instance's messages in the order they were committed: the handed-over message
+    first, then one queued later for any instance's claim."""
+    notifier = Recorder()
+    outbox = Outbox(Context(settings, clock), Registry({"test": notifier}))
+    batch = Batch(clock.now())
+    batch.message("test", "r-1", "dispatch", {"code": "FIRST"})
+    with leasing(outbox.lease_s) as leased:
+        async with db.transaction():
+            await batch.flush(db)
+    outbox.hand(leased)
+    later = Batch(clock.now())
+    later.message("test", "r-1", "withdrawn", {"code": "FIRST"})
+    await later.flush(db)
+    pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        assert await outbox.process_due(pool, clock.now()) == 2
+    finally:
+        await pool.close()
+    templates = {r["id"]: r["template"] for r in await db.fetch("SELECT id, template FROM outbox")}
+    assert [templates[i] for i in notifier.sent] == ["dispatch", "withdrawn"]

@@ -12,6 +12,7 @@ from alertd.channels.buttons import protocol
 from alertd.channels.mqtt_wire import Publish
 from alertd.context import Context
 from alertd.service import buttons
+from alertd.service.ports import OwnSender
 
 log = logging.getLogger("alertd.channels.buttons")
 
@@ -23,9 +24,9 @@ class ButtonsIn:
     family = "buttons"
     subscriptions = protocol.SUBSCRIPTIONS
 
-    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, observe=None) -> None:
+    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, observe=None, sender: OwnSender | None = None) -> None:
         self.committer = buttons.group_committer(pool, ctx, committers=2, max_group=ctx.settings.intake_max_group,
-                                                 observe=observe)
+                                                 observe=observe, sender=sender)
 
     async def handle(self, device_id: str, leaf: str, payload: bytes, publish: Publish) -> None:
         receipt = await self.committer.submit(protocol.inbound(device_id, leaf, payload))

@@ -7,8 +7,11 @@
 -- probe, never a join that a plan cached while alerts was small would run as a scan of every alert).
 -- A console message is delivered by this transaction's commit: NOTIFY is transactional, so the consoles hear it
 -- at commit, exactly when the engine could first have sent it, and never for a transaction rolled back. It is
--- recorded as sent (the outbox stays the record of what each responder was told) and costs no claim. Any other
--- message waits for the engine's outbox sender, woken at commit.
+-- recorded as sent (the outbox stays the record of what each responder was told) and costs no claim.
+-- Any other message: with a lease ($15 seconds), it is inserted leased to this instance's own outbox sender, as
+-- its claim would have leased it, and returned (id not NULL) for the caller to hand over after commit; should the
+-- instance die first, the lease runs out and any instance's claim takes it. Without ($15 NULL), it waits for a
+-- claim by any instance's outbox sender, woken at commit. The other rows returned only count the NOTIFYs.
 WITH events AS (
     INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
     SELECT e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.actor, e.data
@@ -17,25 +20,31 @@ WITH events AS (
      ORDER BY e.n
 ), queued AS (
     INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at,
-                        status, sent_at, attempts)
+                        status, sent_at, attempts, leased_until)
     SELECT m.channel, m.recipient, m.template,
            CASE WHEN (SELECT a.drill FROM alerts a WHERE a.id = m.alert_id) THEN m.payload || '{"drill": true}'::jsonb
                 ELSE m.payload END,
            m.alert_id, m.dispatch_id, $1::timestamptz, $1::timestamptz,
            CASE WHEN m.channel = 'console' THEN 'sent' ELSE 'pending' END,
            CASE WHEN m.channel = 'console' THEN $1::timestamptz END,
-           CASE WHEN m.channel = 'console' THEN 1 ELSE 0 END
+           CASE WHEN m.channel = 'console' OR $15::float8 IS NOT NULL THEN 1 ELSE 0 END,
+           CASE WHEN m.channel <> 'console' THEN $1::timestamptz + make_interval(secs => $15::float8) END
       FROM unnest($9::text[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[], $14::uuid[])
            WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
      ORDER BY m.n
-    RETURNING id, channel, recipient, template, payload, alert_id, dispatch_id
+    RETURNING id, channel, recipient, template, payload, alert_id, dispatch_id, attempts, created_at, provider_ref
 )
-SELECT pg_notify('alertd_events', json_build_object(
+SELECT q.id, q.channel, q.recipient, q.template, q.payload, q.alert_id, q.dispatch_id, q.attempts, q.created_at,
+       q.provider_ref
+  FROM queued q WHERE q.channel <> 'console' AND $15::float8 IS NOT NULL
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(pg_notify('alertd_events', json_build_object(
            'type', 'notification', 'recipient', c.recipient, 'template', c.template, 'alert_id', c.alert_id,
-           'dispatch_id', c.dispatch_id, 'payload', c.payload)::text)
+           'dispatch_id', c.dispatch_id, 'payload', c.payload)::text))::int, NULL, NULL
   FROM (SELECT * FROM queued WHERE channel = 'console' ORDER BY id) AS c
 UNION ALL
-SELECT pg_notify('alertd_wake', 'outbox') FROM (SELECT 1 FROM queued WHERE channel <> 'console' LIMIT 1) AS others;
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(pg_notify('alertd_wake', 'outbox'))::int, NULL, NULL
+  FROM (SELECT 1 FROM queued WHERE channel <> 'console' AND $15::float8 IS NULL LIMIT 1) AS others;
 
 -- name: open_refusal_episode
 -- The episode of refusals of kind $2 from source $3 at $1: a new one (with a new event id) if none began in the last minute. Its row lock serialises refusals of one source and kind; `new` says whether to record the event.
