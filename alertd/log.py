@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
 from datetime import UTC, datetime
+
+import orjson
 
 # An E.164 number (+ and 7 to 15 digits), or a bare run of 10 to 15 digits: not dates, not ids.
 _PHONE = re.compile(r"\+\d{7,15}|(?<![\w.-])\d{10,15}(?![\w.-])")
@@ -37,7 +38,7 @@ class JsonFormatter(logging.Formatter):
             doc.update(fields)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return mask_phone(json.dumps(doc, default=str, ensure_ascii=False))
+        return mask_phone(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
 
 
 def setup(level: str = "INFO", stream=None) -> None:
