@@ -3,8 +3,11 @@ the commit that holds her work.
 
 Under load most of an alert's cost is per statement and per transaction, not per row: a group of alerts takes
 the same few statements and one commit as a single alert. A committer takes whatever has queued while the
-previous group committed (nothing is held back to wait for company: a lone alert goes at once), up to
-`max_group`. A group that fails is retried one item per transaction, so one bad item cannot fail the others,
+previous group committed, up to `max_group`. With `gather_s`, while work is arriving closely (the last two
+arrivals within gather_s of each other), a committer also waits up to gather_s from its first item for what
+comes next: at 200 alerts/s a group of three instead of one each, for a few milliseconds. A lone alert (nothing
+arrived within gather_s before it) goes at once. One committer gathers at a time, so the others' turns keep the
+commits going. A group that fails is retried one item per transaction, so one bad item cannot fail the others,
 and each sender gets her own answer or her own error; when the database itself is gone, every sender of the
 group gets that error at once (the channel retries: the phone app, Twilio, the broker's redelivery).
 
@@ -24,6 +27,7 @@ Used for app alerts (`intake.raise_group`) and button messages (`buttons.receive
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable
@@ -36,6 +40,9 @@ from alertd.service.timeline import leasing
 from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.intake")
+# How long a committer waits for company while alerts arrive closely: three alerts' worth at 200/s, a few ms
+# against a phone's round trip; its statements and commit are shared by the group (docs/benchmarks.md).
+GATHER_S = 0.01
 # How long one sender's work that queued behind her own commit waits for the rest of a flood to join it: short
 # against a phone's or a button's retry, long against a commit (5-20 ms), so a flood commits a few dozen at a time.
 COALESCE_S = 0.05
@@ -46,7 +53,7 @@ R = TypeVar("R")
 class GroupCommit(Generic[T, R]):
     def __init__(self, pool: asyncpg.Pool, work: Callable[[asyncpg.Connection, list[T]], Awaitable[list[R]]], *,
                  name: str, order: Callable[[T], Any] | None = None, key: Callable[[T], Hashable] | None = None,
-                 max_group: int = 64, committers: int = 4, coalesce_s: float = 0.0,
+                 max_group: int = 64, committers: int = 4, coalesce_s: float = 0.0, gather_s: float = 0.0,
                  observe: Callable[[int, list[float], float], None] | None = None,
                  sender: OwnSender | None = None) -> None:
         """`work(conn, items)` does a group's work in the transaction and returns one answer per item, in order.
@@ -54,7 +61,7 @@ class GroupCommit(Generic[T, R]):
         locks in the same order and cannot deadlock). `observe(size, waits, commit_s)` hears of each group
         committed: its size, how long each item waited for a committer, and how long the commit took. `key`
         names whose work an item is: items of a key being committed wait for that commit, and `coalesce_s` more
-        (see the module). With `sender` (this instance's running outbox sender), a group's messages are leased to
+        (see the module), and `gather_s` how long a committer waits for company (see the module). With `sender` (this instance's running outbox sender), a group's messages are leased to
         it and handed over after the group's commit: no claim, no wake-up of every instance's engine."""
         self.pool, self.work, self.name, self.order, self.key = pool, work, name, order, key
         self.in_flight: set[Hashable] = set()
@@ -62,6 +69,9 @@ class GroupCommit(Generic[T, R]):
         self.max_group = max_group
         self.committers = committers
         self.coalesce_s = coalesce_s
+        self.gather_s = gather_s
+        self._arrivals: collections.deque[float] = collections.deque(maxlen=2)
+        self._gathering = asyncio.Lock()
         self.observe = observe
         self.sender = sender
         self.queue: asyncio.Queue[tuple[T, asyncio.Future, float]] = asyncio.Queue()
@@ -71,7 +81,9 @@ class GroupCommit(Generic[T, R]):
         """Queue the item and wait for the commit that holds it (or the error that stopped it)."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self.queue.put_nowait((item, done, loop.time()))
+        now = loop.time()
+        self._arrivals.append(now)
+        self.queue.put_nowait((item, done, now))
         return await done
 
     def start(self) -> None:
@@ -103,13 +115,26 @@ class GroupCommit(Generic[T, R]):
                     self.queue.task_done()
 
     async def _next_group(self) -> tuple[list[tuple[T, asyncio.Future, float]], set[Hashable]]:
-        """What has queued, up to max_group, less the items of keys another committer holds (parked)."""
+        """What has queued, up to max_group, less the items of keys another committer holds (parked); while work
+        arrives closely, what comes within gather_s of the first item too."""
         group: list[tuple[T, asyncio.Future, float]] = []
         keys: set[Hashable] = set()
-        while not group:
-            self._take(await self.queue.get(), group, keys)
-        while len(group) < self.max_group and not self.queue.empty():
-            self._take(self.queue.get_nowait(), group, keys)
+        async with self._gathering:
+            while not group:
+                self._take(await self.queue.get(), group, keys)
+            loop = asyncio.get_running_loop()
+            close = len(self._arrivals) == 2 and self._arrivals[1] - self._arrivals[0] <= self.gather_s
+            until = loop.time() + self.gather_s if close else 0.0
+            while len(group) < self.max_group:
+                if not self.queue.empty():
+                    self._take(self.queue.get_nowait(), group, keys)
+                    continue
+                if (left := until - loop.time()) <= 0:
+                    break
+                try:
+                    self._take(await asyncio.wait_for(self.queue.get(), left), group, keys)
+                except TimeoutError:
+                    break
         self.in_flight |= keys
         return group, keys
 

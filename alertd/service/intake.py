@@ -14,7 +14,7 @@ from alertd.context import Context
 from alertd.core.location import best_location, moved_enough
 from alertd.core.model import KINDS, Conflict, Location, NotFound, Responder, Unauthorized
 from alertd.service import dispatching, repeats
-from alertd.service.group_commit import COALESCE_S, GroupCommit
+from alertd.service.group_commit import COALESCE_S, GATHER_S, GroupCommit
 from alertd.service.timeline import Batch, security_event
 from alertd.store import queries
 
@@ -63,7 +63,7 @@ def group_committer(pool: asyncpg.Pool, ctx: Context, **options: Any) -> GroupCo
     """App alerts committed in groups under load, each answered after its own group's commit."""
     return GroupCommit(pool, lambda conn, news: raise_group(conn, ctx, news), name="intake",
                        order=lambda n: (n.device_id or "", n.client_alert_id or ""), key=lambda n: n.person_id,
-                       **{"coalesce_s": COALESCE_S, **options})
+                       **{"coalesce_s": COALESCE_S, "gather_s": GATHER_S, **options})
 
 
 async def raise_group(conn: asyncpg.Connection, ctx: Context, news: list[NewAlert]) -> list[Raised]:

@@ -280,3 +280,31 @@ async def test_a_revoked_or_foreign_device_is_refused_in_the_group_and_the_rest_
     assert groups == [3]
     assert [a.made for a in answers] == ["created", "refused", "refused"]
     assert await db.fetchval("SELECT array_agg(person_id) FROM alerts") == [live.person_id]
+
+
+async def test_while_work_arrives_closely_a_committer_waits_for_company_and_a_lone_item_goes_at_once(pool):
+    """gather_s: an item with nothing arriving just before it commits at once; items arriving a few ms apart wait
+    for each other (one group instead of one each)."""
+    groups: list[list[str]] = []
+    loop = asyncio.get_running_loop()
+
+    async def work(conn, items):
+        groups.append(list(items))
+        return list(items)
+
+    committer = GroupCommit(pool, work, name="test", committers=2, gather_s=0.4)
+    committer.start()
+    try:
+        started = loop.time()
+        assert await asyncio.wait_for(committer.submit("lone"), 1) == "lone"
+        assert loop.time() - started < 0.2  # not held back: nothing came close before it
+        await asyncio.sleep(0.5)
+        close = []
+        for n in range(5):  # one every 5 ms: close together
+            close.append(asyncio.ensure_future(committer.submit(f"close-{n}")))
+            await asyncio.sleep(0.005)
+        assert await asyncio.wait_for(asyncio.gather(*close), 2) == [f"close-{n}" for n in range(5)]
+    finally:
+        await committer.stop()
+    # the first of them had nothing close before it; the rest gathered behind the second
+    assert groups == [["lone"], ["close-0"], [f"close-{n}" for n in range(1, 5)]]
