@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import benchlib
 import intake
@@ -63,8 +64,8 @@ async def main() -> int:
             cpu_before = benchlib.cpu_seconds(server.pid), benchlib.postgres_cpu_seconds(services.pg)
             spy = None
             if args.py_spy:
-                spy = subprocess.Popen([shutil.which("py-spy", path=str(benchlib.BENCH_DIR.parent / ".venv/bin"))
-                                        or "py-spy", "record", "-r", "200", "-f", "raw", "-o", args.py_spy,
+                spy = subprocess.Popen([shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
+                                        "record", "-r", "200", "-f", "raw", "-o", args.py_spy,
                                         "-d", str(int(args.duration)), "-p", str(server.pid)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             mode = ["--rate", str(args.rate)] if args.mode == "open" else ["--concurrency", str(args.concurrency)]
