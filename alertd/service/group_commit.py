@@ -6,8 +6,9 @@ the same few statements and one commit as a single alert. A committer takes what
 previous group committed, up to `max_group`. With `gather_s`, while work is arriving closely (the last two
 arrivals within gather_s of each other), a committer also waits up to gather_s from its first item for what
 comes next: at 200 alerts/s a group of three instead of one each, for a few milliseconds. A lone alert (nothing
-arrived within gather_s before it) goes at once. One committer gathers at a time, so the others' turns keep the
-commits going. A group that fails is retried one item per transaction, so one bad item cannot fail the others,
+arrived within gather_s before it) goes at once, and nobody waits for company while a flood's work is parked
+(see `coalesce_s`: the flood makes its own groups, and the others must not wait behind it; bench/flood.py). One
+committer gathers at a time, so the others' turns keep the commits going. A group that fails is retried one item per transaction, so one bad item cannot fail the others,
 and each sender gets her own answer or her own error; when the database itself is gone, every sender of the
 group gets that error at once (the channel retries: the phone app, Twilio, the broker's redelivery).
 
@@ -123,7 +124,8 @@ class GroupCommit(Generic[T, R]):
             while not group:
                 self._take(await self.queue.get(), group, keys)
             loop = asyncio.get_running_loop()
-            close = len(self._arrivals) == 2 and self._arrivals[1] - self._arrivals[0] <= self.gather_s
+            close = (not self.parked and len(self._arrivals) == 2
+                     and self._arrivals[1] - self._arrivals[0] <= self.gather_s)
             until = loop.time() + self.gather_s if close else 0.0
             while len(group) < self.max_group:
                 if not self.queue.empty():

@@ -231,9 +231,11 @@ async def test_one_senders_work_is_in_one_group_at_a_time_the_rest_flows_past_it
     assert committer.parked == {} and committer.in_flight == set()
 
 
-async def test_a_flood_waits_to_commit_together_and_nobody_else_waits(pool):
+@pytest.mark.parametrize("gather_s", [0.0, 0.3])
+async def test_a_flood_waits_to_commit_together_and_nobody_else_waits(pool, gather_s):
     """coalesce_s: what queued behind one sender's own commit waits for the rest of her flood to join it (one
-    group of many instead of many of a few); a sender with nothing parked is committed at once."""
+    group of many instead of many of a few); a sender with nothing parked is committed at once, gathering or not
+    (no committer waits for company while a flood is parked)."""
     groups: list[tuple[float, list[str]]] = []
     loop = asyncio.get_running_loop()
 
@@ -243,7 +245,7 @@ async def test_a_flood_waits_to_commit_together_and_nobody_else_waits(pool):
         return [f"{key}:{n}" for key, n in items]
 
     committer = GroupCommit(pool, work, name="test", key=lambda item: item[0], max_group=64, committers=2,
-                            coalesce_s=0.3)
+                            coalesce_s=0.3, gather_s=gather_s)
     committer.start()
     try:
         first = asyncio.ensure_future(committer.submit(("her", 0)))
