@@ -17,7 +17,7 @@ from alertd.context import Context
 from alertd.core import validate
 from alertd.core.model import Location, Refused
 from alertd.service import intake, proofs
-from alertd.service.group_commit import COALESCE_S, GATHER_S, GroupCommit
+from alertd.service.group_commit import COALESCE_S, GroupCommit
 from alertd.service.timeline import Batch, security_event
 from alertd.store import queries
 
@@ -94,7 +94,7 @@ def group_committer(pool: asyncpg.Pool, ctx: Context, **options) -> GroupCommit[
     """Button messages committed in groups under load, each acknowledged after its own group's commit."""
     return GroupCommit(pool, lambda conn, messages: receive_group(conn, ctx, messages), name="buttons",
                        order=lambda m: m.device_id, key=lambda m: m.device_id,
-                       **{"coalesce_s": COALESCE_S, "gather_s": GATHER_S, **options})
+                       **{"coalesce_s": COALESCE_S, **options})
 
 
 async def receive_group(conn: asyncpg.Connection, ctx: Context, inbound: list[Inbound]) -> list[Receipt]:
