@@ -230,8 +230,14 @@ async def enrol_people(dsn: str, settings, people: int, *, seed: int, phone_pref
     rng = random.Random(seed)
     now = SystemClock().now()
     rows = []
+    taken: set[str] = set()
     for i in range(people):
-        rows.append((new_id("P-"), new_id("D-", 10), f"{phone_prefix}{i:07d}", CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
+        # 27^8 person ids: among 45,000 drawn at once, two alike about one run in 300; drawn again here (enrolment
+        # one at a time would refuse the second with a unique violation)
+        while (person_id := new_id("P-")) in taken:
+            continue
+        taken.add(person_id)
+        rows.append((person_id, new_id("D-", 10), f"{phone_prefix}{i:07d}", CENTRE_LAT + rng.uniform(-HALF_LAT, HALF_LAT),
                      CENTRE_LON + rng.uniform(-HALF_LON, HALF_LON)))
     conn = await connect(dsn)
     try:
