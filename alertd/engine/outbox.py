@@ -55,6 +55,8 @@ class Outbox:
             except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
                 log.warning("handed messages not recorded; their lease will run out",
                             extra={"fields": {"error": str(exc)}})
+            except Exception:  # a bug must not stop this loop: what comes next is still sent
+                log.exception("handed messages not sent; their lease will run out")
 
     async def deliver_handed(self, pool: asyncpg.Pool) -> int:
         """Send what was handed over until now (shutting down: before the engine stops)."""

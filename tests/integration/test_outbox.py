@@ -224,3 +224,45 @@ async def test_what_was_handed_over_goes_before_what_is_claimed_later(settings, 
         await pool.close()
     templates = {r["id"]: r["template"] for r in await db.fetch("SELECT id, template FROM outbox")}
     assert [templates[i] for i in notifier.sent] == ["dispatch", "withdrawn"]
+
+
+async def test_the_handed_over_sender_goes_on_after_a_bug(settings, clock, db, monkeypatch):
+    """A bug while sending what was handed over loses nothing for good (those messages stay leased, for a claim
+    once the lease runs out) and does not stop the sender: what is handed over next is sent."""
+    notifier = Recorder()
+    outbox = Outbox(Context(settings, clock), Registry({"test": notifier}))
+    attempts = []
+    deliver = Outbox._deliver
+
+    async def bug_first(self, pool, messages):
+        attempts.append([m.id for m in messages])
+        if len(attempts) == 1:
+            raise RuntimeError("a bug")
+        return await deliver(self, pool, messages)
+
+    async def hand_one(code: str) -> int:
+        batch = Batch(clock.now())
+        batch.message("test", "r-1", "dispatch", {"code": code})
+        with leasing(outbox.lease_s) as leased:
+            async with db.transaction():
+                await batch.flush(db)
+        outbox.hand(leased)
+        return leased[0]["id"]
+
+    async def until(condition) -> None:
+        while not condition():
+            await asyncio.sleep(0.01)
+
+    monkeypatch.setattr(Outbox, "_deliver", bug_first)
+    pool = await create_pool(settings.database_url, 1, 2)
+    sender = asyncio.create_task(outbox.send_handed(pool, gather_s=0))
+    try:
+        lost = await hand_one("FIRST")
+        await asyncio.wait_for(until(lambda: len(attempts) == 1), 5)
+        second = await hand_one("SECOND")
+        await asyncio.wait_for(until(lambda: second in notifier.sent), 5)
+    finally:
+        sender.cancel()
+        await pool.close()
+    assert notifier.sent == [second]
+    assert await db.fetchval("SELECT status FROM outbox WHERE id = $1", lost) == "pending"  # leased, for a claim
