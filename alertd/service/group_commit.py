@@ -8,9 +8,11 @@ arrivals within gather_s of each other), a committer also waits up to gather_s f
 comes next: at 200 alerts/s a group of three instead of one each, for a few milliseconds. A lone alert (nothing
 arrived within gather_s before it) goes at once, and nobody waits for company while a flood's work is parked
 (see `coalesce_s`: the flood makes its own groups, and the others must not wait behind it; bench/flood.py). One
-committer gathers at a time, so the others' turns keep the commits going. A group that fails is retried one item per transaction, so one bad item cannot fail the others,
-and each sender gets her own answer or her own error; when the database itself is gone, every sender of the
-group gets that error at once (the channel retries: the phone app, Twilio, the broker's redelivery).
+committer gathers at a time, so the others' turns keep the commits going.
+
+A group that fails is retried one item per transaction, so one bad item cannot fail the others, and each sender
+gets her own answer or her own error; when the database itself is gone, every sender of the group gets that
+error at once (the channel retries: the phone app, Twilio, the broker's redelivery).
 
 One sender's work is in one group at a time (`key`: her person for app alerts, the device for button messages):
 work of a key already being committed waits, parked, for that commit and then goes together into a next group,
@@ -61,9 +63,11 @@ class GroupCommit(Generic[T, R]):
         `order` sorts a group first (one order for every group: two groups that lock the same rows take their
         locks in the same order and cannot deadlock). `observe(size, waits, commit_s)` hears of each group
         committed: its size, how long each item waited for a committer, and how long the commit took. `key`
-        names whose work an item is: items of a key being committed wait for that commit, and `coalesce_s` more
-        (see the module), and `gather_s` how long a committer waits for company (see the module). With `sender` (this instance's running outbox sender), a group's messages are leased to
-        it and handed over after the group's commit: no claim, no wake-up of every instance's engine."""
+        names whose work an item is: items of a key being committed wait for that commit, and `coalesce_s` more;
+        `gather_s` is how long a committer waits for company (see the module). With `sender` (this instance's
+        running outbox sender), a group's messages are leased to it and handed over after the group's commit: no
+        claim, no wake-up of every instance's engine. A group whose commit's outcome is unknown (the connection
+        lost at COMMIT) hands nothing over: its messages, if they committed, wait for their lease to run out."""
         self.pool, self.work, self.name, self.order, self.key = pool, work, name, order, key
         self.in_flight: set[Hashable] = set()
         self.parked: dict[Hashable, list[tuple[T, asyncio.Future, float]]] = {}
