@@ -61,8 +61,7 @@ class Outbox:
     async def deliver_handed(self, pool: asyncpg.Pool) -> int:
         """Send what was handed over until now (shutting down: before the engine stops)."""
         async with self._delivering:
-            handed, self._handed = self._handed, []
-            return await self._deliver(pool, handed) if handed else 0
+            return await self._deliver_handed(pool)
 
     async def process_due(self, pool: asyncpg.Pool, now: datetime) -> int:
         """Lease a batch, deliver it (no pooled connection held while notifiers talk to providers), record it;
@@ -71,8 +70,7 @@ class Outbox:
         Messages to one recipient on one channel go in order; different recipients are served concurrently.
         """
         async with self._delivering:
-            handed, self._handed = self._handed, []
-            done = await self._deliver(pool, handed) if handed else 0
+            done = await self._deliver_handed(pool)
             # Only the claim holds the version lock: what an old release leased before an upgrade it still sends
             # (the lease keeps anyone else from sending it too), but it leases nothing new afterwards. The claim is
             # one statement, its own transaction, with the lock held inside it (versions.hold's check, one round
@@ -82,6 +80,11 @@ class Outbox:
             versions.check(self, claimed[0]["recorded"])
             rows = [Message.from_row(row) for row in claimed if row["id"] is not None]
             return done + (await self._deliver(pool, rows) if rows else 0)
+
+    async def _deliver_handed(self, pool: asyncpg.Pool) -> int:
+        """(Delivering already) send what was handed over until now."""
+        handed, self._handed = self._handed, []
+        return await self._deliver(pool, handed) if handed else 0
 
     async def _deliver(self, pool: asyncpg.Pool, messages: list[Message]) -> int:
         """Send leased messages (to one recipient on one channel in order, recipients concurrently), then record
