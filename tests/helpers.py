@@ -119,3 +119,12 @@ async def refusals(db, kind: str | None = None) -> int:
 async def close_open_alerts(db) -> None:
     """Resolve every open alert, as responders would: her next alert is a new one, not a repeat of the last."""
     await db.execute("UPDATE alerts SET status = 'resolved', closed_at = now() WHERE status IN ('open', 'unanswered')")
+
+
+def app_alert(person, cid: str, clock, km_north: float = 1.0):
+    """An app alert of this enrolled person for the intake (service.intake.NewAlert), with a GPS fix km_north of
+    the test region's centre."""
+    from alertd.service.intake import NewAlert
+
+    return NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=cid,
+                    triggered_at=clock.now(), location=Location(*offset(km_north), 20.0, "gps", clock.now()))

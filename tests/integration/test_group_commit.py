@@ -16,7 +16,7 @@ from alertd.service import timeline
 from alertd.service.group_commit import GroupCommit
 from alertd.service.intake import NewAlert, group_committer
 from alertd.store.db import create_pool
-from tests.helpers import all_at_once, bearer, device_token, enrol, fix, offset, seed_responders
+from tests.helpers import all_at_once, app_alert, bearer, device_token, enrol, fix, offset, seed_responders
 
 
 @pytest.fixture
@@ -26,18 +26,13 @@ async def pool(settings):
     await pool.close()
 
 
-def _alert(person, cid: str, km_north: float, clock) -> NewAlert:
-    return NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=cid,
-                    triggered_at=clock.now(), location=Location(*offset(km_north), 20.0, "gps", clock.now()))
-
-
 async def test_alerts_queued_together_commit_as_one_group_each_fully_dispatched(pool, settings, clock, db):
     await seed_responders(db)
     people = [await enrol(db, clock.now()) for _ in range(12)]
     groups = []
     committer = group_committer(pool, Context(settings, clock), committers=1,
                             observe=lambda size, waits, seconds: groups.append(size))
-    answers = await all_at_once(committer, [_alert(p, f"g-{i}", i % 3, clock) for i, p in enumerate(people)])
+    answers = await all_at_once(committer, [app_alert(p, f"g-{i}", clock, i % 3) for i, p in enumerate(people)])
 
     assert groups == [12]
     assert all(a.created for a in answers) and len({a.alert_id for a in answers}) == 12
@@ -57,7 +52,7 @@ async def test_alerts_queued_together_commit_as_one_group_each_fully_dispatched(
 async def test_one_bad_alert_fails_alone_and_the_rest_of_its_group_commits(pool, settings, clock, db):
     await seed_responders(db)
     people = [await enrol(db, clock.now()) for _ in range(5)]
-    alerts = [_alert(p, f"b-{i}", 1, clock) for i, p in enumerate(people)]
+    alerts = [app_alert(p, f"b-{i}", clock, 1) for i, p in enumerate(people)]
     ghost = NewAlert(person_id="p-nobody", device_id=people[0].device_id, channel="app", client_alert_id="ghost",
                      triggered_at=clock.now(), location=Location(*offset(1), 20.0, "gps", clock.now()))
     groups = []
@@ -77,7 +72,7 @@ async def test_repeats_in_one_group_make_one_alert(pool, settings, clock, db):
     await seed_responders(db)
     person = await enrol(db, clock.now())
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    first, again = await all_at_once(committer, [_alert(person, "same", 1, clock), _alert(person, "same", 2, clock)])
+    first, again = await all_at_once(committer, [app_alert(person, "same", clock, 1), app_alert(person, "same", clock, 2)])
 
     assert first.alert_id == again.alert_id
     assert sorted([first.created, again.created]) == [False, True]
@@ -88,7 +83,7 @@ async def test_repeats_in_one_group_make_one_alert(pool, settings, clock, db):
 async def test_crash_mid_group_commits_nothing_and_answers_nobody_received(pool, settings, clock, db, monkeypatch):
     await seed_responders(db)
     people = [await enrol(db, clock.now()) for _ in range(4)]
-    alerts = [_alert(p, f"c-{i}", 1, clock) for i, p in enumerate(people)]
+    alerts = [app_alert(p, f"c-{i}", clock, 1) for i, p in enumerate(people)]
 
     async def events_then_crash(self, conn):
         if self.events:
@@ -129,14 +124,14 @@ async def test_a_taken_dispatch_code_is_drawn_again_and_the_messages_carry_the_n
 
     await seed_responders(db)
     first, second = await enrol(db, clock.now()), await enrol(db, clock.now())
-    await all_at_once(group_committer(pool, Context(settings, clock), committers=1), [_alert(first, "a", 1, clock)])
+    await all_at_once(group_committer(pool, Context(settings, clock), committers=1), [app_alert(first, "a", clock, 1)])
     taken = await db.fetchval("SELECT code FROM dispatches LIMIT 1")
     real_new_code = policy.new_code
     draws = iter([taken, taken])  # the second alert's first two dispatches draw a code already in use
 
     monkeypatch.setattr(policy, "new_code", lambda: next(draws, None) or real_new_code())
     [answer] = await all_at_once(group_committer(pool, Context(settings, clock), committers=1),
-                                  [_alert(second, "b", 1, clock)])
+                                  [app_alert(second, "b", clock, 1)])
     rows = await db.fetch("SELECT id, code FROM dispatches WHERE alert_id = $1", uuid.UUID(answer.alert_id))
     assert len(rows) == 3 and taken not in {r["code"] for r in rows}
     assert await db.fetchval("SELECT count(DISTINCT code) FROM dispatches") == 6
@@ -170,7 +165,7 @@ async def test_a_lost_database_fails_the_whole_group_at_once_not_once_per_alert(
         raise ConnectionResetError("database went away")
 
     committer = GroupCommit(pool, database_gone, name="test", committers=1)
-    answers = await all_at_once(committer, [_alert(p, f"l-{i}", 1, clock) for i, p in enumerate(people)])
+    answers = await all_at_once(committer, [app_alert(p, f"l-{i}", clock, 1) for i, p in enumerate(people)])
     assert all(isinstance(a, ConnectionResetError) for a in answers)
     assert tries == [5]  # one attempt for the group; retrying each alone could only fail again
 
@@ -272,8 +267,8 @@ async def test_a_revoked_or_foreign_device_is_refused_in_the_group_and_the_rest_
     await seed_responders(db)
     live, revoked, other = [await enrol(db, clock.now()) for _ in range(3)]
     await db.execute("UPDATE devices SET revoked_at = $2 WHERE id = $1", revoked.device_id, clock.now())
-    unchecked = [replace(_alert(p, f"d-{i}", 1, clock), device_checked=False) for i, p in enumerate([live, revoked])]
-    foreign = replace(_alert(other, "d-x", 1, clock), device_id=live.device_id, device_checked=False)
+    unchecked = [replace(app_alert(p, f"d-{i}", clock, 1), device_checked=False) for i, p in enumerate([live, revoked])]
+    foreign = replace(app_alert(other, "d-x", clock, 1), device_id=live.device_id, device_checked=False)
     groups = []
     committer = group_committer(pool, Context(settings, clock), committers=1,
                                 observe=lambda size, waits, seconds: groups.append(size))

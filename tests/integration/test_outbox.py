@@ -14,7 +14,7 @@ from alertd.service.ports import Registry, SendError
 from alertd.service.timeline import Batch, leasing
 from alertd.store import queries
 from alertd.store.db import connect, create_pool
-from tests.helpers import all_at_once, enrol, offset, seed_responders
+from tests.helpers import all_at_once, app_alert, enrol, offset, seed_responders
 
 
 class Recorder:
@@ -129,12 +129,6 @@ class HandRecorder:
         self.handed.append(rows)
 
 
-def _raise_one(person, cid: str, clock) -> intake.NewAlert:
-    return intake.NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app",
-                           client_alert_id=cid, triggered_at=clock.now(),
-                           location=Location(*offset(1), 20.0, "gps", clock.now()))
-
-
 async def test_a_groups_messages_are_leased_to_its_own_sender_at_commit_and_sent_without_a_claim(settings, clock,
                                                                                                   db):
     """No claim, no wake-up: the group's messages are leased to this instance's sender in the commit and handed
@@ -147,7 +141,7 @@ async def test_a_groups_messages_are_leased_to_its_own_sender_at_commit_and_sent
     pool = await create_pool(settings.database_url, 1, 3)
     try:
         committer = intake.group_committer(pool, ctx, committers=1, sender=outbox)
-        await all_at_once(committer, [_raise_one(p, f"h-{i}", clock) for i, p in enumerate(people)])
+        await all_at_once(committer, [app_alert(p, f"h-{i}", clock) for i, p in enumerate(people)])
         waiting = await db.fetch("SELECT id, leased_until, attempts FROM outbox WHERE status = 'pending'")
         assert waiting and {(r["leased_until"], r["attempts"]) for r in waiting} == {
             (clock.now() + timedelta(seconds=LEASE_S), 1)}
@@ -175,7 +169,7 @@ async def test_a_group_rolled_back_hands_nothing_over(settings, clock, db, monke
     monkeypatch.setattr(Batch, "flush", flush_then_fail)
     try:
         committer = intake.group_committer(pool, Context(settings, clock), committers=1, sender=sender)
-        [answer] = await all_at_once(committer, [_raise_one(person, "rolled-back", clock)])
+        [answer] = await all_at_once(committer, [app_alert(person, "rolled-back", clock)])
     finally:
         await pool.close()
     assert isinstance(answer, RuntimeError)
@@ -192,7 +186,7 @@ async def test_messages_leased_to_an_instance_that_died_are_claimed_once_the_lea
     survivor = Outbox(Context(settings, clock), Registry({"sms": notifier, "mqtt": notifier, "log": notifier}))
     try:
         committer = intake.group_committer(pool, Context(settings, clock), committers=1, sender=dead)
-        await all_at_once(committer, [_raise_one(person, "orphan", clock)])
+        await all_at_once(committer, [app_alert(person, "orphan", clock)])
         leased = [row["id"] for rows in dead.handed for row in rows]
         assert leased
         assert await survivor.process_due(pool, clock.now()) == 0
