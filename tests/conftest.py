@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher, profiles
 
 from alertd.clock import FakeClock
 from alertd.local.services import LocalMosquitto, LocalPostgres
@@ -21,6 +22,26 @@ from tests.helpers import BROKER_ADMIN, BROKER_SERVICE
 
 TEMPLATE = "alertd_template"
 _counter = itertools.count()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_hashes():
+    """PINs and officer passwords hashed in this process with argon2's cheapest parameters (argon2-cffi's profile
+    for tests): at the real ones (64 MiB, 3 passes) a hash takes 0.15-0.3 s here, and one PIN pair per enrolment
+    made hashing a third of the suite. A hash records its parameters, so checks read them from the hash; alertd run
+    as a process (the CLI and serve tests, the demo) still hashes at the real ones, checked here first."""
+    from alertd.service import officer_accounts, pins
+
+    real = profiles.RFC_9106_LOW_MEMORY
+    cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    saved = {module: module._hasher for module in (pins, officer_accounts)}
+    for module, hasher in saved.items():
+        assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (
+            real.time_cost, real.memory_cost, real.parallelism), f"{module.__name__} hashes below RFC 9106's low-memory profile"
+        module._hasher = cheap
+    yield
+    for module, hasher in saved.items():
+        module._hasher = hasher
 
 
 @pytest.fixture(scope="session")

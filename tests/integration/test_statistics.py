@@ -35,11 +35,15 @@ async def _first_statistics(settings, clock, db):
         module = FirstStatistics(ctx, min_rows=50, sweep_s=0)
         for i in range(80):  # 80 alerts, 240 dispatches: from empty, no statistics yet
             person = await enrol(db, clock.now())
-            async with pool.acquire() as conn, conn.transaction():
-                await intake.raise_group(conn, ctx, [intake.NewAlert(
-                    person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"s{i}",
-                    triggered_at=clock.now(), location=Location(*offset(i % 9), 30.0, "gps", clock.now()))])
-        await db.execute("SELECT pg_stat_force_next_flush()")
+            async with pool.acquire() as conn:
+                async with conn.transaction():
+                    await intake.raise_group(conn, ctx, [intake.NewAlert(
+                        person_id=person.person_id, device_id=person.device_id, channel="app",
+                        client_alert_id=f"s{i}", triggered_at=clock.now(),
+                        location=Location(*offset(i % 9), 30.0, "gps", clock.now()))])
+                # the writer's row counts reach pg_stat before this returns (a backend reports them at most once a
+                # second on its own: a quick test would look at none)
+                await conn.execute("SELECT pg_stat_force_next_flush()")
         assert await db.fetchval("SELECT count(*) FROM pg_stats WHERE tablename = 'dispatches'") == 0
         assert await module.process_due(pool, clock.now()) == 0
         assert module.analyzed == 1
