@@ -75,7 +75,8 @@ async def nearest_plan(conn) -> str:
                             .replace("$2::float8[]", f"ARRAY[{CENTRE_LON}]::float8[]")
                             .replace("$3::float8[]", f"ARRAY[{CENTRE_LAT}]::float8[]")
                             .replace("$4::text[]", "ARRAY[]::text[]").replace("$5::timestamptz", "now()")
-                            .replace("$5", "now()"))
+                            .replace("$5", "now()")
+                            .replace("$6::boolean", "false"))
     lines = [r[0].strip().lstrip("-> ").strip() for r in plan]
     scans = [line.split("  (")[0] for line in lines if "Scan" in line and "responders" in line]
     return "; ".join(dict.fromkeys(scans))

@@ -88,9 +88,10 @@ class Place:
     population: int = 0
 
     @classmethod
-    def from_row(cls, row: Any) -> Place:
-        return cls(geonameid=row["geonameid"], name=row["name"], asciiname=row["asciiname"], lat=row["lat"],
-                   lon=row["lon"], name_ru=row["name_ru"], name_kk=row["name_kk"], population=row["population"])
+    def from_row(cls, row: Any, prefix: str = "") -> Place:
+        """From a row's columns, each named with `prefix` (`place_` where the row holds something else too)."""
+        return cls(**{name: row[prefix + name] for name in (
+            "geonameid", "name", "asciiname", "lat", "lon", "name_ru", "name_kk", "population")})
 
     def name_in(self, language: str) -> str:
         """The name to print for a reader of `language`: Kazakh, else Russian, else ASCII (so English SMS stays

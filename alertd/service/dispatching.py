@@ -17,7 +17,7 @@ import asyncpg
 from alertd.context import Context
 from alertd.core import policy
 from alertd.core.model import KINDS, Location, Responder
-from alertd.core.places import Relation
+from alertd.core.places import Place, Relation, relate
 from alertd.service import places
 from alertd.service.timeline import Batch
 from alertd.store import queries
@@ -37,15 +37,22 @@ async def nearest_each(conn: asyncpg.Connection, ctx: Context, now: datetime, ki
 
 
 async def nearest_at(conn: asyncpg.Connection, ctx: Context, now: datetime, kinds: tuple[str, ...] | list[str],
-                     locs: list[Location], exclude: list[str] | None = None) -> list[dict[str, Responder]]:
-    """nearest_each for several locations in one query: one dict per location, in their order."""
+                     locs: list[Location], exclude: list[str] | None = None,
+                     near: dict[Location, Relation | None] | None = None) -> list[dict[str, Responder]]:
+    """nearest_each for several locations in one query: one dict per location, in their order. Given `near`, the
+    same query fills it with the nearest named place of each location that has a responder (what `places_of`
+    would read for dispatches there: the intake's round trip saved)."""
     found: list[dict[str, Responder]] = [{} for _ in locs]
     if not locs:
         return found
     rows = await conn.fetch(queries.find_nearest_responders, list(kinds), [loc.lon for loc in locs],
-                            [loc.lat for loc in locs], exclude or [], units_seen_since(ctx, now))
+                            [loc.lat for loc in locs], exclude or [], units_seen_since(ctx, now), near is not None)
     for row in rows:
         found[row["n"] - 1][row["kind"]] = Responder.from_row(row)
+        if near is not None:
+            loc = locs[row["n"] - 1]
+            place = Place.from_row(row, "place_") if row["place_geonameid"] is not None else None
+            near[loc] = relate(place, loc.lat, loc.lon) if place else None
     return found
 
 
@@ -113,7 +120,8 @@ async def dispatch_many(conn: asyncpg.Connection, ctx: Context, batch: Batch, to
 
 async def places_of(conn: asyncpg.Connection, plan: Plan) -> dict[Location, Relation | None]:
     """The nearest named place of each location the plan dispatches to (one query however many): looked up once
-    here, when the dispatch is made, and carried in its messages; a later, better fix gets its own."""
+    here, when the dispatch is made, and carried in its messages; a later, better fix gets its own. (The intake
+    has nearest_at read them with the responders.)"""
     locs = list(dict.fromkeys(a.loc for a in plan.todo))
     return dict(zip(locs, await places.nearest_to(conn, locs), strict=True))
 

@@ -13,6 +13,7 @@ import asyncpg
 from alertd.context import Context
 from alertd.core.location import best_location, moved_enough
 from alertd.core.model import KINDS, Conflict, Location, NotFound, Responder, Unauthorized
+from alertd.core.places import Relation
 from alertd.service import dispatching, repeats
 from alertd.service.group_commit import COALESCE_S, GATHER_S, GroupCommit
 from alertd.service.timeline import Batch, security_event
@@ -143,8 +144,8 @@ async def create_drill_alert(conn: asyncpg.Connection, ctx: Context, now: dateti
 async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
                   ids: list[uuid.UUID]) -> None:
     """Each alert with its fix, its best location (and, with it, the region of the nearest police post) and its
-    dispatches, with their outbox rows and timeline: the same statements (four: responders, rows, named places,
-    timeline; one more to read homes when a fix is missing), whatever the group's size."""
+    dispatches, with their outbox rows and timeline: the same statements (three: responders with their named
+    places, rows, timeline; one more to read homes when a fix is missing), whatever the group's size."""
     if not news:
         return
     homes = {}
@@ -154,8 +155,9 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
              for n in news]
     located = {i: best for i, best in enumerate(bests) if best is not None}
     found: list[dict[str, Responder]] = [{} for _ in news]
-    for i, near in zip(located, await dispatching.nearest_at(conn, ctx, now, KINDS, list(located.values())),
-                       strict=True):
+    named: dict[Location, Relation | None] = {}  # the messages' named places, read with the responders
+    for i, near in zip(located, await dispatching.nearest_at(conn, ctx, now, KINDS, list(located.values()),
+                                                             near=named), strict=True):
         found[i] = near
     alerts = [{"id": alert_id, "region": dispatching.region_of(near), "priority": "normal", "duress": False}
               for alert_id, near in zip(ids, found, strict=True)]
@@ -181,7 +183,7 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
             continue
         batch.event(ids[i], "located", source=best.source, accuracy_m=best.accuracy_m)
         dispatching.unstaffed(batch, alerts[i], found[i])
-    dispatching.record(batch, plan, await dispatching.places_of(conn, plan))
+    dispatching.record(batch, plan, named)
     await batch.flush(conn)
 
 

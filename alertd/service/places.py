@@ -79,10 +79,7 @@ def console_place(row, loc: Location | None) -> dict | None:
     location): `{name, distance_m, bearing, text}` in English plus `texts` in every console language."""
     if loc is None or row["place_geonameid"] is None:
         return None
-    place = Place(geonameid=row["place_geonameid"], name=row["place_name"], asciiname=row["place_asciiname"],
-                  lat=row["place_lat"], lon=row["place_lon"], name_ru=row["place_name_ru"],
-                  name_kk=row["place_name_kk"], population=row["place_population"])
-    relation = relate(place, loc.lat, loc.lon)
+    relation = relate(Place.from_row(row, "place_"), loc.lat, loc.lon)
     if relation is None:
         return None
     payload = relation.payload()

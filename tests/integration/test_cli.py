@@ -72,7 +72,7 @@ async def test_nearest_walks_the_gist_index_right_after_an_import(cli_env, tmp_p
     code, out = await run(capsys, "responders", "import", str(path))
     assert code == 0 and out["created"] == 2000
     plan = await db.fetchval("EXPLAIN (FORMAT JSON) " + queries.find_nearest_responders,
-                             ["police_post", "mobile_unit"], [72.9], [50.3], [], None)
+                             ["police_post", "mobile_unit"], [72.9], [50.3], [], None, False)
     plan = json.loads(plan) if isinstance(plan, str) else plan
 
     def nodes(node):

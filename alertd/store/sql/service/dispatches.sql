@@ -1,14 +1,29 @@
 -- Dispatches: the nearest responders, dispatching, acknowledging, standing down.
 
 -- name: find_nearest_responders
--- For each point n of ($2 lons, $3 lats) and each kind in $1: the nearest on-duty responder not in $4, with its contacts; for police a post whose jurisdiction covers the point wins; a unit whose terminal was last heard before $5 is off duty.
--- One query for all three kinds and for a whole group of alerts: a group's dispatch costs one round trip.
+-- For each point n of ($2 lons, $3 lats) and each kind in $1: the nearest on-duty responder not in $4, with its contacts; for police a post whose jurisdiction covers the point wins; a unit whose terminal was last heard before $5 is off duty. With $6, each row also names the point's nearest place (place_*; NULL: the gazetteer is empty).
+-- One query for all three kinds and for a whole group of alerts: a group's dispatch costs one round trip, and with
+-- $6 its messages' named places come with it (the intake's; one KNN probe of places per point, once per point:
+-- the points are materialized before the kinds multiply them).
 -- Each point reaches the LATERAL subqueries as a parameter, so `<->` walks the GiST index once per point and
 -- kind (bench/nearest.py prints the plan: an index scan, never a scan and sort of every responder).
-SELECT p.n, n.*,
+WITH points AS MATERIALIZED (
+    SELECT u.n, g.g, pl.*
+      FROM unnest($2::float8[], $3::float8[]) WITH ORDINALITY AS u(lon, lat, n)
+     CROSS JOIN LATERAL (SELECT ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography AS g) AS g
+      LEFT JOIN LATERAL (
+           SELECT x.geonameid AS place_geonameid, x.name AS place_name, x.asciiname AS place_asciiname,
+                  x.name_ru AS place_name_ru, x.name_kk AS place_name_kk, x.population AS place_population,
+                  ST_Y(x.geog::geometry) AS place_lat, ST_X(x.geog::geometry) AS place_lon
+             FROM places x
+            WHERE $6::boolean
+            ORDER BY x.geog <-> g.g
+            LIMIT 1) AS pl ON true
+)
+SELECT p.n, p.place_geonameid, p.place_name, p.place_asciiname, p.place_name_ru, p.place_name_kk,
+       p.place_population, p.place_lat, p.place_lon, n.*,
        EXISTS (SELECT 1 FROM mqtt_accounts m WHERE m.responder_id = n.id AND m.revoked_at IS NULL) AS has_terminal
-  FROM unnest($2::float8[], $3::float8[]) WITH ORDINALITY AS u(lon, lat, n)
- CROSS JOIN LATERAL (SELECT u.n, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography AS g) AS p
+  FROM points p
  CROSS JOIN unnest($1::text[]) AS k(kind)
  CROSS JOIN LATERAL (
     (SELECT r.id, r.kind, r.name, r.region, ST_Y(r.location::geometry) AS lat, ST_X(r.location::geometry) AS lon,
