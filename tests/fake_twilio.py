@@ -154,7 +154,9 @@ async def fake_twilio():
 def sms_settings(settings, fake_twilio):
     return settings.replace(twilio_account_sid=fake_twilio.account_sid, twilio_auth_token=fake_twilio.auth_token,
                             twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url,
-                            sms_send_timeout_s=0.5, sms_webhook_hold_s=0.3)
+                            # 1.5 s: under the scripted timeouts' hang_s, over a first call's lazy imports of twilio's
+                            # resources on a loaded machine (at 0.5 s, a first SMS sometimes timed out under -n auto)
+                            sms_send_timeout_s=1.5, sms_webhook_hold_s=0.3)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ async def _ack(client, settings, clock, db, alert_id, responder_id: str) -> None
 def drill_settings(settings, secured_broker, fake_twilio):
     return secured_settings(settings, secured_broker).replace(
         twilio_account_sid=fake_twilio.account_sid, twilio_auth_token=fake_twilio.auth_token,
-        twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url, sms_send_timeout_s=0.5)
+        twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url, sms_send_timeout_s=1.5)
 
 
 async def test_a_drill_reaches_real_responders_marked_drill_in_their_language_and_never_her(

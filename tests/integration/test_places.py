@@ -104,7 +104,7 @@ async def test_nearest_is_one_indexed_knn_probe(db, clock):
 def place_settings(settings, secured_broker, fake_twilio):
     return secured_settings(settings, secured_broker).replace(
         twilio_account_sid=fake_twilio.account_sid, twilio_auth_token=fake_twilio.auth_token,
-        twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url, sms_send_timeout_s=0.5)
+        twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url, sms_send_timeout_s=1.5)
 
 
 async def test_sms_unit_terminal_and_console_name_the_nearest_place(place_settings, secured_broker, fake_twilio,

@@ -100,7 +100,7 @@ async def test_rejected_number_is_not_retried(sms_client, sms_settings, clock, d
 async def test_ambiguous_failure_is_reconciled_never_sent_twice(sms_client, sms_settings, clock, db, fake_twilio,
                                                                 failure, accepted):
     await seed_responders(db)
-    fake_twilio.hang_s = 1.0  # the client gives up after sms_send_timeout_s = 0.5
+    fake_twilio.hang_s = 2.0  # the client gives up after sms_send_timeout_s = 1.5
     fake_twilio.script = [failure]
     await _alert(sms_client, sms_settings, clock, db)
     await sms_client.app[ENGINE].run_once()
@@ -122,7 +122,7 @@ async def test_ambiguous_failure_is_reconciled_never_sent_twice(sms_client, sms_
 async def test_when_the_reconcile_fails_nothing_is_sent_until_it_succeeds(sms_client, sms_settings, clock, db,
                                                                            fake_twilio):
     await seed_responders(db)
-    fake_twilio.hang_s = 1.0
+    fake_twilio.hang_s = 2.0
     fake_twilio.script = ["accept_then_timeout"]
     fake_twilio.list_script = [500]
     await _alert(sms_client, sms_settings, clock, db)
@@ -226,7 +226,7 @@ async def test_gateway_serves_its_prefixes_and_twilio_the_rest(settings, clock, 
     await server.start_server()
     routed = settings.replace(
         twilio_account_sid=fake_twilio.account_sid, twilio_auth_token=fake_twilio.auth_token,
-        twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url, sms_send_timeout_s=0.5,
+        twilio_from_number=FROM_NUMBER, twilio_api_url=fake_twilio.url, sms_send_timeout_s=1.5,
         sms_gateway_url=str(server.make_url("/send")), sms_gateway_auth="Bearer gw-secret",
         sms_gateway_prefixes="+996, +992")
     await seed_responders(db, [
