@@ -5,6 +5,7 @@ dispatches, and the deadlines pending at that point fire once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import secrets
@@ -94,6 +95,13 @@ async def test_point_in_time_restore_then_serve(workdir, tmp_path, mosquitto):
         assert "status: ok" in out and "full backup:" in out
 
         conn = await connect(live.dsn("alertd"))  # the setup restarted PostgreSQL (archive_mode)
+        # pgBackRest records a backup's stop time in whole seconds, and restores to a time only after it: what
+        # follows happens within a second, so it starts once the database's clock is past that second
+        info = await asyncio.to_thread(_as_postgres, live, env, "pgbackrest", f"--config={config}",
+                                       "--stanza=alertd", "--output=json", "info")
+        stop = json.loads(info)[0]["backup"][-1]["timestamp"]["stop"]
+        while await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())") < stop + 1:
+            await asyncio.sleep(0.05)  # the wall clock passing a second pgBackRest wrote, not a deadline
 
         # after the backup: alerts raised ten minutes ago while no alertd ran (their deadlines are overdue)
         settings = Settings(database_url=live.dsn("alertd"), mqtt_url=mosquitto.service_url,
