@@ -98,15 +98,17 @@ async def create_alerts(conn: asyncpg.Connection, ctx: Context, now: datetime,
     unchecked = [n.device_id for n in news if not n.device_checked]
     rows = await conn.fetch(queries.lock_people_check_devices, people, unchecked)
     live = {(r["device_id"], r["person_id"]) for r in rows if r["device_id"] is not None}
+    homes = {r["person_id"]: home for r in rows if r["device_id"] is None and (home := Location.from_row(r))}
     refused = [not n.device_checked and (n.device_id, n.person_id) not in live for n in news]
     kept = [n for n, r in zip(news, refused, strict=True) if not r]
-    answers = iter(await _decide(conn, ctx, now, kept) if kept else [])
+    answers = iter(await _decide(conn, ctx, now, kept, homes) if kept else [])
     return [Raised("", "", "refused") if r else next(answers) for r in refused]
 
 
-async def _decide(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert]) -> list[Raised]:
-    """create_alerts once her people row is locked and every device is known to be hers: duplicate, joined or
-    created, in order."""
+async def _decide(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
+                  homes: dict[str, Location]) -> list[Raised]:
+    """create_alerts once her people row is locked (her registered home, if any, in `homes`) and every device is
+    known to be hers: duplicate, joined or created, in order."""
     keys = [n.key for n in news if n.key is not None]
     rows = await conn.fetch(queries.find_alerts_by_keys_or_people, [d for d, _ in keys], [c for _, c in keys],
                             sorted({n.person_id for n in news if n.person_id is not None}))
@@ -125,7 +127,7 @@ async def _decide(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
         if new.key is not None:
             sent[new.key] = outcomes[-1][:2]
     fresh = [i for i, (_, _, made) in enumerate(outcomes) if made == "created"]
-    await _create(conn, ctx, now, [news[i] for i in fresh], [outcomes[i][0] for i in fresh])
+    await _create(conn, ctx, now, [news[i] for i in fresh], [outcomes[i][0] for i in fresh], homes)
     if joins := [(news[i], outcomes[i][0]) for i, (_, _, made) in enumerate(outcomes) if made == "joined"]:
         await repeats.join(conn, ctx, now, joins)
     return [Raised(str(alert_id), status, made) for alert_id, status, made in outcomes]
@@ -142,17 +144,20 @@ async def create_drill_alert(conn: asyncpg.Connection, ctx: Context, now: dateti
 
 
 async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
-                  ids: list[uuid.UUID]) -> None:
+                  ids: list[uuid.UUID], homes: dict[str, Location] | None = None) -> None:
     """Each alert with its fix, its best location (and, with it, the region of the nearest police post) and its
     dispatches, with their outbox rows and timeline: the same statements (three: responders with their named
-    places, rows, timeline; one more to read homes when a fix is missing), whatever the group's size."""
+    places, rows, timeline), whatever the group's size. `homes`: the people's registered homes, for an alert with
+    no fix (create_alerts reads them with the people's locks; None: read them here)."""
     if not news:
         return
-    homes = {}
-    if homeless := [n.person_id for n in news if n.location is None and n.person_id is not None]:  # a home is read only when there is no fix
-        homes = {r["person_id"]: Location.from_row(r) for r in await conn.fetch(queries.find_people_homes, homeless)}
-    bests = [best_location([n.location] if n.location else [], homes.get(n.person_id), ctx.settings.accurate_fix_m)
-             for n in news]
+    if homes is None:  # not read with her lock (a drill's alert has no person, so no home)
+        homes = {}
+        if homeless := [n.person_id for n in news if n.location is None and n.person_id is not None]:
+            homes = {r["person_id"]: home for r in await conn.fetch(queries.find_people_homes, homeless)
+                     if (home := Location.from_row(r))}
+    bests = [best_location([n.location] if n.location else [], homes.get(n.person_id or ""),
+                           ctx.settings.accurate_fix_m) for n in news]
     located = {i: best for i, best in enumerate(bests) if best is not None}
     found: list[dict[str, Responder]] = [{} for _ in news]
     named: dict[Location, Relation | None] = {}  # the messages' named places, read with the responders

@@ -42,14 +42,20 @@ SELECT 'dispatch', id FROM dispatched;
 -- name: lock_people_check_devices
 -- Lock the people $1 (in id order, so two groups cannot deadlock: one person's alerts are raised one group at a
 -- time), and say which of the devices $2 are enrolled and not revoked, with their person (an app alert's device is
--- checked in the transaction that raises it). One round trip: a row per person locked (device_id NULL), then a row
--- per live device. The first branch always runs in full, so every person is locked whatever $2 holds.
+-- checked in the transaction that raises it). One round trip: a row per person locked (device_id NULL), with her
+-- registered home as find_people_homes reads it (lat NULL: none; read with the lock it costs nothing, and an alert
+-- with no fix, every button press, needs it), then a row per live device. The first branch always runs in full, so
+-- every person is locked whatever $2 holds.
 WITH locked AS (
-    SELECT id FROM people WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE
+    SELECT id, home, home_accuracy_m, created_at FROM people WHERE id = ANY($1::text[]) ORDER BY id
+       FOR NO KEY UPDATE
 )
-SELECT NULL::text AS device_id, l.id AS person_id FROM locked l
+SELECT NULL::text AS device_id, l.id AS person_id, ST_Y(l.home::geometry) AS lat, ST_X(l.home::geometry) AS lon,
+       l.home_accuracy_m AS accuracy_m, 'home' AS source, l.created_at AS fix_time
+  FROM locked l
 UNION ALL
-SELECT d.id, d.person_id FROM devices d WHERE d.id = ANY($2::text[]) AND d.revoked_at IS NULL;
+SELECT d.id, d.person_id, NULL, NULL, NULL, NULL, NULL
+  FROM devices d WHERE d.id = ANY($2::text[]) AND d.revoked_at IS NULL;
 
 -- name: find_alerts_by_keys_or_people
 -- Under the people's locks, in one round trip: `sent` rows, the alert each device already sent each of these
