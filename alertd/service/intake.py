@@ -140,22 +140,17 @@ async def create_drill_alert(conn: asyncpg.Connection, ctx: Context, now: dateti
     nothing of hers can join it and it joins nothing of hers (docs/drills.md)."""
     if new.channel != "drill" or new.person_id is not None or new.device_id is not None or new.location is None:
         raise ValueError("a drill alert has channel 'drill', a location, and no person or device")
-    await _create(conn, ctx, now, [new], [alert_id])
+    await _create(conn, ctx, now, [new], [alert_id], {})
 
 
 async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
-                  ids: list[uuid.UUID], homes: dict[str, Location] | None = None) -> None:
+                  ids: list[uuid.UUID], homes: dict[str, Location]) -> None:
     """Each alert with its fix, its best location (and, with it, the region of the nearest police post) and its
     dispatches, with their outbox rows and timeline: the same statements (three: responders with their named
     places, rows, timeline), whatever the group's size. `homes`: the people's registered homes, for an alert with
-    no fix (create_alerts reads them with the people's locks; None: read them here)."""
+    no fix (create_alerts reads them with the people's locks)."""
     if not news:
         return
-    if homes is None:  # not read with her lock (a drill's alert has no person, so no home)
-        homes = {}
-        if homeless := [n.person_id for n in news if n.location is None and n.person_id is not None]:
-            homes = {r["person_id"]: home for r in await conn.fetch(queries.find_people_homes, homeless)
-                     if (home := Location.from_row(r))}
     bests = [best_location([n.location] if n.location else [], homes.get(n.person_id or ""),
                            ctx.settings.accurate_fix_m) for n in news]
     located = {i: best for i, best in enumerate(bests) if best is not None}
