@@ -121,10 +121,11 @@ async def close_open_alerts(db) -> None:
     await db.execute("UPDATE alerts SET status = 'resolved', closed_at = now() WHERE status IN ('open', 'unanswered')")
 
 
-def app_alert(person, cid: str, clock, km_north: float = 1.0):
+def app_alert(person, cid: str, clock, km_north: float | None = 1.0, accuracy_m: float = 20.0):
     """An app alert of this enrolled person for the intake (service.intake.NewAlert), with a GPS fix km_north of
-    the test region's centre."""
+    the test region's centre (None: no fix), raised at clock.now()."""
     from alertd.service.intake import NewAlert
 
+    where = None if km_north is None else Location(*offset(km_north), accuracy_m, "gps", clock.now())
     return NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=cid,
-                    triggered_at=clock.now(), location=Location(*offset(km_north), 20.0, "gps", clock.now()))
+                    triggered_at=clock.now(), location=where)

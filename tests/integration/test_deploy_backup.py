@@ -22,13 +22,12 @@ import pytest
 
 from alertd.clock import FakeClock
 from alertd.context import Context
-from alertd.core.model import Location
 from alertd.local.services import LocalPostgres, free_port, wait_port
 from alertd.service import intake
 from alertd.settings import Settings
 from alertd.store.db import connect, create_pool
 from alertd.store.migrate import migrate
-from tests.helpers import enrol, offset, seed_responders
+from tests.helpers import app_alert, enrol, seed_responders
 from tests.tls_support import render
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "pgbackrest"
@@ -53,9 +52,8 @@ def _as_postgres(pg: LocalPostgres, env: dict[str, str], *command: str) -> str:
 
 async def _raise(pool: asyncpg.Pool, settings: Settings, clock: FakeClock, person, n: int) -> str:
     async with pool.acquire() as conn, conn.transaction():
-        raised = await intake.raise_group(conn, Context(settings, clock), [intake.NewAlert(
-            person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"drill-{n}",
-            triggered_at=clock.now(), location=Location(*offset(n), 30.0, "gps", clock.now()))])
+        raised = await intake.raise_group(conn, Context(settings, clock),
+                                          [app_alert(person, f"drill-{n}", clock, n, 30.0)])
     return raised[0].alert_id
 
 

@@ -20,7 +20,6 @@ import pytest
 
 from alertd.clock import FakeClock, SystemClock
 from alertd.context import Context
-from alertd.core.model import Location
 from alertd.local.services import free_port, wait_port
 from alertd.service import intake
 from alertd.store.db import create_pool
@@ -34,7 +33,7 @@ from tests.buttons_support import (  # noqa: F401  (fixtures)
     secured_settings,
 )
 from tests.ha_support import committed_keys
-from tests.helpers import enrol, offset, seed_responders
+from tests.helpers import app_alert, enrol, offset, seed_responders
 from tests.integration.test_serve_processes import _not_routine, _ready, _spawn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -52,10 +51,8 @@ async def _alerts_due_soon(settings, db, first_due_s: float, bursts: int = 4, ga
             raised = FakeClock(first_due + timedelta(seconds=b * gap_s - 60))
             group = people[b::bursts]
             async with pool.acquire() as conn, conn.transaction():
-                await intake.raise_group(conn, Context(settings, raised), [intake.NewAlert(
-                    person_id=p.person_id, device_id=p.device_id, channel="app", client_alert_id=f"d{b}-{i}",
-                    triggered_at=raised.now(), location=Location(*offset(i % 9), 30.0, "gps", raised.now()))
-                    for i, p in enumerate(group)])
+                await intake.raise_group(conn, Context(settings, raised), [
+                    app_alert(p, f"d{b}-{i}", raised, i % 9, 30.0) for i, p in enumerate(group)])
     finally:
         await pool.close()
 

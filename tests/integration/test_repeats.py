@@ -17,7 +17,7 @@ from alertd.service import buttons, intake, provisioning
 from alertd.service.intake import NewAlert, group_committer
 from alertd.store.db import create_pool
 from clients.button import protocol as firmware
-from tests.helpers import all_at_once, bearer, device_token, enrol, fix, offset, seed_responders
+from tests.helpers import all_at_once, app_alert, bearer, device_token, enrol, fix, offset, seed_responders
 
 
 @pytest.fixture
@@ -36,12 +36,6 @@ async def _post(client, token, cid, location=None):
 async def _types(db, alert_id) -> list[str]:
     return [r["type"] for r in await db.fetch("SELECT type FROM alert_events WHERE alert_id = $1 ORDER BY id",
                                               uuid.UUID(str(alert_id)))]
-
-
-def _alert(person, cid: str, clock, km_north: float | None = 1.0, accuracy_m: float = 20.0) -> NewAlert:
-    where = None if km_north is None else Location(*offset(km_north), accuracy_m, "gps", clock.now())
-    return NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=cid,
-                    triggered_at=clock.now(), location=where)
 
 
 async def test_a_flood_from_one_device_is_one_alert_with_repeats_and_three_dispatches(app_client, settings,
@@ -119,8 +113,8 @@ async def test_two_alerts_of_one_person_in_one_group_are_one_alert_and_a_repeat(
     await seed_responders(db)
     her, other = await enrol(db, clock.now()), await enrol(db, clock.now())
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    answers = await all_at_once(committer, [_alert(her, "g-1", clock), _alert(other, "o-1", clock),
-                                            _alert(her, "g-2", clock, km_north=1.2)])
+    answers = await all_at_once(committer, [app_alert(her, "g-1", clock), app_alert(other, "o-1", clock),
+                                            app_alert(her, "g-2", clock, km_north=1.2)])
 
     assert [a.made for a in answers] == ["created", "created", "joined"]
     assert answers[0].alert_id == answers[2].alert_id != answers[1].alert_id
@@ -139,11 +133,11 @@ async def test_concurrent_transactions_never_both_create_an_alert_for_her(pool, 
     async with pool.acquire() as first, pool.acquire() as second:
         tx = first.transaction()
         await tx.start()
-        created = await intake.create_alerts(first, ctx, clock.now(), [_alert(person, "t-1", clock)])
+        created = await intake.create_alerts(first, ctx, clock.now(), [app_alert(person, "t-1", clock)])
 
         async def meanwhile():
             async with second.transaction():
-                return await intake.create_alerts(second, ctx, clock.now(), [_alert(person, "t-2", clock)])
+                return await intake.create_alerts(second, ctx, clock.now(), [app_alert(person, "t-2", clock)])
 
         racing = asyncio.create_task(meanwhile())
         waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
@@ -164,10 +158,10 @@ async def test_a_repeat_with_a_better_location_moves_her_alert_and_its_dispatche
     await seed_responders(db)
     person = await enrol(db, clock.now())
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    [first] = await all_at_once(committer, [_alert(person, "m-1", clock, km_north=1.5, accuracy_m=20.0)])
+    [first] = await all_at_once(committer, [app_alert(person, "m-1", clock, km_north=1.5, accuracy_m=20.0)])
     clock.advance(30)
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    [again] = await all_at_once(committer, [_alert(person, "m-2", clock, km_north=8.5, accuracy_m=15.0)])
+    [again] = await all_at_once(committer, [app_alert(person, "m-2", clock, km_north=8.5, accuracy_m=15.0)])
 
     assert again.made == "joined" and again.alert_id == first.alert_id
     lat = await db.fetchval("SELECT ST_Y(location::geometry) FROM alerts")
@@ -183,7 +177,7 @@ async def test_a_repeat_with_a_worse_location_changes_nothing(pool, settings, cl
     await seed_responders(db)
     person = await enrol(db, clock.now())
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    [_first] = await all_at_once(committer, [_alert(person, "w-1", clock, km_north=1.5, accuracy_m=20.0)])
+    [_first] = await all_at_once(committer, [app_alert(person, "w-1", clock, km_north=1.5, accuracy_m=20.0)])
     committer = group_committer(pool, Context(settings, clock), committers=1)
     stale = NewAlert(person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id="w-2",
                      triggered_at=clock.now(),
@@ -198,11 +192,11 @@ async def test_a_repeat_with_a_location_dispatches_her_alert_waiting_in_triage(p
     await seed_responders(db)
     person = await enrol(db, clock.now())  # no home: an alert without a fix waits in triage
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    [first] = await all_at_once(committer, [_alert(person, "t-1", clock, km_north=None)])
+    [first] = await all_at_once(committer, [app_alert(person, "t-1", clock, km_north=None)])
     assert await db.fetchval("SELECT triage FROM alerts") is True
     assert await db.fetchval("SELECT count(*) FROM dispatches") == 0
     committer = group_committer(pool, Context(settings, clock), committers=1)
-    [again] = await all_at_once(committer, [_alert(person, "t-2", clock, km_north=1.0)])
+    [again] = await all_at_once(committer, [app_alert(person, "t-2", clock, km_north=1.0)])
     assert again.alert_id == first.alert_id
     assert await db.fetchval("SELECT triage FROM alerts") is False
     assert await db.fetchval("SELECT count(*) FROM dispatches") == 3
@@ -213,7 +207,7 @@ async def test_an_sms_raising_while_her_app_alert_is_open_joins_it(pool, setting
     person = await enrol(db, clock.now())
     ctx = Context(settings, clock)
     committer = group_committer(pool, ctx, committers=1)
-    [first] = await all_at_once(committer, [_alert(person, "s-1", clock)])
+    [first] = await all_at_once(committer, [app_alert(person, "s-1", clock)])
     async with pool.acquire() as conn, conn.transaction():
         raised = await intake.create_alert(conn, ctx, clock.now(), person_id=person.person_id, device_id=None,
                                            channel="sms", client_alert_id="SM" + "c" * 32,

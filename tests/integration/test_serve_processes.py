@@ -16,7 +16,7 @@ from alertd.context import Context
 from alertd.local.services import free_port, wait_port
 from alertd.service import intake
 from alertd.store.db import create_pool
-from tests.helpers import enrol, offset, seed_responders
+from tests.helpers import app_alert, enrol, seed_responders
 
 
 def _spawn(settings, port: int, logdir) -> subprocess.Popen:
@@ -52,7 +52,6 @@ async def _ready(http: aiohttp.ClientSession, port: int, timeout: float = 15) ->
 
 
 async def test_three_serve_processes_fire_overdue_deadlines_exactly_once(settings, db, tmp_path):
-    from alertd.core.model import Location
 
     await seed_responders(db)
     # Alerts raised 10 minutes ago, while no alertd was running: every first deadline is overdue now.
@@ -62,9 +61,7 @@ async def test_three_serve_processes_fire_overdue_deadlines_exactly_once(setting
         for i in range(15):
             person = await enrol(db, past.now())
             async with pool.acquire() as conn, conn.transaction():
-                await intake.raise_group(conn, Context(settings, past), [intake.NewAlert(
-                    person_id=person.person_id, device_id=person.device_id, channel="app", client_alert_id=f"p{i}",
-                    triggered_at=past.now(), location=Location(*offset(i % 9), 30.0, "gps", past.now()))])
+                await intake.raise_group(conn, Context(settings, past), [app_alert(person, f"p{i}", past, i % 9, 30.0)])
     finally:
         await pool.close()
     assert await db.fetchval("SELECT count(*) FROM dispatches WHERE status = 'pending'") == 45

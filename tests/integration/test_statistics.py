@@ -4,11 +4,10 @@ hold enough rows, so reads by alert id stop being planned as reads of every row.
 from __future__ import annotations
 
 from alertd.context import Context
-from alertd.core.model import Location
 from alertd.engine.statistics import FirstStatistics
 from alertd.service import intake
 from alertd.store.db import create_pool
-from tests.helpers import enrol, offset, seed_responders
+from tests.helpers import app_alert, enrol, seed_responders
 
 TABLES = ("alerts", "dispatches", "alert_events", "location_fixes", "alert_repeats")
 
@@ -37,10 +36,7 @@ async def _first_statistics(settings, clock, db):
             person = await enrol(db, clock.now())
             async with pool.acquire() as conn:
                 async with conn.transaction():
-                    await intake.raise_group(conn, ctx, [intake.NewAlert(
-                        person_id=person.person_id, device_id=person.device_id, channel="app",
-                        client_alert_id=f"s{i}", triggered_at=clock.now(),
-                        location=Location(*offset(i % 9), 30.0, "gps", clock.now()))])
+                    await intake.raise_group(conn, ctx, [app_alert(person, f"s{i}", clock, i % 9, 30.0)])
                 # the writer's row counts reach pg_stat before this returns (a backend reports them at most once a
                 # second on its own: a quick test would look at none)
                 await conn.execute("SELECT pg_stat_force_next_flush()")
