@@ -7,7 +7,7 @@ flushes before its transaction commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,8 +101,8 @@ class Plan:
                 [self.codes[i] for i in rows], [self.todo[i].responder.distance_m for i in rows],
                 [self.deadlines[i] for i in rows]]
 
-    def only(self, keep: Callable[[Assignment], bool]) -> Plan:
-        rows = [i for i, a in enumerate(self.todo) if keep(a)]
+    def rows(self, rows: list[int]) -> Plan:
+        """A plan of these of its rows only."""
         return Plan([self.todo[i] for i in rows], [self.ids[i] for i in rows], [self.codes[i] for i in rows],
                     [self.deadlines[i] for i in rows])
 
@@ -114,7 +114,7 @@ async def dispatch_many(conn: asyncpg.Connection, ctx: Context, batch: Batch, to
     if not todo:
         return []
     plan = Plan.of(ctx, batch.now, todo)
-    await insert_planned(conn, batch.now, plan, set(), attempt=attempt, broadcast=broadcast)
+    await insert_planned(conn, batch.now, plan, attempt=attempt, broadcast=broadcast)
     return record(batch, plan, await places_of(conn, plan), attempt=attempt, cause=cause)
 
 
@@ -126,11 +126,10 @@ async def places_of(conn: asyncpg.Connection, plan: Plan) -> dict[Location, Rela
     return dict(zip(locs, await places.nearest_to(conn, locs), strict=True))
 
 
-async def insert_planned(conn: asyncpg.Connection, now: datetime, plan: Plan, inserted: set[uuid.UUID], *,
-                         attempt: int = 1, broadcast: bool = False) -> None:
-    """Insert the planned dispatches not yet `inserted`. A taken code (27^6 of them) skips its row: draw again
-    for those rows only."""
-    left = [i for i, dispatch_id in enumerate(plan.ids) if dispatch_id not in inserted]
+async def insert_planned(conn: asyncpg.Connection, now: datetime, plan: Plan, *, attempt: int = 1,
+                         broadcast: bool = False) -> None:
+    """Insert the planned dispatches. A taken code (27^6 of them) skips its row: draw again for those rows only."""
+    left = list(range(len(plan.ids)))
     for _ in range(5):
         if not left:
             return

@@ -146,9 +146,9 @@ async def create_drill_alert(conn: asyncpg.Connection, ctx: Context, now: dateti
 async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: list[NewAlert],
                   ids: list[uuid.UUID], homes: dict[str, Location]) -> None:
     """Each alert with its fix, its best location (and, with it, the region of the nearest police post) and its
-    dispatches, with their outbox rows and timeline: the same statements (three: responders with their named
-    places, rows, timeline), whatever the group's size. `homes`: the people's registered homes, for an alert with
-    no fix (create_alerts reads them with the people's locks)."""
+    dispatches, with their outbox rows and timeline: the same statements (two: responders with their named
+    places; every row, the timeline and the outbox), whatever the group's size. `homes`: the people's registered
+    homes, for an alert with no fix (create_alerts reads them with the people's locks)."""
     if not news:
         return
     bests = [best_location([n.location] if n.location else [], homes.get(n.person_id or ""),
@@ -163,17 +163,6 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
               for alert_id, near in zip(ids, found, strict=True)]
     plan = dispatching.Plan.of(ctx, now, [a for i, best in located.items()
                                           for a in dispatching.assignments(alerts[i], best, found[i])])
-    where = [(b.lon, b.lat, b.accuracy_m, b.source, b.fix_time) if b else (None,) * 5 for b in bests]
-    made = await conn.fetch(
-        queries.insert_alerts, now, ids, [n.person_id for n in news], [n.device_id for n in news],
-        [n.channel for n in news], [n.client_alert_id for n in news], [n.triggered_at for n in news],
-        [n.stale_token for n in news], [n.verified for n in news], [a["region"] for a in alerts],
-        *map(list, zip(*where, strict=True)),
-        *_fix_columns([(ids[i], n.location) for i, n in enumerate(news) if n.location]), *plan.columns())
-    created = {r["id"] for r in made if r["made"] == "alert"}
-    if len(created) != len(ids):  # her person lock and the keys read under it make this impossible
-        raise RuntimeError("an alert decided as new was already raised")
-    await dispatching.insert_planned(conn, now, plan, {r["id"] for r in made if r["made"] == "dispatch"})
     batch = Batch(now)
     for i, n in enumerate(news):
         batch.event(ids[i], "raised", channel=n.channel, stale_token=n.stale_token, verified=n.verified,
@@ -184,7 +173,25 @@ async def _create(conn: asyncpg.Connection, ctx: Context, now: datetime, news: l
         batch.event(ids[i], "located", source=best.source, accuracy_m=best.accuracy_m)
         dispatching.unstaffed(batch, alerts[i], found[i])
     dispatching.record(batch, plan, named)
-    await batch.flush(conn)
+    where = [(b.lon, b.lat, b.accuracy_m, b.source, b.fix_time) if b else (None,) * 5 for b in bests]
+    made = await conn.fetch(
+        queries.insert_alerts, now, ids, [n.person_id for n in news], [n.device_id for n in news],
+        [n.channel for n in news], [n.client_alert_id for n in news], [n.triggered_at for n in news],
+        [n.stale_token for n in news], [n.verified for n in news], [a["region"] for a in alerts],
+        *map(list, zip(*where, strict=True)),
+        *_fix_columns([(ids[i], n.location) for i, n in enumerate(news) if n.location]), *plan.columns(),
+        *batch.columns())
+    batch.written(made)
+    created = {r["made_id"] for r in made if r["made"] == "alert"}
+    if len(created) != len(ids):  # her person lock and the keys read under it make this impossible
+        raise RuntimeError("an alert decided as new was already raised")
+    inserted = {r["made_id"] for r in made if r["made"] == "dispatch"}
+    if taken := [i for i, dispatch_id in enumerate(plan.ids) if dispatch_id not in inserted]:
+        # A code already in use (27^6 of them): those dispatches, their events and their messages were skipped.
+        again = plan.rows(taken)
+        await dispatching.insert_planned(conn, now, again)
+        dispatching.record(batch, again, named)
+        await batch.flush(conn)
 
 
 def _fix_columns(fixes: list[tuple[uuid.UUID, Location]]) -> list[list]:

@@ -82,13 +82,21 @@ class Batch:
         """Write what was collected, in one statement (NOTIFY to every console happens in the events' trigger);
         within `leasing`, its messages are leased to this instance's sender."""
         if self.events or self.messages:
-            lease = _LEASING.get()
-            rows = await conn.fetch(queries.write_timeline_and_outbox, self.now, *_columns(self.events, 7),
-                                    *_columns(self.messages, 6), lease[0] if lease else None)
-            if lease is not None:
-                lease[1].extend(row for row in rows if row["id"] is not None)
-            self.events.clear()
-            self.messages.clear()
+            self.written(await conn.fetch(queries.write_timeline_and_outbox, self.now, *self.columns()))
+
+    def columns(self) -> list:
+        """write_timeline_and_outbox's parameters after its first (`now`): the events' columns, the messages'
+        columns and the lease; for a statement that writes them with other rows (intake's insert_alerts)."""
+        lease = _LEASING.get()
+        return [*_columns(self.events, 7), *_columns(self.messages, 6), lease[0] if lease else None]
+
+    def written(self, rows: list) -> None:
+        """The statement that was given `columns` ran: its leased messages (rows with an outbox id) join the
+        caller's `leasing` list, and the batch is empty again."""
+        if (lease := _LEASING.get()) is not None:
+            lease[1].extend(row for row in rows if row["id"] is not None)
+        self.events.clear()
+        self.messages.clear()
 
 
 def _columns(rows: list[tuple], width: int) -> list[list]:

@@ -14,12 +14,13 @@ async def _counts(db) -> dict[str, int]:
     return {t: await db.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
 
 
-_flush = timeline.Batch.flush
+_written = timeline.Batch.written
 
 
-async def _written_then_crash(self, conn):
-    """Write the timeline and the outbox rows, then fail: a crash after the last statement, before COMMIT."""
-    await _flush(self, conn)
+def _written_then_crash(self, rows):
+    """The group's last statement wrote the alerts, dispatches, timeline and outbox rows; then fail: a crash after
+    the last statement, before COMMIT."""
+    _written(self, rows)
     raise ConnectionResetError("database went away before the commit")
 
 
@@ -29,8 +30,8 @@ def _failing(*_args, **_kwargs):
 
 @pytest.mark.parametrize("target, name, replacement", [
     (dispatching, "nearest_at", _failing),
-    (dispatching, "insert_planned", _failing),
-    (timeline.Batch, "flush", _written_then_crash),
+    (dispatching, "record", _failing),
+    (timeline.Batch, "written", _written_then_crash),
 ])
 async def test_failure_midway_commits_nothing_and_is_not_acknowledged(app_client, settings, clock, db, monkeypatch,
                                                                       target, name, replacement):

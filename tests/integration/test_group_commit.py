@@ -85,12 +85,11 @@ async def test_crash_mid_group_commits_nothing_and_answers_nobody_received(pool,
     people = [await enrol(db, clock.now()) for _ in range(4)]
     alerts = [app_alert(p, f"c-{i}", clock, 1) for i, p in enumerate(people)]
 
-    async def events_then_crash(self, conn):
-        if self.events:
-            await conn.execute("SELECT 1")  # a statement went through, then the database went away
+    def written_then_crash(self, rows):
+        assert rows  # the group's insert went through (its alerts, dispatches and timeline), then the database went away
         raise ConnectionResetError("database went away between two statements")
 
-    monkeypatch.setattr(timeline.Batch, "flush", events_then_crash)
+    monkeypatch.setattr(timeline.Batch, "written", written_then_crash)
     answers = await all_at_once(group_committer(pool, Context(settings, clock), committers=1), alerts)
     assert all(isinstance(a, ConnectionResetError) for a in answers)
     for table in ("alerts", "location_fixes", "dispatches", "alert_events", "outbox"):
@@ -139,6 +138,34 @@ async def test_a_taken_dispatch_code_is_drawn_again_and_the_messages_carry_the_n
         event = await db.fetchval("SELECT data->>'code' FROM alert_events WHERE dispatch_id = $1", r["id"])
         sent = await db.fetch("SELECT payload->>'code' AS code FROM outbox WHERE dispatch_id = $1", r["id"])
         assert event == r["code"] and sent and {m["code"] for m in sent} == {r["code"]}
+
+
+async def test_a_taken_dispatch_code_leaves_no_event_or_message_of_the_dispatch_it_skipped(pool, settings, clock, db,
+                                                                                          monkeypatch):
+    from alertd.core import policy
+
+    await seed_responders(db)
+    first, second = await enrol(db, clock.now()), await enrol(db, clock.now())
+    [kept] = await all_at_once(group_committer(pool, Context(settings, clock), committers=1),
+                               [app_alert(first, "a", clock, 1)])
+    taken = await db.fetchval("SELECT code FROM dispatches LIMIT 1")
+    real_new_code = policy.new_code
+    draws = iter([taken])
+    monkeypatch.setattr(policy, "new_code", lambda: next(draws, None) or real_new_code())
+    [redrawn] = await all_at_once(group_committer(pool, Context(settings, clock), committers=1),
+                                  [app_alert(second, "b", clock, 1)])
+
+    def per_alert(query):
+        return [db.fetchval(query, uuid.UUID(answer.alert_id)) for answer in (kept, redrawn)]
+
+    # the same timeline and messages as an alert whose codes were all free: nothing twice, nothing of the skipped row
+    assert [await c for c in per_alert("SELECT count(*) FROM alert_events WHERE alert_id = $1")] == [5, 5]
+    assert [await c for c in per_alert("SELECT count(*) FROM outbox WHERE alert_id = $1")] == [4, 4]
+    assert await db.fetchval("SELECT count(*) FROM alert_events e WHERE e.dispatch_id IS NOT NULL AND NOT EXISTS"
+                             " (SELECT 1 FROM dispatches d WHERE d.id = e.dispatch_id)") == 0
+    assert await db.fetchval("SELECT count(*) FROM outbox m WHERE m.dispatch_id IS NOT NULL AND NOT EXISTS"
+                             " (SELECT 1 FROM dispatches d WHERE d.id = m.dispatch_id)") == 0
+    assert await db.fetchval("SELECT count(*) FROM alert_events WHERE data->>'code' = $1", taken) == 1
 
 
 async def test_group_commits_show_in_metrics(app_client, settings, clock, db):

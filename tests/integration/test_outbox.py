@@ -160,13 +160,13 @@ async def test_a_group_rolled_back_hands_nothing_over(settings, clock, db, monke
     person = await enrol(db, clock.now())
     sender = HandRecorder()
     pool = await create_pool(settings.database_url, 1, 3)
-    real_flush = Batch.flush
+    real_written = Batch.written
 
-    async def flush_then_fail(self, conn):
-        await real_flush(self, conn)
+    def written_then_fail(self, rows):
+        real_written(self, rows)
         raise RuntimeError("the group fails after its messages were written")
 
-    monkeypatch.setattr(Batch, "flush", flush_then_fail)
+    monkeypatch.setattr(Batch, "written", written_then_fail)
     try:
         committer = intake.group_committer(pool, Context(settings, clock), committers=1, sender=sender)
         [answer] = await all_at_once(committer, [app_alert(person, "rolled-back", clock)])

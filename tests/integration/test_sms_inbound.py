@@ -331,7 +331,7 @@ async def test_failure_midway_answers_503_and_twilios_retry_makes_one_alert(sms_
     await seed_responders(db)
     await enrol(db, clock.now(), phone="+77015550020")
     sid = "SM" + "d" * 32
-    monkeypatch.setattr(dispatching, "insert_planned", _failing)
+    monkeypatch.setattr(dispatching, "record", _failing)  # after the lock and the nearest responders were read
     resp = await inbound(sms_client, sms_settings, "+77015550020", here(), sid=sid)
     assert resp.status == 503  # the database went away: Twilio hears no 200, so it retries (issue 13: was 500)
     assert await _count(db, "alerts") == 0 and await _count(db, "sms_inbound") == 0

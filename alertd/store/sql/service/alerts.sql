@@ -1,18 +1,23 @@
 -- Alerts: intake, repeats, state changes, location trails, cancelling, reading.
 
 -- name: insert_alerts
--- Create a group of alerts at $1, each with its best location ($11..$15, NULL: none, so triage) and region, its fixes ($16..$21) and its first dispatches ($22..$28), in one statement. An alert whose device already sent its client_alert_id is skipped with its fixes and dispatches; a dispatch whose code is taken is skipped. Returns what was made: ('alert', id) and ('dispatch', id) rows.
-WITH created AS (
+-- Create a group of alerts at $1, each with its best location ($11..$15, NULL: none, so triage) and region, its fixes ($16..$21), its first dispatches ($22..$28), and the transaction's timeline events ($29..$35) and outbox messages ($36..$41, lease $42) as write_timeline_and_outbox writes them, in one statement. An alert whose device already sent its client_alert_id is skipped with its fixes, dispatches, events and messages; a dispatch whose code is taken is skipped with its events and messages (the caller draws again and writes those). Returns what was made: ('alert', made_id), ('dispatch', made_id) and the leased messages ('message', id and the message's columns), as write_timeline_and_outbox returns them.
+-- The timeline and the outbox are written here, not by a statement of their own, to save each group a round trip
+-- (docs/benchmarks.md). A message's drill flag comes from its alert's channel in this group: the alerts inserted
+-- above are not yet visible to this statement's reads.
+WITH given AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+                         $8::boolean[], $9::boolean[], $10::text[], $11::float8[], $12::float8[], $13::real[],
+                         $14::text[], $15::timestamptz[])
+           WITH ORDINALITY AS u(id, person_id, device_id, channel, client_alert_id, triggered_at, stale_token,
+                                verified, region, lon, lat, accuracy_m, source, fix_time, n)
+), created AS (
     INSERT INTO alerts (id, person_id, device_id, channel, client_alert_id, triggered_at, created_at, stale_token,
                         verified, region, triage, location, location_accuracy_m, location_source, location_fix_time)
     SELECT u.id, u.person_id, u.device_id, u.channel, u.client_alert_id, u.triggered_at, $1, u.stale_token,
            u.verified, u.region, u.lon IS NULL, ST_SetSRID(ST_MakePoint(u.lon, u.lat), 4326)::geography,
            u.accuracy_m, u.source, u.fix_time
-      FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::boolean[],
-                  $9::boolean[], $10::text[], $11::float8[], $12::float8[], $13::real[], $14::text[],
-                  $15::timestamptz[])
-           WITH ORDINALITY AS u(id, person_id, device_id, channel, client_alert_id, triggered_at, stale_token,
-                                verified, region, lon, lat, accuracy_m, source, fix_time, n)
+      FROM given u
      ORDER BY u.n
     ON CONFLICT (device_id, client_alert_id) DO NOTHING
     RETURNING id
@@ -34,10 +39,51 @@ WITH created AS (
      ORDER BY d.n
     ON CONFLICT (code) DO NOTHING
     RETURNING id
+), events AS (
+    INSERT INTO alert_events (alert_id, at, type, dispatch_id, responder_id, actor, data)
+    SELECT e.alert_id, e.at, e.type, e.dispatch_id, e.responder_id, e.actor, e.data
+      FROM unnest($29::uuid[], $30::timestamptz[], $31::text[], $32::uuid[], $33::text[], $34::text[], $35::jsonb[])
+           WITH ORDINALITY AS e(alert_id, at, type, dispatch_id, responder_id, actor, data, n)
+     WHERE e.alert_id IN (SELECT id FROM created)
+       AND (e.dispatch_id IS NULL OR e.dispatch_id IN (SELECT id FROM dispatched))
+     ORDER BY e.n
+), queued AS (
+    INSERT INTO outbox (channel, recipient, template, payload, alert_id, dispatch_id, next_attempt_at, created_at,
+                        status, sent_at, attempts, leased_until)
+    SELECT m.channel, m.recipient, m.template,
+           CASE WHEN m.alert_id IN (SELECT id FROM given WHERE channel = 'drill')
+                THEN m.payload || '{"drill": true}'::jsonb ELSE m.payload END,
+           m.alert_id, m.dispatch_id, $1::timestamptz, $1::timestamptz,
+           CASE WHEN m.channel = 'console' THEN 'sent' ELSE 'pending' END,
+           CASE WHEN m.channel = 'console' THEN $1::timestamptz END,
+           CASE WHEN m.channel = 'console' OR $42::float8 IS NOT NULL THEN 1 ELSE 0 END,
+           CASE WHEN m.channel <> 'console' THEN $1::timestamptz + make_interval(secs => $42::float8) END
+      FROM unnest($36::text[], $37::text[], $38::text[], $39::jsonb[], $40::uuid[], $41::uuid[])
+           WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
+     WHERE (m.alert_id IS NULL OR m.alert_id IN (SELECT id FROM created))
+       AND (m.dispatch_id IS NULL OR m.dispatch_id IN (SELECT id FROM dispatched))
+     ORDER BY m.n
+    RETURNING id, channel, recipient, template, payload, alert_id, dispatch_id, attempts, created_at, provider_ref
 )
-SELECT 'alert' AS made, id FROM created
+SELECT 'alert' AS made, id AS made_id, NULL::bigint AS id, NULL::text AS channel, NULL::text AS recipient,
+       NULL::text AS template, NULL::jsonb AS payload, NULL::uuid AS alert_id, NULL::uuid AS dispatch_id,
+       NULL::int AS attempts, NULL::timestamptz AS created_at, NULL::text AS provider_ref
+  FROM created
 UNION ALL
-SELECT 'dispatch', id FROM dispatched;
+SELECT 'dispatch', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM dispatched
+UNION ALL
+SELECT 'message', NULL, q.id, q.channel, q.recipient, q.template, q.payload, q.alert_id, q.dispatch_id, q.attempts,
+       q.created_at, q.provider_ref
+  FROM queued q WHERE q.channel <> 'console' AND $42::float8 IS NOT NULL
+UNION ALL
+SELECT 'notified', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(pg_notify('alertd_events', json_build_object(
+           'type', 'notification', 'recipient', c.recipient, 'template', c.template, 'alert_id', c.alert_id,
+           'dispatch_id', c.dispatch_id, 'payload', c.payload)::text))::int, NULL, NULL
+  FROM (SELECT * FROM queued WHERE channel = 'console' ORDER BY id) AS c
+UNION ALL
+SELECT 'woken', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(pg_notify('alertd_wake', 'outbox'))::int, NULL,
+       NULL
+  FROM (SELECT 1 FROM queued WHERE channel <> 'console' AND $42::float8 IS NULL LIMIT 1) AS others;
 
 -- name: lock_people_check_devices
 -- Lock the people $1 (in id order, so two groups cannot deadlock: one person's alerts are raised one group at a
