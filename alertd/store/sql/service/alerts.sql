@@ -54,12 +54,10 @@ WITH given AS (
            CASE WHEN m.alert_id IN (SELECT id FROM given WHERE channel = 'drill')
                 THEN m.payload || '{"drill": true}'::jsonb ELSE m.payload END,
            m.alert_id, m.dispatch_id, $1::timestamptz, $1::timestamptz,
-           CASE WHEN m.channel = 'console' THEN 'sent' ELSE 'pending' END,
-           CASE WHEN m.channel = 'console' THEN $1::timestamptz END,
-           CASE WHEN m.channel = 'console' OR $42::float8 IS NOT NULL THEN 1 ELSE 0 END,
-           CASE WHEN m.channel <> 'console' THEN $1::timestamptz + make_interval(secs => $42::float8) END
+           o.status, o.sent_at, o.attempts, o.leased_until
       FROM unnest($36::text[], $37::text[], $38::text[], $39::jsonb[], $40::uuid[], $41::uuid[])
            WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
+     CROSS JOIN LATERAL outbox_entry(m.channel, $1::timestamptz, $42::float8) AS o
      WHERE (m.alert_id IS NULL OR m.alert_id IN (SELECT id FROM created))
        AND (m.dispatch_id IS NULL OR m.dispatch_id IN (SELECT id FROM dispatched))
      ORDER BY m.n

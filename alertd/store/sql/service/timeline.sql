@@ -25,12 +25,10 @@ WITH events AS (
            CASE WHEN (SELECT a.drill FROM alerts a WHERE a.id = m.alert_id) THEN m.payload || '{"drill": true}'::jsonb
                 ELSE m.payload END,
            m.alert_id, m.dispatch_id, $1::timestamptz, $1::timestamptz,
-           CASE WHEN m.channel = 'console' THEN 'sent' ELSE 'pending' END,
-           CASE WHEN m.channel = 'console' THEN $1::timestamptz END,
-           CASE WHEN m.channel = 'console' OR $15::float8 IS NOT NULL THEN 1 ELSE 0 END,
-           CASE WHEN m.channel <> 'console' THEN $1::timestamptz + make_interval(secs => $15::float8) END
+           o.status, o.sent_at, o.attempts, o.leased_until
       FROM unnest($9::text[], $10::text[], $11::text[], $12::jsonb[], $13::uuid[], $14::uuid[])
            WITH ORDINALITY AS m(channel, recipient, template, payload, alert_id, dispatch_id, n)
+     CROSS JOIN LATERAL outbox_entry(m.channel, $1::timestamptz, $15::float8) AS o
      ORDER BY m.n
     RETURNING id, channel, recipient, template, payload, alert_id, dispatch_id, attempts, created_at, provider_ref
 )
