@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import sys
 import time
@@ -44,13 +45,16 @@ async def seed(dsn: str, settings, people: int) -> list[str]:
     return await benchlib.enrol_people(dsn, settings, people, seed=3, phone_prefix="+7705")
 
 
-async def drive(url: str, tokens_files: tuple[list[str], str], args, settle) -> dict:
-    """Open loop first (from a quiet start; one run per file of tokens, back to back, each with its own people),
-    then `settle()`, then closed loop (max throughput), with its own people."""
+async def drive(url: str, tokens_files: tuple[list[str], str], args, settle, run_done=None) -> dict:
+    """Open loop first (from a quiet start; one run per file of tokens, back to back, each with its own people,
+    `run_done()` after each), then `settle()`, then closed loop (max throughput), with its own people."""
     common = ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-    runs = [await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens, "open", "--rate", str(args.rate),
-                                     "--seed", str(i + 1), *common])
-            for i, tokens in enumerate(tokens_files[0])]
+    runs = []
+    for i, tokens in enumerate(tokens_files[0]):
+        runs.append(await benchlib.run_json([benchlib.PYTHON, LOADGEN, url, tokens, "open", "--rate", str(args.rate),
+                                             "--seed", str(i + 1), *common]))
+        if run_done is not None:
+            await run_done()
     opened = {"runs": runs, "requests": sum(r["requests"] for r in runs), "sent": sum(r["sent"] for r in runs),
               "ok": sum(r["ok"] for r in runs), "rps": min(r["rps"] for r in runs),
               "p50_ms": max(r["p50_ms"] for r in runs), "p99_ms": max(r["p99_ms"] for r in runs),
@@ -131,11 +135,17 @@ async def drive_measured(services: benchlib.Services, server, dsn: str, table: s
         await settle()  # (alertd: its outbox has sent what the open loop queued)
         marks.append(await snapshot())
 
-    result = await drive(url, tokens_file, args, settle_marked)
+    runs = [marks[0]]
+
+    async def run_marked() -> None:
+        runs.append(await snapshot())
+
+    result = await drive(url, tokens_file, args, settle_marked, run_marked)
     if drained is not None:
         await drained()
     marks.append(await snapshot())
-    return result, {**cost(marks[0], marks[-1]), "open": cost(marks[0], marks[1]), "closed": cost(marks[1], marks[2])}
+    return result, {**cost(marks[0], marks[-1]), "open": cost(marks[0], marks[1]), "closed": cost(marks[1], marks[2]),
+                    "open_runs": [cost(a, b) for a, b in itertools.pairwise(runs)]}
 
 
 async def group_commits(base_url: str, source: str = "app") -> dict[str, float]:
@@ -270,6 +280,8 @@ async def main() -> int:
             p = c[phase]
             print(f"    {phase} loop: {p['server_s']:.1f} s + {p['postgres_s']:.1f} s for {p['rows']} rows = "
                   f"{p['ms_per_row']:.2f} ms per committed request")
+    each = ", ".join(f"{r['ms_per_row']:.2f}" for r in cpu["open_runs"])
+    print(f"  alertd's CPU per alert in each open-loop run (the first from a fresh start): {each} ms")
     print(f"  CPU per request ratio alertd/baseline: {cpu['ms_per_row'] / base_cpu['ms_per_row']:.1f}x "
           f"(alertd's outbox work included: counted until it had sent every message the load queued)")
     for mode, people in [*(("open", per_run) for _ in alertd["open"]["runs"]), ("closed", len(tokens) - opening)]:
