@@ -155,12 +155,12 @@ async def test_a_taken_dispatch_code_leaves_no_event_or_message_of_the_dispatch_
     [redrawn] = await all_at_once(group_committer(pool, Context(settings, clock), committers=1),
                                   [app_alert(second, "b", clock, 1)])
 
-    def per_alert(query):
-        return [db.fetchval(query, uuid.UUID(answer.alert_id)) for answer in (kept, redrawn)]
+    async def each(query):
+        return [await db.fetchval(query, uuid.UUID(answer.alert_id)) for answer in (kept, redrawn)]
 
     # the same timeline and messages as an alert whose codes were all free: nothing twice, nothing of the skipped row
-    assert [await c for c in per_alert("SELECT count(*) FROM alert_events WHERE alert_id = $1")] == [5, 5]
-    assert [await c for c in per_alert("SELECT count(*) FROM outbox WHERE alert_id = $1")] == [4, 4]
+    assert await each("SELECT count(*) FROM alert_events WHERE alert_id = $1") == [5, 5]
+    assert await each("SELECT count(*) FROM outbox WHERE alert_id = $1") == [4, 4]
     assert await db.fetchval("SELECT count(*) FROM alert_events e WHERE e.dispatch_id IS NOT NULL AND NOT EXISTS"
                              " (SELECT 1 FROM dispatches d WHERE d.id = e.dispatch_id)") == 0
     assert await db.fetchval("SELECT count(*) FROM outbox m WHERE m.dispatch_id IS NOT NULL AND NOT EXISTS"
