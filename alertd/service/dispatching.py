@@ -48,11 +48,11 @@ async def nearest_at(conn: asyncpg.Connection, ctx: Context, now: datetime, kind
     rows = await conn.fetch(queries.find_nearest_responders, list(kinds), [loc.lon for loc in locs],
                             [loc.lat for loc in locs], exclude or [], units_seen_since(ctx, now), near is not None)
     for row in rows:
+        loc = locs[row["n"] - 1]
         found[row["n"] - 1][row["kind"]] = Responder.from_row(row)
-        if near is not None:
-            loc = locs[row["n"] - 1]
-            place = Place.from_row(row, "place_") if row["place_geonameid"] is not None else None
-            near[loc] = relate(place, loc.lat, loc.lon) if place else None
+        if near is not None and loc not in near:  # a point's place comes on each of its kinds' rows: related once
+            near[loc] = (relate(Place.from_row(row, "place_"), loc.lat, loc.lon)
+                         if row["place_geonameid"] is not None else None)
     return found
 
 
