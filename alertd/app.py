@@ -121,6 +121,7 @@ async def _engine(app: web.Application):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await outbox.stop()
     for notifier in app[NOTIFIERS].notifiers.values():
         if hasattr(notifier, "aclose"):  # the SMS providers' HTTP sessions
             await notifier.aclose()

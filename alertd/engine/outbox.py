@@ -17,6 +17,11 @@ from alertd.store.db import CONNECTION_LOST
 
 log = logging.getLogger("alertd.engine.outbox")
 LEASE_S = 60.0  # a message a crashed instance leased is retried after this
+# Messages this instance records (sent, failed or put back) between its vacuums of the queue. Each leaves a dead row
+# version in `outbox_pending`; autovacuum looks at most once a minute, and meanwhile every scan of the queue (a claim,
+# the next due time, marking messages sent) reads the dead versions too. At 1,000 alerts/s a minute of them made
+# marking sent the dearest statement there is (docs/benchmarks.md).
+VACUUM_AFTER = 2000
 
 
 class Outbox:
@@ -28,14 +33,18 @@ class Outbox:
     version = 1
     lease_s = LEASE_S  # a message handed over at commit is leased as long as a claimed one (ports.OwnSender)
 
-    def __init__(self, ctx: Context, registry: Registry, batch: int = 200, concurrency: int = 16) -> None:
+    def __init__(self, ctx: Context, registry: Registry, batch: int = 200, concurrency: int = 16,
+                 vacuum_after: int = VACUUM_AFTER) -> None:
         self.ctx = ctx
         self.registry = registry
         self.batch = batch
         self.concurrency = concurrency
+        self.vacuum_after = vacuum_after
         self._handed: list[Message] = []
         self._handed_ready = asyncio.Event()
         self._delivering = asyncio.Lock()
+        self._recorded = 0  # since the last vacuum
+        self._vacuum: asyncio.Task | None = None
 
     def hand(self, rows: list) -> None:
         """After the commit that leased them to this instance: messages for `send_handed` to send."""
@@ -127,7 +136,25 @@ class Outbox:
                 await conn.execute(queries.mark_outbox_sent, [i for i, _ in sent], done_at, [r for _, r in sent])
             for message, error, retryable in failed:
                 await self._failed(conn, message, error, retryable, done_at)
+        self._recorded += len(messages)
+        if self._recorded >= self.vacuum_after and (self._vacuum is None or self._vacuum.done()):
+            self._recorded = 0
+            self._vacuum = asyncio.create_task(self.vacuum_queue(pool), name="alertd-outbox-vacuum")
         return len(messages)
+
+    async def vacuum_queue(self, pool: asyncpg.Pool) -> None:
+        """Clear the queue of the dead row versions its messages left (in the background, after every
+        `vacuum_after` recorded here; another instance's vacuum running already does it for both)."""
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute(queries.vacuum_outbox_queue)
+        except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
+            log.warning("the outbox queue was not vacuumed; autovacuum will", extra={"fields": {"error": str(exc)}})
+
+    async def stop(self) -> None:
+        """Let a vacuum under way finish (the queue is small: moments)."""
+        if self._vacuum is not None:
+            await asyncio.wait([self._vacuum], timeout=5.0)
 
     async def _send(self, message: Message) -> str | tuple[str, bool] | None:
         """The provider reference on success, or (error, retryable)."""

@@ -47,6 +47,12 @@ UPDATE outbox o SET status = 'sent', sent_at = $2, provider_ref = u.ref, last_er
   FROM unnest($1::bigint[], $3::text[]) AS u(id, ref)
  WHERE o.id = u.id AND o.status = 'pending';
 
+-- name: vacuum_outbox_queue
+-- Remove the dead row versions the messages recorded since the last time left in the queue, index entries included
+-- (INDEX_CLEANUP ON: the scans that read past them are index scans). SKIP_LOCKED: while another instance vacuums it,
+-- nothing to do; TRUNCATE false: no exclusive lock on the queue that every group commit writes to.
+VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON, TRUNCATE false) outbox_pending;
+
 -- name: retry_outbox
 -- Schedule another attempt after a failure (and give up the lease).
 UPDATE outbox SET next_attempt_at = $2, last_error = $3, leased_until = NULL WHERE id = $1 AND status = 'pending';
