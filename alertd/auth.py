@@ -91,9 +91,29 @@ def issue(settings: Settings, *, role: str, sub: str, ttl_s: int, now: datetime,
     return jwt.encode(body, ring.keys[ring.signing], algorithm=ALGORITHM, headers={"kid": ring.signing})
 
 
+# The key each header alertd has seen names: a token's header is its first segment, the same for every token signed
+# with one key, so its key is looked up once, not parsed out of each new token again (a tenth of an alert's CPU in
+# alertd under load was pyjwt; docs/benchmarks.md). Only headers that named a key alertd accepts are kept, with the
+# Settings they were read under (another Settings, another lookup).
+_KEYS: dict[str, tuple[Settings, str]] = {}
+_KEYS_MAX = 64
+
+
 def _key(settings: Settings, token: str) -> str:
     """The key the token names in its `kid` header (it must be one alertd accepts), or ALERTD_JWT_SECRET for a token
     that names none (issued before the first rotation)."""
+    header = token.split(".", 1)[0]
+    known = _KEYS.get(header)
+    if known is not None and known[0] is settings:
+        return known[1]
+    key = _key_named(settings, token)
+    if len(_KEYS) >= _KEYS_MAX:
+        _KEYS.clear()
+    _KEYS[header] = (settings, key)
+    return key
+
+
+def _key_named(settings: Settings, token: str) -> str:
     kid = jwt.get_unverified_header(token).get("kid")
     if kid is None:
         return settings.jwt_secret

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -76,3 +77,40 @@ def test_a_forged_token_is_never_remembered(monkeypatch):
     with pytest.raises(auth.TokenError):
         auth.verify(SETTINGS, unsigned, NOW)
     assert seen == [forged, forged, unsigned]
+
+
+def _ring(tmp_path, kid: str, secret: str) -> Settings:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"signing": kid, "keys": {kid: secret}}))
+    return SETTINGS.replace(jwt_keys_file=str(path)).validate()
+
+
+def test_a_headers_key_is_looked_up_once_and_the_signature_still_checked_every_time(monkeypatch, tmp_path):
+    """Every token signed with one key has the same header: its key is read from the header once. What a token
+    claims under that header is still checked against the signature, token by token."""
+    ring = _ring(tmp_path, "k1", "ring-secret-" + "z" * 40)
+    lookups: list[str] = []
+    real = auth._key_named
+    monkeypatch.setattr(auth, "_key_named", lambda settings, token: lookups.append(token) or real(settings, token))
+    tokens = [auth.issue(ring, role="device", sub=f"D-{i}", ttl_s=600, now=NOW, person_id=f"P-{i}",
+                         device_id=f"D-{i}") for i in range(3)]
+    assert len({t.split(".")[0] for t in tokens}) == 1
+    assert [auth.verify(ring, t, NOW).device_id for t in tokens] == ["D-0", "D-1", "D-2"]
+    assert lookups == tokens[:1]
+    header, _, signature = tokens[0].split(".")
+    _, body, _ = tokens[1].split(".")
+    with pytest.raises(auth.TokenError):  # a known header, another token's claims: the signature does not match
+        auth.verify(ring, f"{header}.{body}.{signature}", NOW)
+    other = _ring(tmp_path, "k1", "rotated-secret-" + "w" * 40)  # the same key id, another key: looked up again
+    with pytest.raises(auth.TokenError):
+        auth.verify(other, device_token(ring), NOW)
+    assert len(lookups) == 2
+
+
+def test_a_header_naming_an_unknown_key_is_refused_every_time(monkeypatch, tmp_path):
+    ring = _ring(tmp_path, "k1", "ring-secret-" + "z" * 40)
+    stranger = jwt.encode({"sub": "x"}, "some-other-secret-" + "q" * 40, algorithm="HS256", headers={"kid": "k9"})
+    for _ in range(2):
+        with pytest.raises(auth.TokenError, match="unknown key id"):
+            auth.verify(ring, stranger, NOW)
+    assert stranger.split(".")[0] not in auth._KEYS
