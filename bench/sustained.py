@@ -255,7 +255,7 @@ async def main() -> int:
     parser.add_argument("--few", type=int, default=60, help="responders in the baseline run")
     parser.add_argument("--spread-lat", type=float, default=10.0, help="degrees of latitude the responders span")
     parser.add_argument("--spread-lon", type=float, default=35.0, help="degrees of longitude the responders span")
-    parser.add_argument("--people", type=int, default=90000, help="enrolled people: one per request")
+    parser.add_argument("--people", type=int, default=130000, help="enrolled people: one per request")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop connections")
     parser.add_argument("--duration", type=float, default=75.0, help="seconds of closed loop")
     parser.add_argument("--slice", type=float, default=15.0, help="seconds per reported slice")
