@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from alertd.settings import Settings
 
@@ -95,8 +95,7 @@ def issue(settings: Settings, *, role: str, sub: str, ttl_s: int, now: datetime,
 # with one key, so its key is looked up once, not parsed out of each new token again (a tenth of an alert's CPU in
 # alertd under load was pyjwt; docs/benchmarks.md). Only headers that named a key alertd accepts are kept, with the
 # Settings they were read under (another Settings, another lookup).
-_KEYS: dict[str, tuple[Settings, str]] = {}
-_KEYS_MAX = 64
+_KEYS: LRUCache[str, tuple[Settings, str]] = LRUCache(maxsize=64)
 
 
 def _key(settings: Settings, token: str) -> str:
@@ -107,8 +106,6 @@ def _key(settings: Settings, token: str) -> str:
     if known is not None and known[0] is settings:
         return known[1]
     key = _key_named(settings, token)
-    if len(_KEYS) >= _KEYS_MAX:
-        _KEYS.clear()
     _KEYS[header] = (settings, key)
     return key
 
