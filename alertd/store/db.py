@@ -90,16 +90,21 @@ async def check_vacuum(conn: asyncpg.Connection) -> str | None:
     return vacuum_advice(row["autovacuum"] == "on", int(row["naptime_s"]))
 
 
+def json_bytes(value) -> bytes:
+    """A json/jsonb parameter's JSON (UTF-8). orjson: every alert encodes a dozen timeline details and outbox
+    payloads and decodes what the outbox sends, at a tenth of the stdlib's cost (docs/benchmarks.md); keys that
+    are not strings become strings, as with the stdlib."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
 def json_text(value) -> str:
-    """A json/jsonb parameter's text. orjson: every alert encodes a dozen timeline details and outbox payloads and
-    decodes what the outbox sends, at a tenth of the stdlib's cost (docs/benchmarks.md); keys that are not
-    strings become strings, as with the stdlib."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    """A json parameter (text format)."""
+    return json_bytes(value).decode()
 
 
 def jsonb_binary(value) -> bytes:
     """A jsonb parameter in PostgreSQL's binary format: a version byte (1), then the JSON text."""
-    return b"\x01" + orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    return b"\x01" + json_bytes(value)
 
 
 def jsonb_value(data: bytes):
