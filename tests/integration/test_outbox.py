@@ -287,3 +287,15 @@ async def test_the_sender_clears_the_dead_rows_its_messages_leave_in_the_queue(s
         await pool.close()
     assert {r["status"] for r in await db.fetch("SELECT status FROM outbox")} == {"sent"}
 
+
+
+async def test_each_message_marked_sent_keeps_its_own_provider_reference(settings, clock, db):
+    """One statement marks a batch sent: each row gets the reference its provider gave for it, not a neighbour's."""
+    await _queue(db, clock, n=7)
+    pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        assert await Outbox(Context(settings, clock), Registry({"test": Recorder()})).process_due(pool, clock.now()) == 7
+    finally:
+        await pool.close()
+    rows = await db.fetch("SELECT id, status, provider_ref FROM outbox")
+    assert len(rows) == 7 and all(r["status"] == "sent" and r["provider_ref"] == f"ref-{r['id']}" for r in rows)
